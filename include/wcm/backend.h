@@ -1,0 +1,54 @@
+/* wcm — compute backends (in the spirit of ggml's): the numerical ops a
+ * network needs, behind a table of function pointers. The CPU backend picks
+ * AVX-512 / AVX2 / portable kernels at run time; a double-precision
+ * reference backend exists for tests. A CUDA backend is planned. */
+#ifndef WCM_BACKEND_H
+#define WCM_BACKEND_H
+
+#include "wcm/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A stride-1 "same" convolution without bias on NHWC tensors.
+ * x: [n][h][w][cin], y: [n][h][w][cout], weights: [k][k][cin][cout], k = 1 or 3. */
+typedef struct {
+    int n, h, w, cin, cout, k;
+} wcm_conv_shape;
+
+enum {
+    WCM_CONV_RELU = 1,        /* forward: y = max(conv, 0) */
+    WCM_CONV_ACCUMULATE = 2,  /* backward-weights: dw += instead of dw = */
+};
+
+typedef struct wcm_backend {
+    const char *name;
+    /* y = conv(x, w), ReLU fused when flags & WCM_CONV_RELU. */
+    void (*conv_forward)(const wcm_conv_shape *s, const float *x, const float *w, float *y, int flags);
+    /* dx = transposed conv(dy, w): gradient of the input. */
+    void (*conv_backward_data)(const wcm_conv_shape *s, const float *dy, const float *w, float *dx);
+    /* dw = sum over pixels of x (shifted) * dy; accumulate into dw with
+     * WCM_CONV_ACCUMULATE. Must not depend on the thread count. */
+    void (*conv_backward_weights)(const wcm_conv_shape *s, const float *x, const float *dy, float *dw, int flags);
+} wcm_backend;
+
+/* The fast CPU backend (default). */
+const wcm_backend *wcm_backend_cpu(void);
+/* Naive loops accumulating in double: the ground truth for kernel tests. */
+const wcm_backend *wcm_backend_reference(void);
+/* Backend used by networks; NULL restores the CPU one. */
+void wcm_set_backend(const wcm_backend *b);
+const wcm_backend *wcm_get_backend(void);
+
+/* Which SIMD level the CPU kernels use: "avx512", "avx2" or "portable".
+ * WCM_SIMD=portable|avx2|avx512 in the environment caps it (for valgrind). */
+const char *wcm_cpu_simd_level(void);
+/* Winograd F(4x4,3x3) for 3x3 layers with many channels (default on). */
+void wcm_set_winograd(int enabled);
+int wcm_get_winograd(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,39 @@
+/* wcm — a model: one network ("single": a flat denoiser, or a lone low-pass or
+ * conditional net), or a multi-scale model made of a low-pass net and J
+ * conditional nets (scale j = 0 is the finest). Stored as one safetensors file
+ * (tensors prefixed "low." and "cond{j}.", or "net." for a single network). */
+#ifndef WCM_MODEL_H
+#define WCM_MODEL_H
+
+#include "wcm/net.h"
+#include "wcm/haar.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int multiscale;                 /* 0: single network in `net` */
+    wcm_net *net;                   /* single */
+    wcm_net *low;                   /* multiscale: coarsest low-pass denoiser */
+    int levels;                     /* multiscale: J */
+    wcm_net *cond[WCM_MAX_LEVELS];  /* multiscale: conditional net per scale */
+    wcm_array_list meta;            /* provenance and free-form metadata */
+} wcm_model;
+
+void wcm_model_free(wcm_model *m);
+/* Load a model from .safetensors (native) or .pt (one PyTorch network, imported on the fly). */
+int wcm_model_load(const char *path, wcm_model *m, wcm_error *err);
+/* Save as safetensors (atomic). half != 0 stores float16. */
+int wcm_model_save(const wcm_model *m, const char *path, int half, wcm_error *err);
+/* Import one PyTorch network file. */
+int wcm_net_load_torch(const char *path, wcm_net **out, wcm_error *err);
+/* Network by name: "low", "0".."J-1", or "net"/"" for a single model. NULL if absent. */
+wcm_net *wcm_model_get_net(const wcm_model *m, const char *which);
+/* Multi-line human readable summary. */
+void wcm_model_describe(const wcm_model *m, char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

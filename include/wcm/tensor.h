@@ -1,0 +1,71 @@
+/* wcm — float32 tensors (activations in NHWC: channels innermost) and .npy I/O. */
+#ifndef WCM_TENSOR_H
+#define WCM_TENSOR_H
+
+#include "wcm/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A batch of images, NHWC, float32, owned (data from wcm_alloc). */
+typedef struct {
+    int n, h, w, c;
+    float *data;
+} wcm_tensor;
+
+int wcm_tensor_alloc(wcm_tensor *t, int n, int h, int w, int c, wcm_error *err);
+void wcm_tensor_free(wcm_tensor *t);
+size_t wcm_tensor_count(const wcm_tensor *t);
+int wcm_tensor_copy(wcm_tensor *dst, const wcm_tensor *src, wcm_error *err);
+/* Index of element (n, y, x, ch). */
+static inline size_t wcm_tensor_idx(const wcm_tensor *t, int n, int y, int x, int ch) {
+    return (((size_t)n * t->h + y) * t->w + x) * t->c + ch;
+}
+/* Non-zero if every element is finite. */
+int wcm_tensor_all_finite(const wcm_tensor *t);
+
+/* A dense float32 array in C order with an arbitrary shape (checkpoint tensors,
+ * npy arrays before layout conversion). */
+#define WCM_MAX_DIMS 8
+typedef struct {
+    char *name;                 /* owned, may be NULL */
+    int ndim;
+    int64_t shape[WCM_MAX_DIMS];
+    float *data;                /* owned, malloc'd */
+} wcm_array;
+
+int64_t wcm_array_count(const wcm_array *a);
+void wcm_array_free(wcm_array *a);
+
+/* An ordered list of named arrays plus string metadata (key/value pairs). */
+typedef struct {
+    wcm_array *items;
+    int count, cap;
+    char **meta_keys, **meta_vals;
+    int meta_count, meta_cap;
+} wcm_array_list;
+
+void wcm_array_list_init(wcm_array_list *l);
+void wcm_array_list_free(wcm_array_list *l);
+/* Takes ownership of a->name and a->data (a is cleared). */
+int wcm_array_list_push(wcm_array_list *l, wcm_array *a, wcm_error *err);
+const wcm_array *wcm_array_list_find(const wcm_array_list *l, const char *name);
+int wcm_array_list_set_meta(wcm_array_list *l, const char *key, const char *val, wcm_error *err);
+const char *wcm_array_list_get_meta(const wcm_array_list *l, const char *key);
+
+/* .npy: read float32/float64 little-endian C-order arrays (any ndim <= 8);
+ * Fortran order, other dtypes and malformed headers are refused. */
+int wcm_npy_read(const char *path, wcm_array *out, wcm_error *err);
+int wcm_npy_parse(const unsigned char *buf, size_t len, wcm_array *out, wcm_error *err);
+/* Write float32 C order, atomically (temporary file + rename). */
+int wcm_npy_write(const char *path, const wcm_array *a, wcm_error *err);
+
+/* Layout conversion: NCHW array (ndim 4, or 3 = CHW, or 2 = HW) <-> NHWC tensor. */
+int wcm_tensor_from_nchw(wcm_tensor *t, const wcm_array *a, wcm_error *err);
+int wcm_tensor_to_nchw(wcm_array *a, const wcm_tensor *t, wcm_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,189 @@
+/* Models: one network or a multi-scale cascade, loaded from PyTorch .pt or
+ * safetensors, saved as safetensors with architecture and provenance in
+ * __metadata__. */
+#include "wcm/model.h"
+#include "wcm/io.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void wcm_model_free(wcm_model *m) {
+    if (!m) return;
+    wcm_net_free(m->net);
+    wcm_net_free(m->low);
+    for (int j = 0; j < WCM_MAX_LEVELS; j++) wcm_net_free(m->cond[j]);
+    wcm_array_list_free(&m->meta);
+    memset(m, 0, sizeof *m);
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+int wcm_net_load_torch(const char *path, wcm_net **out, wcm_error *err) {
+    wcm_array_list l;
+    wcm_array_list_init(&l);
+    int rc = wcm_torch_read(path, &l, err);
+    if (!rc) {
+        rc = wcm_net_from_arrays(&l, "", out, err);
+        if (rc) wcm_fail_context(err, rc, "%s", path);
+    }
+    wcm_array_list_free(&l);
+    return rc;
+}
+
+static int has_prefix_key(const wcm_array_list *l, const char *prefix) {
+    size_t n = strlen(prefix);
+    for (int i = 0; i < l->count; i++)
+        if (l->items[i].name && strncmp(l->items[i].name, prefix, n) == 0) return 1;
+    return 0;
+}
+
+/* Copy metadata pairs (provenance survives load/save). */
+static int copy_meta(wcm_array_list *dst, const wcm_array_list *src, wcm_error *err) {
+    for (int i = 0; i < src->meta_count; i++) {
+        int rc = wcm_array_list_set_meta(dst, src->meta_keys[i], src->meta_vals[i], err);
+        if (rc) return rc;
+    }
+    return WCM_OK;
+}
+
+static int model_from_arrays(const wcm_array_list *l, wcm_model *m, wcm_error *err) {
+    const char *kind = wcm_array_list_get_meta(l, "wcm.model");
+    int multiscale = kind ? strcmp(kind, "multiscale") == 0 : has_prefix_key(l, "low.");
+    int rc;
+    if (!multiscale) {
+        const char *prefix = has_prefix_key(l, "net.") ? "net." : "";
+        rc = wcm_net_from_arrays(l, prefix, &m->net, err);
+        return rc;
+    }
+    m->multiscale = 1;
+    rc = wcm_net_from_arrays(l, "low.", &m->low, err);
+    if (rc) return rc;
+    if (m->low->kind != WCM_NET_LOWPASS && m->low->kind != WCM_NET_FLAT)
+        return wcm_fail(err, WCM_ERR_FORMAT, "multi-scale model: the low-pass net must be a 1 -> 1 network");
+    for (int j = 0; j < WCM_MAX_LEVELS; j++) {
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "cond%d.", j);
+        if (!has_prefix_key(l, prefix)) break;
+        rc = wcm_net_from_arrays(l, prefix, &m->cond[j], err);
+        if (rc) return rc;
+        if (m->cond[j]->kind != WCM_NET_CONDITIONAL)
+            return wcm_fail(err, WCM_ERR_FORMAT, "multi-scale model: net cond%d is not a conditional (4 -> 3) net", j);
+        m->levels = j + 1;
+    }
+    if (m->levels == 0) return wcm_fail(err, WCM_ERR_FORMAT, "multi-scale model has no conditional nets (cond0.*)");
+    const char *levels = wcm_array_list_get_meta(l, "wcm.levels");
+    if (levels && atoi(levels) != m->levels)
+        return wcm_fail(err, WCM_ERR_FORMAT, "metadata says %s levels but %d conditional nets are stored", levels, m->levels);
+    return WCM_OK;
+}
+
+int wcm_model_load(const char *path, wcm_model *m, wcm_error *err) {
+    memset(m, 0, sizeof *m);
+    wcm_array_list_init(&m->meta);
+    wcm_array_list l;
+    wcm_array_list_init(&l);
+    int rc;
+    if (ends_with(path, ".pt") || ends_with(path, ".pth")) {
+        rc = wcm_torch_read(path, &l, err);
+        if (!rc) {
+            rc = wcm_net_from_arrays(&l, "", &m->net, err);
+            if (!rc) rc = wcm_array_list_set_meta(&m->meta, "wcm.source", path, err);
+            if (rc) wcm_fail_context(err, rc, "%s", path);
+        }
+    } else if (ends_with(path, ".safetensors")) {
+        rc = wcm_safetensors_read(path, &l, err);
+        if (!rc) {
+            rc = model_from_arrays(&l, m, err);
+            if (!rc) rc = copy_meta(&m->meta, &l, err);
+            if (rc) wcm_fail_context(err, rc, "%s", path);
+        }
+    } else {
+        rc = wcm_fail(err, WCM_ERR_ARG, "%s: unknown model format (expected .safetensors or .pt)", path);
+    }
+    wcm_array_list_free(&l);
+    if (rc) wcm_model_free(m);
+    return rc;
+}
+
+static int describe_net_meta(wcm_array_list *l, const char *name, const wcm_net *net, int scale, wcm_error *err) {
+    char key[64], val[128];
+    snprintf(key, sizeof key, "wcm.net.%s", name);
+    if (scale >= 0)
+        snprintf(val, sizeof val, "kind=%s rf=%d scale=%d", wcm_net_kind_name(net->kind), net->rf, scale);
+    else
+        snprintf(val, sizeof val, "kind=%s rf=%d", wcm_net_kind_name(net->kind), net->rf);
+    return wcm_array_list_set_meta(l, key, val, err);
+}
+
+int wcm_model_save(const wcm_model *m, const char *path, int half, wcm_error *err) {
+    wcm_array_list l;
+    wcm_array_list_init(&l);
+    int rc = copy_meta(&l, &m->meta, err);
+    if (!rc) rc = wcm_array_list_set_meta(&l, "format", "pt", err); /* lets safetensors' torch loader accept it */
+    if (!rc) rc = wcm_array_list_set_meta(&l, "wcm.version", "1", err);
+    if (!rc && !m->multiscale) {
+        rc = wcm_array_list_set_meta(&l, "wcm.model", "single", err);
+        if (!rc) rc = describe_net_meta(&l, "net", m->net, -1, err);
+        if (!rc) rc = wcm_net_to_arrays(m->net, "net.", &l, err);
+    } else if (!rc) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "%d", m->levels);
+        rc = wcm_array_list_set_meta(&l, "wcm.model", "multiscale", err);
+        if (!rc) rc = wcm_array_list_set_meta(&l, "wcm.levels", buf, err);
+        if (!rc) rc = describe_net_meta(&l, "low", m->low, -1, err);
+        if (!rc) rc = wcm_net_to_arrays(m->low, "low.", &l, err);
+        for (int j = 0; !rc && j < m->levels; j++) {
+            char prefix[32], name[32];
+            snprintf(prefix, sizeof prefix, "cond%d.", j);
+            snprintf(name, sizeof name, "cond%d", j);
+            rc = describe_net_meta(&l, name, m->cond[j], j, err);
+            if (!rc) rc = wcm_net_to_arrays(m->cond[j], prefix, &l, err);
+        }
+    }
+    if (!rc) rc = wcm_safetensors_write(path, &l, half, err);
+    wcm_array_list_free(&l);
+    return rc;
+}
+
+wcm_net *wcm_model_get_net(const wcm_model *m, const char *which) {
+    if (!m->multiscale) return (!which || !*which || !strcmp(which, "net")) ? m->net : NULL;
+    if (!which || !strcmp(which, "low")) return m->low;
+    char *end;
+    long j = strtol(which, &end, 10);
+    if (end == which || *end || j < 0 || j >= m->levels) return NULL;
+    return m->cond[j];
+}
+
+void wcm_model_describe(const wcm_model *m, char *buf, size_t size) {
+    char line[256];
+    size_t used = 0;
+    buf[0] = 0;
+#define APPEND(...)                                                    \
+    do {                                                               \
+        int k_ = snprintf(buf + used, used < size ? size - used : 0, __VA_ARGS__); \
+        if (k_ > 0) used += (size_t)k_;                                \
+        if (used >= size) used = size - 1;                             \
+    } while (0)
+    if (!m->multiscale) {
+        wcm_net_describe(m->net, line, sizeof line);
+        APPEND("model: single network\n  net: %s\n", line);
+    } else {
+        size_t total = m->low->nparams;
+        for (int j = 0; j < m->levels; j++) total += m->cond[j]->nparams;
+        APPEND("model: multi-scale, %d scales (J = %d), %zu parameters in total\n", m->levels, m->levels, total);
+        wcm_net_describe(m->low, line, sizeof line);
+        APPEND("  low: %s\n", line);
+        for (int j = 0; j < m->levels; j++) {
+            wcm_net_describe(m->cond[j], line, sizeof line);
+            APPEND("  scale %d: %s\n", j, line);
+        }
+    }
+    for (int i = 0; i < m->meta.meta_count; i++)
+        if (!strncmp(m->meta.meta_keys[i], "wcm.source", 10) || !strncmp(m->meta.meta_keys[i], "wcm.train", 9))
+            APPEND("  %s: %s\n", m->meta.meta_keys[i], m->meta.meta_vals[i]);
+#undef APPEND
+}

@@ -1,0 +1,369 @@
+/* Bias-free CNN architectures (SPEC §3), inference and state-dict conversion. */
+#include "wcm/net.h"
+#include "wcm/backend.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RF_NET_LAYERS 21
+#define LOWPASS_LAYERS 20
+
+int wcm_rf_layer_kernel(int rf, int l) {
+    /* The reference builds the 3x3 positions from P = 20 / ((R-1)/2 - 1) in
+     * floating point, with R = 8 standing in for RF 9. */
+    double R = rf == 9 ? 8.0 : (double)rf;
+    double P = 20.0 / ((R - 1.0) / 2.0 - 1.0);
+    return fmod((double)l, P) == 0.0 ? 3 : 1;
+}
+
+/* RF actually produced by the rule for nominal `rf` (2 * #3x3 + 1). */
+static int rule_rf(int rf) {
+    int n3 = 2; /* first and last layers */
+    for (int l = 1; l < RF_NET_LAYERS - 1; l++) n3 += wcm_rf_layer_kernel(rf, l) == 3;
+    return 2 * n3 + 1;
+}
+
+const char *wcm_net_kind_name(wcm_net_kind kind) {
+    switch (kind) {
+    case WCM_NET_FLAT: return "flat";
+    case WCM_NET_CONDITIONAL: return "conditional";
+    case WCM_NET_LOWPASS: return "lowpass";
+    }
+    return "unknown";
+}
+
+int wcm_net_kind_parse(const char *s, wcm_net_kind *kind) {
+    if (!strcmp(s, "flat")) *kind = WCM_NET_FLAT;
+    else if (!strcmp(s, "conditional")) *kind = WCM_NET_CONDITIONAL;
+    else if (!strcmp(s, "lowpass") || !strcmp(s, "low")) *kind = WCM_NET_LOWPASS;
+    else return WCM_ERR_ARG;
+    return WCM_OK;
+}
+
+/* Lay out layers given kernel sizes; allocates the parameter blocks. */
+static int net_build(wcm_net **out, wcm_net_kind kind, int nominal_rf, const int *kernels, int nlayers, int cin,
+                     int cout, wcm_error *err) {
+    wcm_net *net = calloc(1, sizeof *net);
+    if (!net) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
+    net->kind = kind;
+    net->nominal_rf = nominal_rf;
+    net->cin = cin;
+    net->cout = cout;
+    net->nlayers = nlayers;
+    net->layers = calloc((size_t)nlayers, sizeof *net->layers);
+    if (!net->layers) {
+        free(net);
+        return wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
+    }
+    size_t np = 0, nr = 0;
+    int n3 = 0;
+    for (int l = 0; l < nlayers; l++) {
+        wcm_layer *L = &net->layers[l];
+        L->k = kernels[l];
+        L->cin = l == 0 ? cin : WCM_CHANNELS;
+        L->cout = l == nlayers - 1 ? cout : WCM_CHANNELS;
+        L->bn = l > 0 && l < nlayers - 1;
+        n3 += L->k == 3;
+        np += (size_t)L->k * L->k * L->cin * L->cout + (L->bn ? (size_t)L->cout : 0);
+        nr += L->bn ? (size_t)L->cout : 0;
+    }
+    net->rf = 2 * n3 + 1;
+    net->nparams = np;
+    net->nrunning = nr;
+    net->params = wcm_calloc(np * sizeof(float));
+    net->running_sd = wcm_calloc((nr ? nr : 1) * sizeof(float));
+    net->folded = wcm_calloc(np * sizeof(float));
+    if (!net->params || !net->running_sd || !net->folded) {
+        wcm_net_free(net);
+        return wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
+    }
+    float *p = net->params, *r = net->running_sd;
+    for (int l = 0; l < nlayers; l++) {
+        wcm_layer *L = &net->layers[l];
+        L->weight = p;
+        p += (size_t)L->k * L->k * L->cin * L->cout;
+        if (L->bn) {
+            L->gamma = p;
+            p += L->cout;
+            L->running_sd = r;
+            r += L->cout;
+            for (int c = 0; c < L->cout; c++) L->gamma[c] = 1, L->running_sd[c] = 1;
+        }
+    }
+    *out = net;
+    return WCM_OK;
+}
+
+int wcm_net_create(wcm_net **out, wcm_net_kind kind, int rf, wcm_error *err) {
+    int kernels[RF_NET_LAYERS];
+    *out = NULL;
+    if (kind == WCM_NET_LOWPASS) {
+        for (int l = 0; l < LOWPASS_LAYERS; l++) kernels[l] = 3;
+        return net_build(out, kind, 40, kernels, LOWPASS_LAYERS, 1, 1, err);
+    }
+    if (kind != WCM_NET_FLAT && kind != WCM_NET_CONDITIONAL) return wcm_fail(err, WCM_ERR_ARG, "unknown network kind");
+    if (rf < 5 || rf > 43 || rf % 2 == 0 || rule_rf(rf) != rf)
+        return wcm_fail(err, WCM_ERR_ARG,
+                        "receptive field %d is not produced by the BF_CNN_RF rule (e.g. 5, 7, 9, 11, 13, 23, 43)", rf);
+    kernels[0] = kernels[RF_NET_LAYERS - 1] = 3;
+    for (int l = 1; l < RF_NET_LAYERS - 1; l++) kernels[l] = wcm_rf_layer_kernel(rf, l);
+    int cin = kind == WCM_NET_CONDITIONAL ? 4 : 1, cout = kind == WCM_NET_CONDITIONAL ? 3 : 1;
+    return net_build(out, kind, rf, kernels, RF_NET_LAYERS, cin, cout, err);
+}
+
+void wcm_net_free(wcm_net *net) {
+    if (!net) return;
+    wcm_free(net->params);
+    wcm_free(net->running_sd);
+    wcm_free(net->folded);
+    wcm_free(net->work[0]);
+    wcm_free(net->work[1]);
+    free(net->layers);
+    free(net);
+}
+
+void wcm_net_invalidate(wcm_net *net) { net->folded_valid = 0; }
+
+/* Inference weights: batch norm y = x / running_sd * gamma is a per-output
+ * channel scale, folded into the preceding convolution. The folded block has
+ * the same layout as params (gamma slots unused). */
+static void fold_weights(wcm_net *net) {
+    for (int l = 0; l < net->nlayers; l++) {
+        const wcm_layer *L = &net->layers[l];
+        size_t off = (size_t)(L->weight - net->params);
+        size_t rows = (size_t)L->k * L->k * L->cin;
+        float *dst = net->folded + off;
+        for (size_t r = 0; r < rows; r++)
+            for (int c = 0; c < L->cout; c++) {
+                float scale = L->bn ? L->gamma[c] / L->running_sd[c] : 1.0f;
+                dst[r * L->cout + c] = L->weight[r * L->cout + c] * scale;
+            }
+    }
+    net->folded_valid = 1;
+}
+
+int wcm_net_forward(wcm_net *net, const wcm_tensor *in, wcm_tensor *out, wcm_error *err) {
+    if (in->c != net->cin)
+        return wcm_fail(err, WCM_ERR_SHAPE, "%s network expects %d input channel%s, got %d",
+                        wcm_net_kind_name(net->kind), net->cin, net->cin == 1 ? "" : "s", in->c);
+    if (out->data && (out->n != in->n || out->h != in->h || out->w != in->w || out->c != net->cout)) {
+        wcm_tensor_free(out);
+    }
+    if (!out->data) {
+        int rc = wcm_tensor_alloc(out, in->n, in->h, in->w, net->cout, err);
+        if (rc) return rc;
+    }
+    size_t need = (size_t)in->n * in->h * in->w * WCM_CHANNELS;
+    if (need > net->work_size) {
+        wcm_free(net->work[0]);
+        wcm_free(net->work[1]);
+        net->work[0] = wcm_alloc(need * sizeof(float));
+        net->work[1] = wcm_alloc(need * sizeof(float));
+        net->work_size = need;
+        if (!net->work[0] || !net->work[1]) {
+            net->work_size = 0;
+            return wcm_fail(err, WCM_ERR_NOMEM, "out of memory for activations (%zu floats)", need);
+        }
+    }
+    if (!net->folded_valid) fold_weights(net);
+    const wcm_backend *be = wcm_get_backend();
+    const float *src = in->data;
+    for (int l = 0; l < net->nlayers; l++) {
+        const wcm_layer *L = &net->layers[l];
+        float *dst = l == net->nlayers - 1 ? out->data : net->work[l % 2];
+        wcm_conv_shape s = {in->n, in->h, in->w, L->cin, L->cout, L->k};
+        be->conv_forward(&s, src, net->folded + (L->weight - net->params), dst, L->bn ? WCM_CONV_RELU : 0);
+        src = dst;
+    }
+    return WCM_OK;
+}
+
+double wcm_net_macs_per_pixel(const wcm_net *net) {
+    double m = 0;
+    for (int l = 0; l < net->nlayers; l++) {
+        const wcm_layer *L = &net->layers[l];
+        m += (double)L->k * L->k * L->cin * L->cout;
+    }
+    return m;
+}
+
+void wcm_net_describe(const wcm_net *net, char *buf, size_t size) {
+    int n3 = 0;
+    for (int l = 0; l < net->nlayers; l++) n3 += net->layers[l].k == 3;
+    if (net->kind == WCM_NET_LOWPASS)
+        snprintf(buf, size, "lowpass BF_CNN (\"RF 40\"), receptive field %d, %d layers (all 3x3), %d->%d channels, %zu parameters",
+                 net->rf, net->nlayers, net->cin, net->cout, net->nparams);
+    else
+        snprintf(buf, size, "%s BF_CNN_RF, RF %d, %d layers (%d of 3x3), %d->%d channels, %zu parameters",
+                 wcm_net_kind_name(net->kind), net->rf, net->nlayers, n3, net->cin, net->cout, net->nparams);
+}
+
+/* ---- state dict (PyTorch names and layouts) ----------------------------- */
+
+/* Look up "<prefix>name" or "<prefix>module.name". */
+static const wcm_array *find_key(const wcm_array_list *l, const char *prefix, const char *name) {
+    char key[256];
+    snprintf(key, sizeof key, "%s%s", prefix, name);
+    const wcm_array *a = wcm_array_list_find(l, key);
+    if (!a) {
+        snprintf(key, sizeof key, "%smodule.%s", prefix, name);
+        a = wcm_array_list_find(l, key);
+    }
+    return a;
+}
+
+int wcm_net_from_arrays(const wcm_array_list *l, const char *prefix, wcm_net **out, wcm_error *err) {
+    *out = NULL;
+    const wcm_array *conv[RF_NET_LAYERS + 1] = {0};
+    int nlayers = 0;
+    for (; nlayers <= RF_NET_LAYERS; nlayers++) {
+        char name[64];
+        snprintf(name, sizeof name, "conv_layers.%d.weight", nlayers);
+        conv[nlayers] = find_key(l, prefix, name);
+        if (!conv[nlayers]) break;
+    }
+    if (nlayers != RF_NET_LAYERS && nlayers != LOWPASS_LAYERS)
+        return wcm_fail(err, WCM_ERR_FORMAT,
+                        "%sconv_layers: found %d consecutive layers, expected 21 (BF_CNN_RF) or 20 (BF_CNN)%s", prefix,
+                        nlayers, nlayers == 0 ? " (missing key conv_layers.0.weight)" : "");
+    int kernels[RF_NET_LAYERS];
+    for (int i = 0; i < nlayers; i++) {
+        const wcm_array *a = conv[i];
+        int64_t co = a->shape[0], ci = a->ndim == 4 ? a->shape[1] : 0;
+        int inner_in = i > 0, inner_out = i < nlayers - 1;
+        if (a->ndim != 4 || a->shape[2] != a->shape[3] || (a->shape[2] != 1 && a->shape[2] != 3) ||
+            (inner_in && ci != WCM_CHANNELS) || (inner_out && co != WCM_CHANNELS) || co < 1 || ci < 1 || co > 64 || ci > 64)
+            return wcm_fail(err, WCM_ERR_SHAPE, "%sconv_layers.%d.weight has unexpected shape [%lld,%lld,%lld,%lld]",
+                            prefix, i, (long long)a->shape[0], (long long)(a->ndim > 1 ? a->shape[1] : 0),
+                            (long long)(a->ndim > 2 ? a->shape[2] : 0), (long long)(a->ndim > 3 ? a->shape[3] : 0));
+        kernels[i] = (int)a->shape[2];
+    }
+    int cin = (int)conv[0]->shape[1], cout = (int)conv[nlayers - 1]->shape[0];
+    wcm_net_kind kind;
+    int nominal = 40;
+    if (kernels[0] != 3 || kernels[nlayers - 1] != 3)
+        return wcm_fail(err, WCM_ERR_SHAPE, "%sfirst and last layers must be 3x3", prefix);
+    if (nlayers == LOWPASS_LAYERS) {
+        for (int i = 0; i < nlayers; i++)
+            if (kernels[i] != 3) return wcm_fail(err, WCM_ERR_SHAPE, "%sBF_CNN layer %d is not 3x3", prefix, i);
+        if (cin != 1 || cout != 1)
+            return wcm_fail(err, WCM_ERR_SHAPE, "%sBF_CNN low-pass net must map 1 -> 1 channels, got %d -> %d", prefix, cin, cout);
+        kind = WCM_NET_LOWPASS;
+    } else {
+        if (cin == 1 && cout == 1) kind = WCM_NET_FLAT;
+        else if (cin == 4 && cout == 3) kind = WCM_NET_CONDITIONAL;
+        else
+            return wcm_fail(err, WCM_ERR_SHAPE, "%sBF_CNN_RF must map 1 -> 1 (flat) or 4 -> 3 (conditional), got %d -> %d",
+                            prefix, cin, cout);
+        int n3 = 0;
+        for (int i = 0; i < nlayers; i++) n3 += kernels[i] == 3;
+        nominal = 2 * n3 + 1;
+        for (int i = 1; i < nlayers - 1; i++)
+            if (wcm_rf_layer_kernel(nominal, i) != kernels[i])
+                return wcm_fail(err, WCM_ERR_SHAPE, "%skernel pattern does not follow the BF_CNN_RF rule for RF %d (layer %d)",
+                                prefix, nominal, i);
+    }
+    wcm_net *net;
+    int rc = net_build(&net, kind, nominal, kernels, nlayers, cin, cout, err);
+    if (rc) return rc;
+    for (int i = 0; i < nlayers; i++) {
+        wcm_layer *L = &net->layers[i];
+        const float *src = conv[i]->data;
+        int K = L->k;
+        /* torch [out][in][kh][kw] -> wcm [kh][kw][in][out] */
+        for (int o = 0; o < L->cout; o++)
+            for (int c = 0; c < L->cin; c++)
+                for (int ky = 0; ky < K; ky++)
+                    for (int kx = 0; kx < K; kx++)
+                        L->weight[(((size_t)ky * K + kx) * L->cin + c) * L->cout + o] =
+                            src[(((size_t)o * L->cin + c) * K + ky) * K + kx];
+        if (!L->bn) continue;
+        const char *what[2] = {"gammas", "running_sd"};
+        float *dst[2] = {L->gamma, L->running_sd};
+        for (int t = 0; t < 2; t++) {
+            char name[64];
+            snprintf(name, sizeof name, "BN_layers.%d.%s", i - 1, what[t]);
+            const wcm_array *a = find_key(l, prefix, name);
+            if (!a) {
+                wcm_net_free(net);
+                return wcm_fail(err, WCM_ERR_FORMAT, "missing key %s%s", prefix, name);
+            }
+            if (wcm_array_count(a) != L->cout) {
+                wcm_net_free(net);
+                return wcm_fail(err, WCM_ERR_SHAPE, "%s%s has %lld values, expected %d", prefix, name,
+                                (long long)wcm_array_count(a), L->cout);
+            }
+            memcpy(dst[t], a->data, sizeof(float) * (size_t)L->cout);
+        }
+        for (int c = 0; c < L->cout; c++)
+            if (!(L->running_sd[c] > 0) || !isfinite(L->running_sd[c]) || !isfinite(L->gamma[c])) {
+                wcm_net_free(net);
+                return wcm_fail(err, WCM_ERR_NUMERIC, "%sBN_layers.%d has a non-finite gamma or non-positive running_sd",
+                                prefix, i - 1);
+            }
+    }
+    for (size_t i = 0; i < net->nparams; i++)
+        if (!isfinite(net->params[i])) {
+            wcm_net_free(net);
+            return wcm_fail(err, WCM_ERR_NUMERIC, "%snetwork weights contain NaN or Inf", prefix);
+        }
+    *out = net;
+    return WCM_OK;
+}
+
+static int push_array(wcm_array_list *l, const char *prefix, const char *name, int ndim, const int64_t *shape,
+                      const float *src, wcm_error *err) {
+    wcm_array a = {0};
+    size_t n = strlen(prefix) + strlen(name) + 1;
+    a.name = malloc(n);
+    a.ndim = ndim;
+    int64_t count = 1;
+    for (int i = 0; i < ndim; i++) a.shape[i] = shape[i], count *= shape[i];
+    a.data = malloc((size_t)count * sizeof(float));
+    if (!a.name || !a.data) {
+        wcm_array_free(&a);
+        return wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
+    }
+    snprintf(a.name, n, "%s%s", prefix, name);
+    memcpy(a.data, src, (size_t)count * sizeof(float));
+    int rc = wcm_array_list_push(l, &a, err);
+    if (rc) wcm_array_free(&a);
+    return rc;
+}
+
+int wcm_net_to_arrays(const wcm_net *net, const char *prefix, wcm_array_list *l, wcm_error *err) {
+    for (int i = 0; i < net->nlayers; i++) {
+        const wcm_layer *L = &net->layers[i];
+        int K = L->k;
+        size_t count = (size_t)K * K * L->cin * L->cout;
+        float *t = malloc(count * sizeof(float));
+        if (!t) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
+        for (int o = 0; o < L->cout; o++)
+            for (int c = 0; c < L->cin; c++)
+                for (int ky = 0; ky < K; ky++)
+                    for (int kx = 0; kx < K; kx++)
+                        t[(((size_t)o * L->cin + c) * K + ky) * K + kx] =
+                            L->weight[(((size_t)ky * K + kx) * L->cin + c) * L->cout + o];
+        char name[64];
+        snprintf(name, sizeof name, "conv_layers.%d.weight", i);
+        int64_t shape[4] = {L->cout, L->cin, K, K};
+        int rc = push_array(l, prefix, name, 4, shape, t, err);
+        free(t);
+        if (rc) return rc;
+    }
+    for (int i = 0; i < net->nlayers; i++) {
+        const wcm_layer *L = &net->layers[i];
+        if (!L->bn) continue;
+        int64_t shape[4] = {1, L->cout, 1, 1};
+        char name[64];
+        snprintf(name, sizeof name, "BN_layers.%d.gammas", i - 1);
+        int rc = push_array(l, prefix, name, 4, shape, L->gamma, err);
+        if (rc) return rc;
+        snprintf(name, sizeof name, "BN_layers.%d.running_sd", i - 1);
+        rc = push_array(l, prefix, name, 4, shape, L->running_sd, err);
+        if (rc) return rc;
+    }
+    return WCM_OK;
+}

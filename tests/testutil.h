@@ -1,0 +1,77 @@
+/* Minimal test helpers: every check prints what it verified. */
+#ifndef WCM_TESTUTIL_H
+#define WCM_TESTUTIL_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int t_failures = 0, t_checks = 0;
+
+#define CHECK(cond, ...)                                                  \
+    do {                                                                  \
+        t_checks++;                                                       \
+        if (!(cond)) {                                                    \
+            t_failures++;                                                 \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                   \
+            printf(__VA_ARGS__);                                          \
+            printf("\n");                                                 \
+        } else {                                                          \
+            printf("ok   ");                                              \
+            printf(__VA_ARGS__);                                          \
+            printf("\n");                                                 \
+        }                                                                 \
+        fflush(stdout);                                                   \
+    } while (0)
+
+#define REQUIRE_OK(expr, errp)                                            \
+    do {                                                                  \
+        int rc_ = (expr);                                                 \
+        if (rc_ != 0) {                                                   \
+            printf("FAIL %s:%d: %s -> %d: %s\n", __FILE__, __LINE__,      \
+                   #expr, rc_, (errp)->msg);                              \
+            exit(1);                                                      \
+        }                                                                 \
+    } while (0)
+
+/* Exit code 77 tells CTest the test was skipped (SKIP_RETURN_CODE). */
+#define SKIP(...)                                                         \
+    do {                                                                  \
+        printf("SKIP: ");                                                 \
+        printf(__VA_ARGS__);                                              \
+        printf("\n");                                                     \
+        exit(77);                                                         \
+    } while (0)
+
+static inline int t_done(const char *name) {
+    printf("%s: %d checks, %d failures\n", name, t_checks, t_failures);
+    return t_failures ? 1 : 0;
+}
+
+static inline int t_is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* ../shared relative to the source tree, overridable by WCM_SHARED_DIR. */
+static inline const char *t_shared_dir(void) {
+    const char *e = getenv("WCM_SHARED_DIR");
+    return e ? e : WCM_DEFAULT_SHARED_DIR;
+}
+static inline const char *t_golden_dir(void) {
+    static char buf[4096];
+    const char *e = getenv("WCM_GOLDEN_DIR");
+    if (e) return e;
+    snprintf(buf, sizeof buf, "%s/golden", t_shared_dir());
+    return buf;
+}
+
+/* Deterministic uniform in [-1, 1). */
+static inline float t_rand(unsigned long long *s) {
+    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((double)(*s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+#endif
