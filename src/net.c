@@ -265,7 +265,7 @@ int wcm_net_from_arrays(const wcm_array_list *l, const char *prefix, wcm_net **o
                 return wcm_fail(err, WCM_ERR_SHAPE, "%skernel pattern does not follow the BF_CNN_RF rule for RF %d (layer %d)",
                                 prefix, nominal, i);
     }
-    wcm_net *net;
+    wcm_net *net = NULL;
     int rc = net_build(&net, kind, nominal, kernels, nlayers, cin, cout, err);
     if (rc) return rc;
     for (int i = 0; i < nlayers; i++) {

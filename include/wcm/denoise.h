@@ -1,0 +1,35 @@
+/* wcm — denoising with a model (SPEC §5) and the quality measure.
+ *
+ * A single flat network denoises in one pass: x = y - f(y). A multi-scale
+ * model decomposes y into J Haar levels, denoises the coarsest low-pass with
+ * the low-pass net, then for j = J-1 ... 0 denoises the details given the
+ * current low-pass, details = noisy details - f_j([low, noisy details]), and
+ * reconstructs low <- inverse Haar(low, details). The "low-pass only"
+ * baseline sets every detail to zero. */
+#ifndef WCM_DENOISE_H
+#define WCM_DENOISE_H
+
+#include "wcm/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* noisy: [n][h][w][1]; out is allocated to the same shape. For a multi-scale
+ * model h and w must be divisible by 2^J. lowpass_only applies only to
+ * multi-scale models (error otherwise). */
+int wcm_denoise(const wcm_model *m, const wcm_tensor *noisy, int lowpass_only, wcm_tensor *out, wcm_error *err);
+
+/* Add Gaussian noise of standard deviation `sigma` (in [0,1] units) in place.
+ * Noise value i of image k is normal number i of (seed, stream = k + 1) of
+ * the counter-based generator in wcm/rng.h, so it depends on neither the
+ * thread count nor the batch composition. */
+int wcm_add_noise(wcm_tensor *x, double sigma, uint64_t seed, uint64_t first_image_index, wcm_error *err);
+
+/* PSNR in dB with peak 1: 10 log10(1 / MSE). Infinity for identical inputs. */
+double wcm_psnr(const float *a, const float *b, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

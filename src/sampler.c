@@ -1,0 +1,279 @@
+/* Algorithm 1 (SPEC §6): batched sampling with a residual-predicting denoiser.
+ * See include/wcm/sampler.h for the exact iteration, stopping rules and the
+ * layout of the random numbers. Sums use a fixed chunking so sigma_t and
+ * std(y) (hence every decision) do not depend on the number of threads. */
+#include "wcm/sampler.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wcm/rng.h"
+
+/* Values summed sequentially per chunk; chunk partials are then added in order. */
+#define SUM_CHUNK 1024
+/* Parallelise per-sample loops only above this many values. */
+#define PARALLEL_MIN_VALUES 32768
+/* Sample k's random numbers start at (sample_offset + k) << NOISE_SUBSTREAM_BITS. */
+#define NOISE_SUBSTREAM_BITS 44
+#define MAX_SUBSTREAMS ((int64_t)1 << (64 - NOISE_SUBSTREAM_BITS))
+
+void wcm_sampler_params_default(wcm_sampler_params *p) {
+    memset(p, 0, sizeof *p);
+    p->sigma_0 = 1.0;
+    p->sigma_L = 0.01;
+    p->h0 = 0.01;
+    p->beta = 0.1;
+    p->fixed_step = 0;
+    p->max_iters = 2000;
+    p->divergence_threshold = 1.5;
+    p->stop_rule = WCM_STOP_DEFAULT;
+}
+
+const char *wcm_sample_status_name(int status) {
+    switch (status) {
+    case WCM_SAMPLE_RUNNING: return "running";
+    case WCM_SAMPLE_CONVERGED: return "converged";
+    case WCM_SAMPLE_CAP: return "cap";
+    case WCM_SAMPLE_DIVERGED: return "diverged";
+    default: return "unknown";
+    }
+}
+
+uint64_t wcm_sampler_noise_base(const wcm_sampler_params *params, int k) {
+    return (uint64_t)(params->sample_offset + k) << NOISE_SUBSTREAM_BITS;
+}
+
+/* Deterministic sums over one sample ---------------------------------------- */
+
+/* sum((x - center)^2) in double; partials must hold ceil(n / SUM_CHUNK). */
+static double sum_sq_dev(const float *x, size_t n, double center, double *partials) {
+    const long long chunks = (long long)((n + SUM_CHUNK - 1) / SUM_CHUNK);
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_VALUES)
+    for (long long c = 0; c < chunks; c++) {
+        size_t begin = (size_t)c * SUM_CHUNK, end = begin + SUM_CHUNK < n ? begin + SUM_CHUNK : n;
+        double s = 0.0;
+        for (size_t i = begin; i < end; i++) {
+            double v = (double)x[i] - center;
+            s += v * v;
+        }
+        partials[c] = s;
+    }
+    double total = 0.0;
+    for (long long c = 0; c < chunks; c++) total += partials[c];
+    return total;
+}
+
+static double sum_values(const float *x, size_t n, double *partials) {
+    const long long chunks = (long long)((n + SUM_CHUNK - 1) / SUM_CHUNK);
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_VALUES)
+    for (long long c = 0; c < chunks; c++) {
+        size_t begin = (size_t)c * SUM_CHUNK, end = begin + SUM_CHUNK < n ? begin + SUM_CHUNK : n;
+        double s = 0.0;
+        for (size_t i = begin; i < end; i++) s += (double)x[i];
+        partials[c] = s;
+    }
+    double total = 0.0;
+    for (long long c = 0; c < chunks; c++) total += partials[c];
+    return total;
+}
+
+/* Population standard deviation (two passes). */
+static double population_std(const float *x, size_t n, double *partials) {
+    double mean = sum_values(x, n, partials) / (double)n;
+    return sqrt(sum_sq_dev(x, n, mean, partials) / (double)n);
+}
+
+/* y = y - h d + gamma z, elementwise. */
+static void update_sample(float *y, const float *d, const float *z, size_t n, double h, double gamma) {
+    const float hf = (float)h, gf = (float)gamma;
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_VALUES)
+    for (long long i = 0; i < (long long)n; i++) y[i] = y[i] - hf * d[i] + gf * z[i];
+}
+
+static double step_size(const wcm_sampler_params *p, int t) {
+    if (p->fixed_step) return p->h0;
+    return p->h0 * t / (1.0 + p->h0 * (t - 1));
+}
+
+static int check_params(const wcm_sampler_params *p, const wcm_tensor *y, wcm_error *err) {
+    if (!y || !y->data || y->n <= 0 || y->h <= 0 || y->w <= 0 || y->c <= 0)
+        return wcm_fail(err, WCM_ERR_ARG, "sampler: output tensor is empty or not allocated");
+    if (!(p->sigma_0 > 0) || !isfinite(p->sigma_0))
+        return wcm_fail(err, WCM_ERR_ARG, "sampler: sigma_0 must be positive (got %g)", p->sigma_0);
+    if (!(p->sigma_L > 0) || !isfinite(p->sigma_L))
+        return wcm_fail(err, WCM_ERR_ARG, "sampler: sigma_L must be positive (got %g)", p->sigma_L);
+    if (!(p->h0 > 0 && p->h0 <= 1))
+        return wcm_fail(err, WCM_ERR_ARG, "sampler: h0 must be in (0, 1] (got %g)", p->h0);
+    if (!(p->beta >= 0 && p->beta <= 1))
+        return wcm_fail(err, WCM_ERR_ARG, "sampler: beta must be in [0, 1] (got %g)", p->beta);
+    if (p->max_iters < 1)
+        return wcm_fail(err, WCM_ERR_ARG, "sampler: max_iters must be at least 1 (got %d)", p->max_iters);
+    if (!(p->divergence_threshold > 0))
+        return wcm_fail(err, WCM_ERR_ARG, "sampler: divergence threshold must be positive (got %g)",
+                        p->divergence_threshold);
+    if (p->stop_rule != WCM_STOP_DEFAULT && p->stop_rule != WCM_STOP_SNR && p->stop_rule != WCM_STOP_SIGMA)
+        return wcm_fail(err, WCM_ERR_ARG, "sampler: unknown stop rule %d", (int)p->stop_rule);
+    if (p->sample_offset < 0 || p->sample_offset > MAX_SUBSTREAMS - y->n)
+        return wcm_fail(err, WCM_ERR_ARG, "sampler: sample_offset %lld + batch %d exceeds %lld random sub-streams",
+                        (long long)p->sample_offset, y->n, (long long)MAX_SUBSTREAMS);
+    size_t per_sample = (size_t)y->h * y->w * y->c;
+    if ((double)per_sample * ((double)p->max_iters + 2) >= (double)((uint64_t)1 << NOISE_SUBSTREAM_BITS))
+        return wcm_fail(err, WCM_ERR_ARG, "sampler: %zu values x %d iterations exceed one random sub-stream",
+                        per_sample, p->max_iters);
+    if (p->init_mean) {
+        const wcm_tensor *m = p->init_mean;
+        if (!m->data || m->n != y->n || m->h != y->h || m->w != y->w || m->c != y->c)
+            return wcm_fail(err, WCM_ERR_SHAPE, "sampler: init mean shape %dx%dx%dx%d differs from the batch %dx%dx%dx%d",
+                            m->n, m->h, m->w, m->c, y->n, y->h, y->w, y->c);
+    }
+    return WCM_OK;
+}
+
+/* Status message for diverged samples; returns WCM_ERR_NUMERIC. */
+static int report_divergence(const wcm_sample_result *res, int n, double threshold, wcm_error *err) {
+    int first = -1, count = 0;
+    for (int k = 0; k < n; k++) {
+        if (res[k].status != WCM_SAMPLE_DIVERGED) continue;
+        if (first < 0) first = k;
+        count++;
+    }
+    if (count == 1)
+        return wcm_fail(err, WCM_ERR_NUMERIC,
+                        "sampler diverged: sample %d at iteration %d (sigma_t = %g > %g)", first,
+                        res[first].iterations, res[first].final_sigma, threshold);
+    return wcm_fail(err, WCM_ERR_NUMERIC,
+                    "sampler diverged: %d of %d samples, first sample %d at iteration %d (sigma_t = %g > %g)",
+                    count, n, first, res[first].iterations, res[first].final_sigma, threshold);
+}
+
+int wcm_sample(wcm_denoiser_fn denoiser, void *ctx, const wcm_sampler_params *params,
+               wcm_tensor *y, wcm_sample_result *results, wcm_error *err) {
+    wcm_sampler_params defaults;
+    if (!params) {
+        wcm_sampler_params_default(&defaults);
+        params = &defaults;
+    }
+    if (!denoiser) return wcm_fail(err, WCM_ERR_ARG, "sampler: no denoiser given");
+    int rc = check_params(params, y, err);
+    if (rc) return rc;
+    if (err) err->msg[0] = 0;
+
+    const wcm_sampler_params *p = params;
+    const int n = y->n;
+    const size_t per_sample = (size_t)y->h * y->w * y->c;
+    const int stop_on_sigma = p->stop_rule == WCM_STOP_SIGMA;
+    const double start = wcm_seconds();
+
+    wcm_tensor residual = {0};
+    float *noise = wcm_alloc(per_sample * sizeof(float));
+    double *partials = malloc(((per_sample + SUM_CHUNK - 1) / SUM_CHUNK) * sizeof(double));
+    double *sigmas = calloc((size_t)n, sizeof(double));
+    wcm_sample_result *res = results ? results : calloc((size_t)n, sizeof *res);
+    if (!noise || !partials || !sigmas || !res) {
+        rc = wcm_fail(err, WCM_ERR_NOMEM, "sampler: out of memory for a batch of %d x %zu values", n, per_sample);
+        goto done;
+    }
+    rc = wcm_tensor_alloc(&residual, n, y->h, y->w, y->c, err);
+    if (rc) goto done;
+
+    /* y ~ N(init_mean, sigma_0^2), each sample from its own sub-stream. */
+    for (int k = 0; k < n; k++) {
+        float *yk = y->data + (size_t)k * per_sample;
+        wcm_randn_fill(p->seed, p->stream, wcm_sampler_noise_base(p, k), yk, per_sample);
+        const float s0 = (float)p->sigma_0;
+        const float *mk = p->init_mean ? p->init_mean->data + (size_t)k * per_sample : NULL;
+        for (size_t i = 0; i < per_sample; i++) yk[i] = (mk ? mk[i] : 0.0f) + s0 * yk[i];
+        memset(&res[k], 0, sizeof res[k]);
+        res[k].status = WCM_SAMPLE_RUNNING;
+    }
+
+    int active = n;
+    for (int t = 1; t <= p->max_iters && active > 0; t++) {
+        const double h = step_size(p, t);
+        /* (1 - beta h)^2 - (1 - h)^2 >= 0 for beta, h in [0, 1]; clamp rounding. */
+        const double g2 = (1 - p->beta * h) * (1 - p->beta * h) - (1 - h) * (1 - h);
+        const double gamma_factor = g2 > 0 ? sqrt(g2) : 0.0;
+
+        rc = denoiser(ctx, y, &residual, err);
+        if (rc) {
+            rc = wcm_fail_context(err, rc, "sampler: denoiser failed at iteration %d", t);
+            goto done;
+        }
+        double max_sigma_active = 0.0;
+        for (int k = 0; k < n; k++) {
+            if (res[k].status != WCM_SAMPLE_RUNNING) continue;
+            float *yk = y->data + (size_t)k * per_sample;
+            const float *dk = residual.data + (size_t)k * per_sample;
+            const double sigma = sqrt(sum_sq_dev(dk, per_sample, 0.0, partials) / (double)per_sample);
+            wcm_trace_entry e = {.sample = k, .t = t, .h = h, .sigma = sigma};
+            sigmas[k] = sigma;
+            if (sigma > max_sigma_active || !isfinite(sigma)) max_sigma_active = sigma;
+            res[k].iterations = t;
+            res[k].final_sigma = sigma;
+            if (!(sigma <= p->divergence_threshold)) {
+                /* Keep y as it was: an update with this step would be meaningless. */
+                e.std_y = population_std(yk, per_sample, partials);
+                e.snr_db = 20.0 * log10(e.std_y / sigma);
+                e.status = res[k].status = WCM_SAMPLE_DIVERGED;
+            } else {
+                e.gamma = sigma * gamma_factor;
+                wcm_randn_fill(p->seed, p->stream, wcm_sampler_noise_base(p, k) + (uint64_t)t * per_sample,
+                               noise, per_sample);
+                update_sample(yk, dk, noise, per_sample, h, e.gamma);
+                e.std_y = population_std(yk, per_sample, partials);
+                e.snr_db = 20.0 * log10(e.std_y / sigma);
+                int stop = stop_on_sigma ? sigma <= p->sigma_L : e.std_y * p->sigma_L >= sigma;
+                if (!isfinite(e.std_y)) res[k].status = WCM_SAMPLE_DIVERGED;
+                else if (stop) res[k].status = WCM_SAMPLE_CONVERGED;
+                e.status = res[k].status;
+            }
+            res[k].final_std = e.std_y;
+            if (res[k].status != WCM_SAMPLE_RUNNING) {
+                res[k].seconds = wcm_seconds() - start;
+                active--;
+            }
+            if (p->trace) p->trace(p->trace_user, &e);
+        }
+        if (p->progress) {
+            wcm_progress_info info = {.t = t, .max_iters = p->max_iters, .batch = n, .active = active,
+                                      .sigma = sigmas, .max_sigma_active = max_sigma_active,
+                                      .seconds = wcm_seconds() - start};
+            p->progress(p->progress_user, &info);
+        }
+    }
+    for (int k = 0; k < n; k++) {
+        if (res[k].status != WCM_SAMPLE_RUNNING) continue;
+        res[k].status = WCM_SAMPLE_CAP;
+        res[k].seconds = wcm_seconds() - start;
+    }
+
+    /* Output: y - f(y), one call for the whole batch. */
+    const double final_start = wcm_seconds();
+    rc = denoiser(ctx, y, &residual, err);
+    if (rc) {
+        rc = wcm_fail_context(err, rc, "sampler: denoiser failed in the final denoising step");
+        goto done;
+    }
+    const size_t total = (size_t)n * per_sample;
+#pragma omp parallel for schedule(static) if (total >= PARALLEL_MIN_VALUES)
+    for (long long i = 0; i < (long long)total; i++) y->data[i] -= residual.data[i];
+    const double final_seconds = wcm_seconds() - final_start;
+    for (int k = 0; k < n; k++) res[k].seconds += final_seconds;
+
+    rc = WCM_OK;
+    for (int k = 0; k < n; k++) {
+        if (res[k].status == WCM_SAMPLE_DIVERGED) {
+            rc = report_divergence(res, n, p->divergence_threshold, err);
+            break;
+        }
+    }
+
+done:
+    wcm_tensor_free(&residual);
+    wcm_free(noise);
+    free(partials);
+    free(sigmas);
+    if (res && res != results) free(res);
+    return rc;
+}
