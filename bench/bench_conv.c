@@ -1,0 +1,222 @@
+/* Convolution kernel benchmark: measured fp32 FMA peak, then per-layer
+ * timings of the CPU kernels (GFLOP/s = 2 * nominal MACs / time, and the
+ * fraction of the measured peak). Winograd rows count the direct
+ * convolution's MACs ("effective" GFLOP/s). Not a test.
+ *
+ * usage: bench_conv [--quick] [--threads N] [--simd portable|avx2|avx512]
+ *                   [--min-time SECONDS] [--only SUBSTRING] */
+#include <immintrin.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu_conv.h"
+#include "wcm/backend.h"
+#include "wcm/common.h"
+
+/* ---- FMA peak: 24 independent accumulator chains per thread ---- */
+
+#define PEAK_CHAINS 24
+
+__attribute__((target("avx512f,fma"), noinline)) static float peak_avx512(long iters, float scale) {
+    __m512 a[PEAK_CHAINS];
+    const __m512 b = _mm512_set1_ps(scale), c = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < PEAK_CHAINS; i++) a[i] = _mm512_set1_ps((float)i);
+    for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 24
+        for (int i = 0; i < PEAK_CHAINS; i++) a[i] = _mm512_fmadd_ps(a[i], b, c);
+    }
+    __m512 s = a[0];
+    for (int i = 1; i < PEAK_CHAINS; i++) s = _mm512_add_ps(s, a[i]);
+    return _mm512_reduce_add_ps(s);
+}
+
+__attribute__((target("avx2,fma"), noinline)) static float peak_avx2(long iters, float scale) {
+    __m256 a[12];
+    const __m256 b = _mm256_set1_ps(scale), c = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
+    for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], b, c);
+    }
+    __m256 s = a[0];
+    for (int i = 1; i < 12; i++) s = _mm256_add_ps(s, a[i]);
+    float o[8];
+    _mm256_storeu_ps(o, s);
+    return o[0] + o[7];
+}
+
+/* Best of `reps` runs, GFLOP/s with `threads` threads. */
+static double measure_peak(int level, int threads, int reps) {
+    const long iters = 4000000;
+    double best = 0;
+    volatile float sink = 0;
+    for (int r = 0; r < reps; r++) {
+        const double t0 = wcm_seconds();
+        float s = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : s)
+        s += level == WCM_SIMD_AVX512 ? peak_avx512(iters, 0.9999f) : peak_avx2(iters, 0.9999f);
+        const double t = wcm_seconds() - t0;
+        sink += s;
+        const double flops = (double)threads * iters * (level == WCM_SIMD_AVX512 ? PEAK_CHAINS * 32.0 : 12 * 16.0);
+        if (flops / t / 1e9 > best) best = flops / t / 1e9;
+    }
+    (void)sink;
+    return best;
+}
+
+/* ---- layers ---- */
+
+typedef enum { OP_FWD, OP_FWD_WG, OP_BWD_DATA, OP_BWD_DATA_WG, OP_BWD_WEIGHTS } op_kind;
+static const char *op_names[] = {"fwd direct", "fwd winograd", "bwd-data direct", "bwd-data winograd",
+                                 "bwd-weights"};
+
+typedef struct {
+    const char *layer;
+    int n, h, w, cin, cout, k;
+    op_kind op;
+} bench_case;
+
+static double g_min_time = 0.3;
+
+/* Best seconds per call over repeated timing windows. */
+static float *g_out, *g_dw;
+
+static void run_case(const wcm_backend *be, const bench_case *c, const wcm_conv_shape *s, const float *x,
+                     const float *w, const float *y) {
+    switch (c->op) {
+        case OP_FWD:
+        case OP_FWD_WG: be->conv_forward(s, x, w, g_out, WCM_CONV_RELU); break;
+        case OP_BWD_DATA:
+        case OP_BWD_DATA_WG: be->conv_backward_data(s, y, w, g_out); break;
+        case OP_BWD_WEIGHTS: be->conv_backward_weights(s, x, y, g_dw, 0); break;
+    }
+}
+
+static double time_case(const bench_case *c, const float *x, const float *w, const float *y) {
+    const wcm_backend *be = wcm_backend_cpu();
+    const wcm_conv_shape s = {c->n, c->h, c->w, c->cin, c->cout, c->k};
+    wcm_set_winograd(c->op == OP_FWD_WG || c->op == OP_BWD_DATA_WG);
+    double best = 1e30, total = 0;
+    int calls = 0;
+    for (int warm = 0; warm < 2; warm++) {
+        const double t0 = wcm_seconds();
+        run_case(be, c, &s, x, w, y);
+        const double t = wcm_seconds() - t0;
+        if (warm) {
+            best = t;
+            total += t;
+            calls++;
+        }
+    }
+    while (total < g_min_time || calls < 3) {
+        const double t0 = wcm_seconds();
+        run_case(be, c, &s, x, w, y);
+        const double t = wcm_seconds() - t0;
+        if (t < best) best = t;
+        total += t;
+        calls++;
+    }
+    wcm_set_winograd(1);
+    return best;
+}
+
+int main(int argc, char **argv) {
+    int threads = 0, quick = 0;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) {
+            quick = 1;
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            threads = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--min-time") && i + 1 < argc) {
+            g_min_time = atof(argv[++i]);
+        } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+            only = argv[++i];
+        } else if (!strcmp(argv[i], "--simd") && i + 1 < argc) {
+            const char *l = argv[++i];
+            wcm_cpu_force_simd_level(!strcmp(l, "portable") ? WCM_SIMD_PORTABLE
+                                     : !strcmp(l, "avx2")   ? WCM_SIMD_AVX2
+                                                            : WCM_SIMD_AVX512);
+        } else {
+            fprintf(stderr, "usage: %s [--quick] [--threads N] [--simd LEVEL] [--min-time S] [--only TEXT]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (threads > 0) wcm_set_threads(threads);
+    threads = wcm_get_threads();
+    const int level = wcm_cpu_ops()->level;
+    printf("SIMD level: %s, threads: %d\n", wcm_cpu_simd_level(), threads);
+    const int peak_level = level == WCM_SIMD_PORTABLE ? wcm_cpu_max_simd_level() : level;
+    double peak = 0, peak1 = 0;
+    if (peak_level != WCM_SIMD_PORTABLE) {
+        peak1 = measure_peak(peak_level, 1, 5);
+        peak = measure_peak(peak_level, threads, 5);
+        printf("measured fp32 FMA peak (%s): %.1f GFLOP/s with 1 thread, %.1f GFLOP/s with %d threads\n\n",
+               peak_level == WCM_SIMD_AVX512 ? "zmm" : "ymm", peak1, peak, threads);
+    }
+
+    static const struct {
+        int n, hw;
+    } sizes[] = {{1, 40}, {1, 160}, {1, 320}, {16, 40}, {64, 40}};
+    static const struct {
+        const char *name;
+        int cin, cout, k;
+    } layers[] = {{"3x3 64->64", 64, 64, 3}, {"1x1 64->64", 64, 64, 1}, {"3x3 1->64", 1, 64, 3},
+                  {"3x3 4->64", 4, 64, 3},   {"3x3 64->1", 64, 1, 3},   {"3x3 64->3", 64, 3, 3}};
+    const int nsizes = quick ? 2 : (int)(sizeof sizes / sizeof sizes[0]);
+    size_t max_elems = 0;
+    for (int si = 0; si < nsizes; si++) {
+        const size_t e = (size_t)sizes[si].n * sizes[si].hw * sizes[si].hw * 64;
+        if (e > max_elems) max_elems = e;
+    }
+    float *x = wcm_alloc(sizeof(float) * max_elems), *y = wcm_alloc(sizeof(float) * max_elems);
+    float *w = wcm_alloc(sizeof(float) * 9 * 64 * 64);
+    g_out = wcm_alloc(sizeof(float) * max_elems);
+    g_dw = wcm_alloc(sizeof(float) * 9 * 64 * 64);
+    if (!x || !y || !w || !g_out || !g_dw) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    unsigned long long st = 7;
+    for (size_t i = 0; i < max_elems; i++) {
+        st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+        x[i] = (float)((double)(st >> 11) / 9007199254740992.0 - 0.5);
+        y[i] = x[i] * 0.5f;
+    }
+    for (int i = 0; i < 9 * 64 * 64; i++) w[i] = x[i] * 0.05f;
+
+    printf("%-11s %-18s %-12s %10s %9s %7s\n", "layer", "kernel", "size", "ms", "GFLOP/s", "%peak");
+    for (size_t li = 0; li < sizeof layers / sizeof layers[0]; li++) {
+        for (int si = 0; si < nsizes; si++) {
+            for (int op = OP_FWD; op <= OP_BWD_WEIGHTS; op++) {
+                const int small = layers[li].cin < 16 || layers[li].cout < 16;
+                if ((op == OP_FWD_WG || op == OP_BWD_DATA_WG) && (layers[li].k != 3 || small)) continue;
+                if (small && sizes[si].n > 1 && sizes[si].hw == 40 && sizes[si].n != 16) continue;
+                const bench_case c = {layers[li].name, sizes[si].n, sizes[si].hw, sizes[si].hw, layers[li].cin,
+                                      layers[li].cout, layers[li].k, (op_kind)op};
+                char size[32];
+                snprintf(size, sizeof size, "%dx%dx%d", c.n, c.h, c.w);
+                char label[96];
+                snprintf(label, sizeof label, "%s %s %s", c.layer, op_names[op], size);
+                if (only && !strstr(label, only)) continue;
+                const double t = time_case(&c, x, w, y);
+                const double flops = 2.0 * c.n * c.h * c.w * c.cin * c.cout * c.k * c.k;
+                const double gf = flops / t / 1e9;
+                printf("%-11s %-18s %-12s %10.3f %9.1f %6.1f%%\n", c.layer, op_names[op], size, t * 1e3, gf,
+                       peak > 0 ? 100.0 * gf / peak : 0.0);
+                fflush(stdout);
+            }
+        }
+    }
+    if (peak_level != WCM_SIMD_PORTABLE)
+        printf("\npeak re-measured after the runs: %.1f GFLOP/s with %d threads\n",
+               measure_peak(peak_level, threads, 5), threads);
+    wcm_free(x);
+    wcm_free(y);
+    wcm_free(w);
+    wcm_free(g_out);
+    wcm_free(g_dw);
+    return 0;
+}
