@@ -2,6 +2,7 @@
 #include "wcm/io.h"
 #include "wcm/tensor.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +221,11 @@ int wcm_npy_parse(const unsigned char *buf, size_t len, wcm_array *out, wcm_erro
             goto done;
         }
         out->shape[ndim++] = v;
+        /* Check before multiplying: the product of hostile dimensions overflows. */
+        if (v != 0 && count > (((int64_t)1 << 34) / v)) {
+            rc = wcm_fail(err, WCM_ERR_FORMAT, ".npy array too large");
+            goto done;
+        }
         count *= v;
         if (count > ((int64_t)1 << 34)) {
             rc = wcm_fail(err, WCM_ERR_FORMAT, ".npy array too large");
@@ -251,7 +257,8 @@ int wcm_npy_parse(const unsigned char *buf, size_t len, wcm_array *out, wcm_erro
             for (int b = 7; b >= 0; b--) u = (u << 8) | p[8 * i + b];
             double v;
             memcpy(&v, &u, 8);
-            out->data[i] = (float)v;
+            /* Out-of-range doubles become +-inf (a plain cast would be undefined). */
+            out->data[i] = v > FLT_MAX ? INFINITY : v < -FLT_MAX ? -INFINITY : (float)v;
         }
     }
 done:

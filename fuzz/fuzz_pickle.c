@@ -1,0 +1,15 @@
+/* libFuzzer target: the restricted pickle evaluator on its own (no zip
+ * around it, so every mutation lands in the opcode stream). */
+#include "pickle.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    wcm_pickle pk;
+    wcm_error err;
+    if (wcm_pickle_load(&pk, data, size, &err) == WCM_OK) wcm_pickle_free(&pk);
+    return 0;
+}
