@@ -1,6 +1,7 @@
 /* Flat and multi-scale denoising (SPEC §5). */
 #include "wcm/denoise.h"
 #include "wcm/rng.h"
+#include "wcm/rng_torch.h"
 
 #include <math.h>
 #include <string.h>
@@ -86,4 +87,24 @@ double wcm_psnr(const float *a, const float *b, size_t n) {
     }
     double mse = s / (double)n;
     return mse > 0 ? 10.0 * log10(1.0 / mse) : INFINITY;
+}
+
+int wcm_noise_kind_parse(const char *s, wcm_noise_kind *kind) {
+    if (!strcmp(s, "torch")) *kind = WCM_NOISE_TORCH;
+    else if (!strcmp(s, "philox")) *kind = WCM_NOISE_PHILOX;
+    else return WCM_ERR_ARG;
+    return WCM_OK;
+}
+
+void wcm_noise_pattern(wcm_noise_kind kind, uint64_t seed, int n_images, size_t per_image, float *z) {
+    if (kind == WCM_NOISE_TORCH) {
+        wcm_randn_torch(seed, z, (size_t)n_images * per_image);
+        return;
+    }
+    for (int k = 0; k < n_images; k++) wcm_randn_fill(seed, (uint64_t)k + 1, 0, z + (size_t)k * per_image, per_image);
+}
+
+void wcm_noise_apply(const float *clean, const float *z, size_t n, double sigma255, float *noisy) {
+    const float s = (float)sigma255;
+    for (size_t i = 0; i < n; i++) noisy[i] = clean[i] + (z[i] * s) / 255.0f;
 }

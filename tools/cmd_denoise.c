@@ -11,7 +11,8 @@
 static int run_denoise(int argc, char **argv) {
     const char *cmd = "denoise";
     cli_opt opts[] = {{"sigma", 1, 0, 0}, {"seed", 1, 0, 0}, {"noisy-out", 1, 0, 0},
-                      {"clean", 1, 0, 0}, {"lowpass-only", 0, 0, 0}, {"bits", 1, 0, 0}};
+                      {"clean", 1, 0, 0}, {"lowpass-only", 0, 0, 0}, {"bits", 1, 0, 0},
+                      {"noise", 1, 0, 0}};
     const char *pos[3];
     int npos;
     if (cli_parse(cmd, argc, argv, opts, CLI_NOPTS(opts), pos, &npos, 3)) return 1;
@@ -22,6 +23,9 @@ static int run_denoise(int argc, char **argv) {
         return 1;
     if (opts[0].set && !(sigma255 >= 0 && isfinite(sigma255))) return cli_error(cmd, "--sigma must be >= 0 (0-255 units)");
     if (bits != 8 && bits != 16) return cli_error(cmd, "--bits must be 8 or 16");
+    wcm_noise_kind noise_kind = WCM_NOISE_TORCH;
+    if (opts[6].set && wcm_noise_kind_parse(opts[6].value, &noise_kind))
+        return cli_error(cmd, "--noise must be torch or philox, got '%s'", opts[6].value);
     wcm_error err;
     wcm_model m;
     if (wcm_model_load(pos[0], &m, &err)) return cli_lib_error(cmd, &err);
@@ -50,7 +54,16 @@ static int run_denoise(int argc, char **argv) {
     }
     if (!rc && opts[0].set) {
         if (!ref.data) rc = wcm_tensor_copy(&ref, &img, &err);
-        if (!rc) rc = wcm_add_noise(&img, sigma255 / 255.0, (uint64_t)seed, 0, &err);
+        if (!rc) {
+            size_t n = wcm_tensor_count(&img);
+            float *z = wcm_alloc(n * sizeof(float));
+            if (!z) rc = wcm_fail(&err, WCM_ERR_NOMEM, "out of memory");
+            else {
+                wcm_noise_pattern(noise_kind, (uint64_t)seed, 1, n, z);
+                wcm_noise_apply(ref.data, z, n, sigma255, img.data);
+                wcm_free(z);
+            }
+        }
         if (!rc && opts[2].set) rc = wcm_image_write(opts[2].value, &img, 0, bits, &err);
     } else if (!rc && opts[2].set) {
         rc = wcm_fail(&err, WCM_ERR_ARG, "--noisy-out needs --sigma (without it IN is already noisy)");
@@ -78,7 +91,7 @@ static int run_denoise(int argc, char **argv) {
 const cli_command cmd_denoise = {
     "denoise", "denoise an image with a flat or multi-scale model",
     "usage: wcm denoise MODEL IN OUT [--sigma S] [--seed N] [--noisy-out F]\n"
-    "                   [--clean REF] [--lowpass-only] [--bits 8|16]\n\n"
+    "                   [--clean REF] [--lowpass-only] [--bits 8|16] [--noise torch|philox]\n\n"
     "With --sigma, Gaussian noise of standard deviation S (0-255 units, as in\n"
     "the paper's plots) is first added to IN, seeded by --seed (default 0);\n"
     "without it IN is taken as already noisy (the networks are blind).\n"
@@ -87,6 +100,7 @@ const cli_command cmd_denoise = {
     "Images whose size is not divisible by 2^J are centre-cropped (and it says so).\n\n"
     "  --sigma S       add noise of std S/255 first\n"
     "  --seed N        noise seed (default 0)\n"
+    "  --noise KIND    torch (default; as torch.manual_seed(N); torch.randn) or philox\n"
     "  --noisy-out F   also write the noisy image\n"
     "  --clean REF     clean reference: print PSNR before and after\n"
     "                  (with --sigma, IN itself is the reference)\n"

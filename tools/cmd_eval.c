@@ -73,7 +73,8 @@ static void cat(char **s, size_t *len, const char *fmt, ...) {
 static int run_eval(int argc, char **argv) {
     const char *cmd = "eval-denoise";
     cli_opt opts[] = {{"images", 1, 0, 0}, {"n", 1, 0, 0}, {"crop", 1, 0, 0},
-                      {"sigmas", 1, 0, 0}, {"seed", 1, 0, 0}, {"out", 1, 0, 0}};
+                      {"sigmas", 1, 0, 0}, {"seed", 1, 0, 0}, {"out", 1, 0, 0},
+                      {"noise", 1, 0, 0}};
     const char *pos[MAX_CURVES];
     int npos;
     if (cli_parse(cmd, argc, argv, opts, CLI_NOPTS(opts), pos, &npos, MAX_CURVES / 2)) return 1;
@@ -89,6 +90,9 @@ static int run_eval(int argc, char **argv) {
     } else {
         for (int i = 0; i < 10; i++) sig[i] = pow(10.0, 0.5 + 2.3 * i / 9.0); /* numpy logspace(0.5, 2.8, 10) */
     }
+    wcm_noise_kind noise_kind = WCM_NOISE_TORCH;
+    if (opts[6].set && wcm_noise_kind_parse(opts[6].value, &noise_kind))
+        return cli_error(cmd, "--noise must be torch or philox, got '%s'", opts[6].value);
     const char *outdir = opts[5].value;
     wcm_error err;
     /* Models first: a bad model should fail before any slow work. */
@@ -124,6 +128,7 @@ static int run_eval(int argc, char **argv) {
     int count = 0, skipped = 0;
     wcm_tensor clean = {0}, noisy = {0}, batch = {0}, den = {0};
     double noisy_psnr[MAX_SIGMAS] = {0};
+    float *pattern = NULL;
     rc = wcm_list_images(opts[0].value, &paths, &count, &skipped, &err);
     if (rc) goto fail;
     if (count == 0) {
@@ -160,11 +165,17 @@ static int run_eval(int argc, char **argv) {
         if (fabs(log(sig[s] / 100)) < fabs(log(sig[example_sigma] / 100))) example_sigma = s;
     char path[4096];
     double t0 = wcm_seconds();
+    const size_t px = (size_t)crop * crop;
     for (int s = 0; s < nsig && !rc; s++) {
-        const size_t px = (size_t)crop * crop;
-        rc = wcm_tensor_copy(&noisy, &clean, &err);
-        if (!rc) rc = wcm_add_noise(&noisy, sig[s] / 255.0, (uint64_t)seed, 0, &err);
-        if (rc) break;
+        if (!noisy.data) {
+            rc = wcm_tensor_copy(&noisy, &clean, &err);
+            pattern = rc ? NULL : wcm_alloc(wcm_tensor_count(&clean) * sizeof(float));
+            if (!rc && !pattern) rc = wcm_fail(&err, WCM_ERR_NOMEM, "out of memory");
+            if (rc) break;
+            wcm_noise_pattern(noise_kind, (uint64_t)seed, nimg, px, pattern);
+        }
+        /* The same noise pattern scaled to every level, as the reference does. */
+        wcm_noise_apply(clean.data, pattern, wcm_tensor_count(&clean), sig[s], noisy.data);
         double acc = 0;
         for (int i = 0; i < nimg; i++) acc += wcm_psnr(clean.data + i * px, noisy.data + i * px, px);
         noisy_psnr[s] = acc / nimg;
@@ -209,8 +220,8 @@ static int run_eval(int argc, char **argv) {
     if (rc) goto fail;
     /* results.json */
     text = NULL, len = 0;
-    cat(&text, &len, "{\n \"images_dir\": \"%s\",\n \"n\": %d,\n \"crop\": %d,\n \"seed\": %d,\n \"seconds\": %.2f,\n \"images\": [",
-        opts[0].value, nimg, crop, seed, secs);
+    cat(&text, &len, "{\n \"images_dir\": \"%s\",\n \"n\": %d,\n \"crop\": %d,\n \"seed\": %d,\n \"noise\": \"%s\",\n \"seconds\": %.2f,\n \"images\": [",
+        opts[0].value, nimg, crop, seed, noise_kind == WCM_NOISE_TORCH ? "torch" : "philox", secs);
     for (int i = 0; i < nimg; i++) {
         const char *b = strrchr(paths[i], '/');
         cat(&text, &len, "%s\"%s\"", i ? ", " : "", b ? b + 1 : paths[i]);
@@ -281,6 +292,7 @@ static int run_eval(int argc, char **argv) {
     printf("eval-denoise: %d images, %d noise levels, %d curves in %.1f s -> %s/{results.csv,results.json,figure3.svg,report.html}\n",
            nimg, nsig, ncurves, secs, outdir);
 fail:
+    wcm_free(pattern);
     wcm_free_paths(paths, count);
     wcm_tensor_free(&clean);
     wcm_tensor_free(&noisy);
@@ -305,5 +317,8 @@ const cli_command cmd_eval_denoise = {
     "  --crop C       centre crop size (default 160)\n"
     "  --sigmas LIST  comma-separated noise levels in 0-255 units\n"
     "                 (default: the 10 values 10^(0.5 ... 2.8))\n"
-    "  --seed N       noise seed (default 0)\n",
+    "  --seed N       noise seed (default 0)\n"
+    "  --noise KIND   torch (default): bit-compatible with torch.manual_seed(N);\n"
+    "                 torch.randn(n, 1, crop, crop) as in the authors' scripts;\n"
+    "                 philox: wcm's counter-based generator (per-image streams)\n",
     run_eval};

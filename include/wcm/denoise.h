@@ -26,6 +26,20 @@ int wcm_denoise(const wcm_model *m, const wcm_tensor *noisy, int lowpass_only, w
  * thread count nor the batch composition. */
 int wcm_add_noise(wcm_tensor *x, double sigma, uint64_t seed, uint64_t first_image_index, wcm_error *err);
 
+/* Noise generators for experiments:
+ *  WCM_NOISE_TORCH  - PyTorch-compatible (wcm/rng_torch.h): the noise of
+ *                     torch.manual_seed(seed); torch.randn(n, 1, h, w), i.e.
+ *                     the authors' evaluation scripts, for the whole batch;
+ *  WCM_NOISE_PHILOX - counter-based (wcm/rng.h): value i of image k is normal
+ *                     number i of (seed, stream k + 1).
+ * Both are sequential-equivalent: results never depend on the thread count. */
+typedef enum { WCM_NOISE_TORCH = 0, WCM_NOISE_PHILOX = 1 } wcm_noise_kind;
+int wcm_noise_kind_parse(const char *s, wcm_noise_kind *kind);
+/* z[0 .. n_images * per_image) = standard normal noise of the chosen kind. */
+void wcm_noise_pattern(wcm_noise_kind kind, uint64_t seed, int n_images, size_t per_image, float *z);
+/* noisy = clean + z * sigma255 / 255, in float32 in the order PyTorch uses. */
+void wcm_noise_apply(const float *clean, const float *z, size_t n, double sigma255, float *noisy);
+
 /* PSNR in dB with peak 1: 10 log10(1 / MSE). Infinity for identical inputs. */
 double wcm_psnr(const float *a, const float *b, size_t n);
 
