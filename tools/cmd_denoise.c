@@ -101,7 +101,6 @@ const cli_command cmd_denoise = {
     "  --sigma S       add noise of std S/255 first\n"
     "  --seed N        noise seed (default 0)\n"
     "  --noise KIND    torch (default; as torch.manual_seed(N); torch.randn) or philox\n"
-    "  --noise KIND    torch (default; as torch.manual_seed(N); torch.randn) or philox\n"
     "  --noisy-out F   also write the noisy image\n"
     "  --clean REF     clean reference: print PSNR before and after\n"
     "                  (with --sigma, IN itself is the reference)\n"

@@ -134,7 +134,7 @@ static void args_meta(const train_args *a, wcm_array_list *m, int noise_high, wc
     PUT("celeba_crop", "%d", a->celeba);
     PUT("resize", "%d", a->resize);
     PUT("patch", "%d", a->patch);
-    PUT("batch", "%d", a->batch);
+    PUT("batch_size", "%d", a->batch);
     PUT("lr", "%.17g", a->lr);
     PUT("lr_halve_every", "%d", a->halve);
     PUT("noise", "%s", a->quadratic ? "quadratic" : "uniform");
@@ -147,7 +147,7 @@ static void args_meta(const train_args *a, wcm_array_list *m, int noise_high, wc
 
 static const char *const same_keys[][2] = {
     {"scale", "--scale"}, {"levels", "--levels"}, {"crop", "--crop"}, {"celeba_crop", "--celeba-crop"},
-    {"resize", "--resize"}, {"patch", "--patch"}, {"batch", "--batch"}, {"lr", "--lr"},
+    {"resize", "--resize"}, {"patch", "--patch"}, {"batch_size", "--batch"}, {"lr", "--lr"},
     {"lr_halve_every", "--lr-halve-every"}, {"noise", "--noise"}, {"seed", "--seed"}, {"noise_high", "(noise bound from the data)"},
 };
 
@@ -158,8 +158,8 @@ static int check_resume_args(const char *path, const wcm_array_list *have, const
         const char *h = wcm_array_list_get_meta(have, key), *w = wcm_array_list_get_meta(want, key);
         if (!h) return cli_error(CMD, "%s: checkpoint lacks %s; cannot resume it", path, key);
         if (strcmp(h, w))
-            return cli_error(CMD, "%s was trained with %s %s, this run asks for %s; give the same options to --resume", path,
-                             same_keys[i][1], h, w);
+            return cli_error(CMD, "%s was trained with %s %s, this run asks for %s %s; give the same options to --resume",
+                             path, same_keys[i][1], h, same_keys[i][1], w);
     }
     return 0;
 }
@@ -172,7 +172,7 @@ static int state_meta(const train_state *s, wcm_array_list *m, wcm_error *err) {
 #define PUT(key, ...) \
     if (!rc) snprintf(v, sizeof v, __VA_ARGS__), rc = wcm_array_list_set_meta(m, key, v, err)
     PUT("wcm.train.epoch", "%d", s->epoch);
-    PUT("wcm.train.batch", "%d", s->batch);
+    PUT("wcm.train.batch_in_epoch", "%d", s->batch);
     PUT("wcm.train.step", "%lld", s->step);
     PUT("wcm.state.loss_sum", "%.17g", s->loss_sum);
     PUT("wcm.state.psnr_sum", "%.17g", s->psnr_sum);
@@ -193,7 +193,7 @@ static int state_meta(const train_state *s, wcm_array_list *m, wcm_error *err) {
 }
 
 static int state_from_meta(const wcm_array_list *m, train_state *s) {
-    const char *e = wcm_array_list_get_meta(m, "wcm.train.epoch"), *b = wcm_array_list_get_meta(m, "wcm.train.batch"),
+    const char *e = wcm_array_list_get_meta(m, "wcm.train.epoch"), *b = wcm_array_list_get_meta(m, "wcm.train.batch_in_epoch"),
                *st = wcm_array_list_get_meta(m, "wcm.train.step"), *h = wcm_array_list_get_meta(m, "wcm.state.history");
     if (!e || !b || !st || !h) return -1;
     s->epoch = atoi(e), s->batch = atoi(b), s->step = atoll(st);
@@ -445,8 +445,8 @@ static int run_train(int argc, char **argv) {
                 goto done;
             }
             if (!isfinite(loss) || !wcm_trainer_grad_finite(t)) {
-                cli_error(CMD, "the loss became %s at epoch %d, batch %d (step %lld): stopping. %s", isfinite(loss) ? "finite but the gradients did not" : "NaN or infinite",
-                          s.epoch + 1, s.batch + 1, s.step + 1, "Try a lower --lr or check the data.");
+                cli_error(CMD, "the %s became NaN or infinite at epoch %d, batch %d (step %lld): stopping; try a lower --lr "
+                          "or check the data", isfinite(loss) ? "gradient" : "loss", s.epoch + 1, s.batch + 1, s.step + 1);
                 if (saved_step > 0 || saved_epoch > 0 || file_exists(a.out))
                     fprintf(stderr, "wcm train: %s keeps the last good checkpoint (step %lld)\n", a.out, saved_step);
                 else
