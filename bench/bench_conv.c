@@ -196,7 +196,9 @@ int main(int argc, char **argv) {
         for (int si = 0; si < nsizes; si++) {
             for (int op = OP_FWD; op <= OP_BWD_WEIGHTS; op++) {
                 const int small = layers[li].cin < 16 || layers[li].cout < 16;
-                if ((op == OP_FWD_WG || op == OP_BWD_DATA_WG) && (layers[li].k != 3 || small)) continue;
+                if ((op == OP_FWD_WG || op == OP_BWD_DATA_WG) &&
+                    (layers[li].k != 3 || small || !wcm_cpu_ops()->winograd))
+                    continue;
                 if (small && sizes[si].n > 1 && sizes[si].hw == 40 && sizes[si].n != 16) continue;
                 const bench_case c = {layers[li].name, sizes[si].n, sizes[si].hw, sizes[si].hw, layers[li].cin,
                                       layers[li].cout, layers[li].k, (op_kind)op};

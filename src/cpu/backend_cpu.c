@@ -188,7 +188,8 @@ static void cpu_conv_forward(const wcm_conv_shape *s, const float *x, const floa
 static void cpu_conv_backward_data(const wcm_conv_shape *s, const float *dy, const float *w, float *dx) {
     if (shape_empty(s)) return;
     const int K = s->k, CI = s->cin, CO = s->cout;
-    float *wf = fast_k(s) ? wcm_alloc(sizeof(float) * (size_t)K * K * CI * CO) : NULL;
+    /* The flipped kernel keeps the centre R = K/2 only for odd K. */
+    float *wf = fast_k(s) && K % 2 == 1 ? wcm_alloc(sizeof(float) * (size_t)K * K * CI * CO) : NULL;
     if (wf) {
         for (int t = 0; t < K * K; t++) {
             const float *src = w + (size_t)(K * K - 1 - t) * CI * CO;

@@ -1,0 +1,389 @@
+/* Direct convolution drivers, shared by every SIMD level: they cut the work
+ * into register tiles and call the level's tile/dot kernel.
+ *
+ * Borders: a tile of pixels [j0, j0+np) of output row i uses kernel columns
+ * kx for which every pixel's input column j + kx - R is inside the image (one
+ * kernel call covering all valid kernel rows), then adds the remaining kernel
+ * columns for the pixels that have them (only edge tiles). Kernel rows whose
+ * input row is outside the image are skipped. No padded copies are made.
+ *
+ * Determinism: every output value is computed by one thread in an order fixed
+ * by the shape alone, so results do not depend on the thread count. */
+#include <omp.h>
+#include <string.h>
+
+#include "cpu/cpu_conv.h"
+
+static inline int imax(int a, int b) { return a > b ? a : b; }
+static inline int imin(int a, int b) { return a < b ? a : b; }
+
+typedef struct {
+    const wcm_simd_ops *ops;
+    int H, W, CI, CO, K, R;
+    const float *w; /* tile path: [K][K][CI][CO]; dot path: [K][CO][K*CI] */
+    int dot;
+} row_ctx;
+
+/* A pass accumulates kernel rows [ky0, ky1) and input channels [c0, c1). */
+typedef struct {
+    int ky0, ky1, c0, c1;
+    int first, last; /* first pass stores, later ones add; ReLU after the last */
+} conv_pass;
+
+/* Segments for kernel columns [kx0, kx1) and the pixels starting at column p0
+ * of output row i: one per kernel row when the pass has every input channel
+ * (A and B are then contiguous across kx), else one per (ky, kx). */
+static int fill_segments(const row_ctx *c, const float *ximg, int i, const conv_pass *ps, int p0, int kx0, int kx1,
+                         int co0, const float **a, const float **b, int *k) {
+    const int whole = ps->c0 == 0 && ps->c1 == c->CI;
+    int n = 0;
+    for (int ky = ps->ky0; ky < ps->ky1; ky++) {
+        const float *xrow = ximg + (size_t)(i + ky - c->R) * c->W * c->CI;
+        if (c->dot) {
+            a[n] = xrow + (size_t)(p0 + kx0 - c->R) * c->CI;
+            b[n] = c->w + ((size_t)ky * c->CO + co0) * c->K * c->CI + (size_t)kx0 * c->CI;
+            k[n++] = (kx1 - kx0) * c->CI;
+        } else if (whole) {
+            a[n] = xrow + (size_t)(p0 + kx0 - c->R) * c->CI;
+            b[n] = c->w + ((size_t)(ky * c->K + kx0) * c->CI) * c->CO + co0;
+            k[n++] = (kx1 - kx0) * c->CI;
+        } else {
+            for (int kx = kx0; kx < kx1; kx++) {
+                a[n] = xrow + (size_t)(p0 + kx - c->R) * c->CI + ps->c0;
+                b[n] = c->w + ((size_t)(ky * c->K + kx) * c->CI + ps->c0) * c->CO + co0;
+                k[n++] = ps->c1 - ps->c0;
+            }
+        }
+    }
+    return n;
+}
+
+static void run_job(const row_ctx *c, const float *ximg, int i, const conv_pass *ps, int p0, int np, int kx0, int kx1,
+                    int co0, int ncols, float *yrow, int mode) {
+    if (c->dot) {
+        wcm_dot_job j;
+        j.rows = np;
+        j.ncols = ncols;
+        j.mode = mode;
+        j.nseg = fill_segments(c, ximg, i, ps, p0, kx0, kx1, co0, j.a, j.b, j.k);
+        j.a_row = c->CI;
+        j.b_row = (ptrdiff_t)c->K * c->CI;
+        j.c = yrow + (size_t)p0 * c->CO + co0;
+        j.ldc = c->CO;
+        c->ops->dot(&j);
+    } else {
+        wcm_tile_job j;
+        j.rows = np;
+        j.ncols = ncols;
+        j.mode = mode;
+        j.nseg = fill_segments(c, ximg, i, ps, p0, kx0, kx1, co0, j.a, j.b, j.k);
+        j.a_row = c->CI;
+        j.a_col = 1;
+        j.ldb = c->CO;
+        j.c = yrow + (size_t)p0 * c->CO + co0;
+        j.ldc = c->CO;
+        c->ops->tile(&j);
+    }
+}
+
+/* One pass over output pixels [j0, j0+np) x channels [co0, co0+ncols) of row i. */
+static void forward_tile(const row_ctx *c, const float *ximg, int i, const conv_pass *ps, int j0, int np, int co0,
+                         int ncols, float *yrow, int relu) {
+    const int K = c->K, R = c->R, W = c->W;
+    /* Kernel columns valid for every pixel of the tile; always contains R. */
+    const int kx_lo = imax(0, R - j0), kx_hi = imin(K, W + R - (j0 + np - 1));
+    const int edge = kx_lo > 0 || kx_hi < K;
+    int mode = ps->first ? WCM_TILE_STORE : WCM_TILE_ADD;
+    if (relu && ps->last && !edge) mode |= WCM_TILE_RELU;
+    run_job(c, ximg, i, ps, j0, np, kx_lo, kx_hi, co0, ncols, yrow, mode);
+    if (!edge) return;
+    for (int kx = 0; kx < K; kx++) {
+        if (kx >= kx_lo && kx < kx_hi) continue;
+        const int p_lo = imax(j0, R - kx), p_hi = imin(j0 + np, W + R - kx);
+        if (p_lo < p_hi) run_job(c, ximg, i, ps, p_lo, p_hi - p_lo, kx, kx + 1, co0, ncols, yrow, WCM_TILE_ADD);
+    }
+    if (relu && ps->last)
+        for (int p = j0; p < j0 + np; p++) {
+            float *yp = yrow + (size_t)p * c->CO + co0;
+            for (int q = 0; q < ncols; q++) yp[q] = yp[q] > 0.0f ? yp[q] : 0.0f; /* vectorises; NaN -> 0 like max */
+        }
+}
+
+/* Weights one pass may stream: they stay in L2 while the pass sweeps a row
+ * (measured: streaming all of a 64->64 3x3 layer's 147 KB per tile from L2
+ * beats splitting it into L1-sized passes, whose partial sums cost more). */
+#define PASS_WEIGHT_BYTES ((size_t)192 * 1024)
+
+static void forward_rows(const row_ctx *c, int n_img, const float *x, float *y, int flags) {
+    const int H = c->H, W = c->W, K = c->K, R = c->R;
+    const int relu = (flags & WCM_CONV_RELU) != 0;
+    const int step = c->dot ? WCM_DOT_MAX_COLS : c->ops->max_cols;
+    /* All taps in one pass when their weights fit, else one pass per kernel
+     * row and block of input channels. */
+    const size_t col_bytes = sizeof(float) * (size_t)imin(step, c->CO);
+    const int whole = c->dot || (size_t)K * K * c->CI * col_bytes <= PASS_WEIGHT_BYTES;
+    int cblock = c->CI, nblocks = 1;
+    if (!whole) {
+        const int fit = imax(1, (int)(PASS_WEIGHT_BYTES / ((size_t)K * col_bytes)));
+        nblocks = (c->CI + fit - 1) / fit;
+        cblock = (c->CI + nblocks - 1) / nblocks;
+        nblocks = (c->CI + cblock - 1) / cblock;
+    }
+    const long rows = (long)n_img * H;
+#pragma omp parallel for schedule(static)
+    for (long r = 0; r < rows; r++) {
+        const int n = (int)(r / H), i = (int)(r % H);
+        const float *ximg = x + (size_t)n * H * W * c->CI;
+        float *yrow = y + (size_t)r * W * c->CO;
+        const int ky_lo = imax(0, R - i), ky_hi = imin(K, H + R - i);
+        const int npasses = whole ? 1 : (ky_hi - ky_lo) * nblocks;
+        for (int co0 = 0; co0 < c->CO; co0 += step) {
+            const int ncols = imin(step, c->CO - co0);
+            for (int q = 0; q < npasses; q++) {
+                conv_pass ps = {ky_lo, ky_hi, 0, c->CI, q == 0, q == npasses - 1};
+                if (!whole) {
+                    ps.ky0 = ky_lo + q / nblocks;
+                    ps.ky1 = ps.ky0 + 1;
+                    ps.c0 = q % nblocks * cblock;
+                    ps.c1 = imin(c->CI, ps.c0 + cblock);
+                }
+                for (int j0 = 0; j0 < W;) {
+                    const int np = wcm_tile_step(W - j0);
+                    forward_tile(c, ximg, i, &ps, j0, np, co0, ncols, yrow, relu);
+                    j0 += np;
+                }
+            }
+        }
+    }
+}
+
+void wcm_direct_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *w, float *y,
+                        int flags) {
+    row_ctx c = {ops, s->h, s->w, s->cin, s->cout, s->k, s->k / 2, w, 0};
+    forward_rows(&c, s->n, x, y, flags);
+}
+
+void wcm_dot_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *wt, float *y,
+                     int flags) {
+    row_ctx c = {ops, s->h, s->w, s->cin, s->cout, s->k, s->k / 2, wt, 1};
+    forward_rows(&c, s->n, x, y, flags);
+}
+
+void wcm_dot_weights(const wcm_conv_shape *s, const float *w, float *wt) {
+    const int K = s->k, CI = s->cin, CO = s->cout;
+    for (int ky = 0; ky < K; ky++)
+        for (int co = 0; co < CO; co++)
+            for (int m = 0; m < K * CI; m++)
+                wt[((size_t)ky * CO + co) * K * CI + m] = w[((size_t)ky * K * CI + m) * CO + co];
+}
+
+/* ---- backward weights ----
+ * dw[ky][kx][ci][co] = sum over (n, i, j) of x[n][i+ky-R][j+kx-R][ci] * dy[n][i][j][co].
+ * The rows (ky, kx, ci) x columns co of dw are cut into register-tile units.
+ * The pixels of each image row (for 1x1: of the whole tensor) are cut into
+ * segments whose length depends only on the width; a unit's sum over one
+ * segment is formed in registers, then added to memory. Two schedules, both
+ * with an order of summation fixed by the shape alone:
+ *  - heavy layers (3x3 64->64): each thread owns whole units and sweeps every
+ *    pixel for them, so there is no reduction across threads at all;
+ *  - light layers (1x1, few channels): fixed chunks of segments, any thread,
+ *    private partial sums, added in chunk order at the end. */
+typedef struct {
+    int ky, kx, ci0, nci, co0, nco;
+} dw_unit;
+
+/* Fills u (when non-NULL) and returns the number of units. */
+static int dw_units(const wcm_conv_shape *s, int transposed, int max_cols, dw_unit *u) {
+    int n = 0;
+    const int ci_step_fixed = transposed ? max_cols : 0;
+    for (int ky = 0; ky < s->k; ky++)
+        for (int kx = 0; kx < s->k; kx++)
+            for (int ci0 = 0; ci0 < s->cin;) {
+                const int nci = transposed ? imin(ci_step_fixed, s->cin - ci0) : wcm_tile_step(s->cin - ci0);
+                if (transposed) {
+                    if (u) u[n] = (dw_unit){ky, kx, ci0, nci, 0, s->cout};
+                    n++;
+                } else {
+                    for (int co0 = 0; co0 < s->cout; co0 += max_cols, n++)
+                        if (u) u[n] = (dw_unit){ky, kx, ci0, nci, co0, imin(max_cols, s->cout - co0)};
+                }
+                ci0 += nci;
+            }
+    return n;
+}
+
+/* Pixel segment length for rows of width W (a function of W only). */
+static int dw_segment(int W, int target) {
+    const int nseg = (W + target - 1) / target;
+    return (W + nseg - 1) / nseg;
+}
+
+static void dw_unit_segment(const wcm_simd_ops *ops, const wcm_conv_shape *s, const dw_unit *u, int transposed,
+                            const float *x, const float *dy, float *dw, int n, int i, int js, int je) {
+    const int H = s->h, W = s->w, CI = s->cin, CO = s->cout, K = s->k, R = K / 2;
+    const int yy = i + u->ky - R;
+    if (yy < 0 || yy >= H) return;
+    const int p_lo = imax(js, R - u->kx), p_hi = imin(je, W + R - u->kx);
+    if (p_lo >= p_hi) return;
+    const float *xp = x + (((size_t)n * H + yy) * W + (size_t)(p_lo + u->kx - R)) * CI + u->ci0;
+    const float *gp = dy + (((size_t)n * H + i) * W + (size_t)p_lo) * CO + u->co0;
+    float *dwp = dw + ((size_t)(u->ky * K + u->kx) * CI + u->ci0) * CO + u->co0;
+    wcm_tile_job j;
+    j.nseg = 1;
+    j.k[0] = p_hi - p_lo;
+    if (!transposed) {
+        j.rows = u->nci;
+        j.ncols = u->nco;
+        j.mode = WCM_TILE_ADD;
+        j.a[0] = xp;
+        j.a_row = 1;
+        j.a_col = CI;
+        j.b[0] = gp;
+        j.ldb = CO;
+        j.c = dwp;
+        j.ldc = CO;
+        ops->tile(&j);
+    } else {
+        /* dw^T for few output channels: rows = co, vectors along ci. */
+        float tmp[WCM_TILE_MAX_ROWS * 64];
+        j.rows = CO;
+        j.ncols = u->nci;
+        j.mode = WCM_TILE_STORE;
+        j.a[0] = gp;
+        j.a_row = 1;
+        j.a_col = CO;
+        j.b[0] = xp;
+        j.ldb = CI;
+        j.c = tmp;
+        j.ldc = 64;
+        ops->tile(&j);
+        for (int c = 0; c < u->nci; c++)
+            for (int q = 0; q < CO; q++) dwp[(size_t)c * CO + q] += tmp[q * 64 + c];
+    }
+}
+
+/* Pixels per chunk in the chunked scheme, and the most chunks kept. */
+#define DW_CHUNK_PIXELS 1024
+#define DW_MAX_CHUNKS 64
+
+/* Segment g of the fixed segment sequence: image n, row i, pixels [js, je). */
+static void dw_segment_at(const wcm_conv_shape *s, int seg, long g, int *n, int *i, int *js, int *je) {
+    const int per_row = (s->w + seg - 1) / seg;
+    *n = (int)(g / ((long)s->h * per_row));
+    *i = (int)(g / per_row % s->h);
+    *js = (int)(g % per_row) * seg;
+    *je = imin(*js + seg, s->w);
+}
+
+/* Layers with little work per pixel (1x1, few channels): each thread would
+ * re-read every pixel for a small share of the work, so instead fixed chunks
+ * of segments (independent of the thread count) get private partial sums,
+ * which are then added in chunk order. Returns -1 without scratch memory. */
+static int backward_weights_chunked(const wcm_simd_ops *ops, const wcm_conv_shape *s, const dw_unit *units, int nu,
+                                    int transposed, int seg, const float *x, const float *dy, float *dw, int flags) {
+    const size_t wsize = (size_t)s->k * s->k * s->cin * s->cout;
+    const long nsegs = (long)s->n * s->h * ((s->w + seg - 1) / seg);
+    long per_chunk = (DW_CHUNK_PIXELS + seg - 1) / seg;
+    if ((nsegs + per_chunk - 1) / per_chunk > DW_MAX_CHUNKS) per_chunk = (nsegs + DW_MAX_CHUNKS - 1) / DW_MAX_CHUNKS;
+    const long nchunks = (nsegs + per_chunk - 1) / per_chunk;
+    float *partial = wcm_alloc(sizeof(float) * wsize * (size_t)nchunks);
+    if (!partial) return -1;
+#pragma omp parallel
+    {
+#pragma omp for schedule(dynamic)
+        for (long c = 0; c < nchunks; c++) {
+            float *pc = partial + wsize * (size_t)c;
+            memset(pc, 0, sizeof(float) * wsize);
+            const long g1 = (c + 1) * per_chunk < nsegs ? (c + 1) * per_chunk : nsegs;
+            for (long g = c * per_chunk; g < g1; g++) {
+                int n, i, js, je;
+                dw_segment_at(s, seg, g, &n, &i, &js, &je);
+                for (int q = 0; q < nu; q++) dw_unit_segment(ops, s, &units[q], transposed, x, dy, pc, n, i, js, je);
+            }
+        }
+#pragma omp for schedule(static)
+        for (long e0 = 0; e0 < (long)wsize; e0 += 256) {
+            const int len = (int)((long)wsize - e0 < 256 ? (long)wsize - e0 : 256);
+            float acc[256];
+            for (int e = 0; e < len; e++) acc[e] = 0.0f;
+            for (long c = 0; c < nchunks; c++) {
+                const float *pc = partial + wsize * (size_t)c + e0;
+                for (int e = 0; e < len; e++) acc[e] += pc[e];
+            }
+            float *d = dw + e0;
+            if (flags & WCM_CONV_ACCUMULATE)
+                for (int e = 0; e < len; e++) d[e] += acc[e];
+            else
+                for (int e = 0; e < len; e++) d[e] = acc[e];
+        }
+    }
+    wcm_free(partial);
+    return 0;
+}
+
+/* Returns 0, or -1 when the unit list cannot be allocated. */
+static int backward_weights_units(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *dy,
+                                  float *dw, int flags) {
+    const int CO = s->cout;
+    const int transposed = CO <= WCM_TILE_MAX_ROWS && s->cin >= 16 && ops->max_cols <= 64;
+    const int nu = dw_units(s, transposed, ops->max_cols, NULL);
+    dw_unit *units = wcm_alloc(sizeof(dw_unit) * (size_t)nu);
+    if (!units) return -1;
+    dw_units(s, transposed, ops->max_cols, units);
+    /* 1x1: no borders, so the whole tensor is one long row of pixels. */
+    wcm_conv_shape flat = *s;
+    const long pixels = (long)s->n * s->h * s->w;
+    if (s->k == 1 && pixels <= 0x7fffffffL) {
+        flat.n = 1;
+        flat.h = 1;
+        flat.w = (int)pixels;
+        s = &flat;
+    }
+    const int seg = dw_segment(s->w, transposed ? 256 : 80);
+    const long macs_per_pixel = (long)s->k * s->k * s->cin * s->cout;
+    if (macs_per_pixel < 16384 && nu > 1 &&
+        backward_weights_chunked(ops, s, units, nu, transposed, seg, x, dy, dw, flags) == 0) {
+        wcm_free(units);
+        return 0;
+    }
+    const dw_unit *uu = units;
+#pragma omp parallel
+    {
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        const int u0 = (int)((long)nu * t / nt), u1 = (int)((long)nu * (t + 1) / nt);
+        if (!(flags & WCM_CONV_ACCUMULATE))
+            for (int q = u0; q < u1; q++) {
+                const dw_unit *u = &uu[q];
+                float *dwp = dw + ((size_t)(u->ky * s->k + u->kx) * s->cin + u->ci0) * CO + u->co0;
+                for (int c = 0; c < u->nci; c++) memset(dwp + (size_t)c * CO, 0, sizeof(float) * (size_t)u->nco);
+            }
+        for (int n = 0; n < s->n; n++)
+            for (int i = 0; i < s->h; i++)
+                for (int js = 0; js < s->w; js += seg)
+                    for (int q = u0; q < u1; q++)
+                        dw_unit_segment(ops, s, &uu[q], transposed, x, dy, dw, n, i, js, imin(js + seg, s->w));
+    }
+    wcm_free(units);
+    return 0;
+}
+
+void wcm_direct_backward_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *dy,
+                                 float *dw, int flags) {
+    if (backward_weights_units(ops, s, x, dy, dw, flags) == 0) return;
+    /* Out of memory for the unit list: one dw row at a time (slower). */
+    const int K = s->k, CI = s->cin, CO = s->cout;
+    const long M = (long)K * K * CI;
+#pragma omp parallel for schedule(static)
+    for (long m = 0; m < M; m++) {
+        const int ky = (int)(m / ((long)K * CI)), kx = (int)(m / CI % K), ci = (int)(m % CI);
+        dw_unit u = {ky, kx, ci, 1, 0, 0};
+        float *dwp = dw + (size_t)m * CO;
+        if (!(flags & WCM_CONV_ACCUMULATE)) memset(dwp, 0, sizeof(float) * (size_t)CO);
+        for (int co0 = 0; co0 < CO; co0 += ops->max_cols) {
+            u.co0 = co0;
+            u.nco = imin(ops->max_cols, CO - co0);
+            for (int n = 0; n < s->n; n++)
+                for (int i = 0; i < s->h; i++) dw_unit_segment(ops, s, &u, 0, x, dy, dw, n, i, 0, s->w);
+        }
+    }
+}

@@ -1,0 +1,129 @@
+/* Internal interface of the CPU convolution backend.
+ *
+ * Every convolution is written as small matrix products computed by one
+ * register-tiled "tile" kernel per SIMD level. With NHWC activations and
+ * [k][k][cin][cout] weights, the input pixels x[j-R .. j+R] of one image row
+ * are contiguous, so for kernel row ky the forward pass of a row of pixels is
+ *     y[j][co] += sum_m xrow[(j - R) * cin + m] * w[ky][m][co],  m in [0, k*cin)
+ * (overlapping A rows, no im2col copy). Backward-weights is the same product
+ * with the pixel index as the reduction dimension. The drivers (conv_direct.c,
+ * winograd.c) are level independent; kernels_*.c hold the SIMD code. */
+#ifndef WCM_CPU_CONV_H
+#define WCM_CPU_CONV_H
+
+#include <stddef.h>
+
+#include "wcm/backend.h"
+
+enum { WCM_SIMD_PORTABLE = 0, WCM_SIMD_AVX2 = 1, WCM_SIMD_AVX512 = 2 };
+
+/* Largest kernel size the fast paths handle (others use the plain fallback). */
+#define WCM_CPU_MAX_K 7
+/* Most rows of a register tile (pixels in the forward pass). */
+#define WCM_TILE_MAX_ROWS 6
+/* Most outputs per pixel of the dot kernel (small cout). */
+#define WCM_DOT_MAX_COLS 4
+
+/* tile_job.mode bits */
+enum {
+    WCM_TILE_STORE = 0, /* C = acc */
+    WCM_TILE_ADD = 1,   /* C += acc */
+    WCM_TILE_RELU = 2,  /* then C = max(C, 0) */
+};
+
+/* C[p][0..ncols) (=, +=) sum over segments s, k < k[s] of
+ *     A_s[p * a_row + k * a_col] * B_s[k * ldb + 0..ncols)
+ * for rows p < rows. Accumulation starts from zero in registers, runs through
+ * the segments in order and k ascending (a fixed order: results do not depend
+ * on how work is split among threads). */
+typedef struct {
+    int rows;  /* 1 .. WCM_TILE_MAX_ROWS */
+    int ncols; /* 1 .. simd_ops.max_cols */
+    int nseg;  /* 1 .. WCM_CPU_MAX_K */
+    int mode;
+    const float *a[WCM_CPU_MAX_K];
+    const float *b[WCM_CPU_MAX_K];
+    int k[WCM_CPU_MAX_K];
+    ptrdiff_t a_row, a_col, ldb;
+    float *c;
+    ptrdiff_t ldc;
+} wcm_tile_job;
+
+/* Dot products for layers with few outputs: C[p][q] (=, +=) sum_s sum_k
+ * A_s[p * a_row + k] * B_s[q * b_row + k], p < rows, q < ncols, vectorised
+ * along k. */
+typedef struct {
+    int rows;  /* 1 .. WCM_TILE_MAX_ROWS */
+    int ncols; /* 1 .. WCM_DOT_MAX_COLS */
+    int nseg;
+    int mode;
+    const float *a[WCM_CPU_MAX_K];
+    const float *b[WCM_CPU_MAX_K];
+    int k[WCM_CPU_MAX_K];
+    ptrdiff_t a_row, b_row;
+    float *c;
+    ptrdiff_t ldc;
+} wcm_dot_job;
+
+/* Winograd F(4x4,3x3) pieces (AVX-512 only; NULL elsewhere). Channel counts
+ * are multiples of 16. */
+typedef struct {
+    /* U[xi][ci][co] (36 x cin x cout) from w[3][3][cin][cout], ci in [ci0, ci1). */
+    void (*weights)(const float *w, int cin, int cout, int ci0, int ci1, float *u);
+    /* One input tile: the 6x6 patch whose top-left pixel is (row, col) of image
+     * x (h x w x c, zero outside) -> v[xi * v_stride + ci]. */
+    void (*input)(const float *x, int h, int w, int c, int row, int col, float *v, ptrdiff_t v_stride);
+    /* One output tile: m[xi * m_stride + co] -> the 4x4 block of y (h x w x c)
+     * at (row, col), clipped to the image, ReLU when relu != 0. */
+    void (*output)(const float *m, ptrdiff_t m_stride, int c, float *y, int h, int w, int row, int col, int relu);
+} wcm_winograd_ops;
+
+typedef struct {
+    int level;
+    const char *name;
+    int max_cols; /* columns one tile job may cover */
+    void (*tile)(const wcm_tile_job *job);
+    void (*dot)(const wcm_dot_job *job);
+    const wcm_winograd_ops *winograd;
+} wcm_simd_ops;
+
+extern const wcm_simd_ops wcm_simd_portable;
+extern const wcm_simd_ops wcm_simd_avx2;
+extern const wcm_simd_ops wcm_simd_avx512;
+
+/* The kernels of the active level (detected once, capped by WCM_SIMD). */
+const wcm_simd_ops *wcm_cpu_ops(void);
+/* Best level this CPU supports, ignoring WCM_SIMD. */
+int wcm_cpu_max_simd_level(void);
+/* For tests and benchmarks: use `level` (capped to what the CPU supports);
+ * returns the level now in use. Not thread safe against running convolutions. */
+int wcm_cpu_force_simd_level(int level);
+
+/* Split a length into register-tile sized pieces (6, ending with 4s and 5s
+ * rather than 1s and 2s): returns the size of the next piece. */
+static inline int wcm_tile_step(int remaining) {
+    if (remaining >= 10 || remaining == 6) return 6;
+    if (remaining >= 8) return remaining - 4; /* 8 -> 4+4, 9 -> 5+4 */
+    if (remaining == 7) return 4;
+    return remaining;
+}
+
+/* Drivers (conv_direct.c). w is in forward layout [k][k][cin][cout]. */
+void wcm_direct_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *w, float *y,
+                        int flags);
+/* Forward pass for small cout through the dot kernel; wt is [k][cout][k*cin]
+ * (see wcm_dot_weights). */
+void wcm_dot_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *wt, float *y,
+                     int flags);
+void wcm_dot_weights(const wcm_conv_shape *s, const float *w, float *wt);
+void wcm_direct_backward_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *dy,
+                                 float *dw, int flags);
+/* Winograd forward (winograd.c); u from wcm_winograd_weights. Returns 0, or
+ * -1 when scratch memory is unavailable (nothing written). */
+int wcm_winograd_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u, float *y,
+                         int flags);
+/* 36 * cin * cout floats. */
+void wcm_winograd_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *w, float *u);
+int wcm_winograd_qualifies(const wcm_simd_ops *ops, const wcm_conv_shape *s);
+
+#endif

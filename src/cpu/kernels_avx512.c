@@ -1,0 +1,138 @@
+/* AVX-512 register-tiled kernels. A tile of up to 6 rows x 64 columns lives in
+ * 24 zmm accumulators; each step loads 4 vectors of B, broadcasts 6 values of
+ * A and issues 24 FMAs, so the FMA units stay busy while loads stay well under
+ * the two-per-cycle limit. Compiled with function-level target attributes so
+ * the library itself needs no -march flag. */
+#include <immintrin.h>
+
+#include "cpu/cpu_conv.h"
+
+#define T512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
+#define INLINE static inline __attribute__((always_inline))
+
+static inline __mmask16 lane_mask(int lanes) { return (__mmask16)((1u << lanes) - 1u); }
+
+INLINE T512 void tile512(const wcm_tile_job *j, const int NP, const int NV) {
+    __m512 acc[WCM_TILE_MAX_ROWS][4];
+    const __mmask16 tail = lane_mask(j->ncols - 16 * (NV - 1));
+#pragma GCC unroll 6
+    for (int p = 0; p < NP; p++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) acc[p][v] = _mm512_setzero_ps();
+    const ptrdiff_t ar = j->a_row, ac = j->a_col, ldb = j->ldb;
+    for (int s = 0; s < j->nseg; s++) {
+        const float *a = j->a[s], *b = j->b[s];
+        for (int k = j->k[s]; k > 0; k--) {
+            __m512 bv[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV - 1; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
+            bv[NV - 1] = _mm512_maskz_loadu_ps(tail, b + 16 * (NV - 1));
+#pragma GCC unroll 6
+            for (int p = 0; p < NP; p++) {
+                const __m512 av = _mm512_set1_ps(a[p * ar]);
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++) acc[p][v] = _mm512_fmadd_ps(av, bv[v], acc[p][v]);
+            }
+            a += ac;
+            b += ldb;
+        }
+    }
+    const int mode = j->mode;
+#pragma GCC unroll 6
+    for (int p = 0; p < NP; p++) {
+        float *cp = j->c + p * j->ldc;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            const __mmask16 m = v == NV - 1 ? tail : (__mmask16)0xFFFF;
+            __m512 r = acc[p][v];
+            if (mode & WCM_TILE_ADD) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, cp + 16 * v));
+            if (mode & WCM_TILE_RELU) r = _mm512_max_ps(r, _mm512_setzero_ps());
+            _mm512_mask_storeu_ps(cp + 16 * v, m, r);
+        }
+    }
+}
+
+/* Dot products along k; the horizontal sums use a fixed reduction tree. */
+INLINE T512 void dot512(const wcm_dot_job *j, const int NP, const int NQ) {
+    __m512 acc[WCM_TILE_MAX_ROWS][WCM_DOT_MAX_COLS];
+#pragma GCC unroll 6
+    for (int p = 0; p < NP; p++)
+#pragma GCC unroll 4
+        for (int q = 0; q < NQ; q++) acc[p][q] = _mm512_setzero_ps();
+    const ptrdiff_t ar = j->a_row, br = j->b_row;
+    for (int s = 0; s < j->nseg; s++) {
+        const float *a = j->a[s], *b = j->b[s];
+        const int k = j->k[s];
+        for (int kk = 0; kk < k; kk += 16) {
+            const __mmask16 m = k - kk >= 16 ? (__mmask16)0xFFFF : lane_mask(k - kk);
+            __m512 bq[WCM_DOT_MAX_COLS];
+#pragma GCC unroll 4
+            for (int q = 0; q < NQ; q++) bq[q] = _mm512_maskz_loadu_ps(m, b + q * br + kk);
+#pragma GCC unroll 6
+            for (int p = 0; p < NP; p++) {
+                const __m512 av = _mm512_maskz_loadu_ps(m, a + p * ar + kk);
+#pragma GCC unroll 4
+                for (int q = 0; q < NQ; q++) acc[p][q] = _mm512_fmadd_ps(av, bq[q], acc[p][q]);
+            }
+        }
+    }
+#pragma GCC unroll 6
+    for (int p = 0; p < NP; p++) {
+        float *cp = j->c + p * j->ldc;
+#pragma GCC unroll 4
+        for (int q = 0; q < NQ; q++) {
+            float r = _mm512_reduce_add_ps(acc[p][q]);
+            if (j->mode & WCM_TILE_ADD) r += cp[q];
+            if ((j->mode & WCM_TILE_RELU) && !(r > 0.0f)) r = 0.0f;
+            cp[q] = r;
+        }
+    }
+}
+
+/* One instance per tile shape so the accumulators are named registers. */
+#define TILE_FN(NP, NV) \
+    static T512 void tile512_##NP##x##NV(const wcm_tile_job *j) { tile512(j, NP, NV); }
+#define TILE_ROW(NP) TILE_FN(NP, 1) TILE_FN(NP, 2) TILE_FN(NP, 3) TILE_FN(NP, 4)
+TILE_ROW(1)
+TILE_ROW(2)
+TILE_ROW(3)
+TILE_ROW(4)
+TILE_ROW(5)
+TILE_ROW(6)
+
+#define DOT_FN(NP, NQ) \
+    static T512 void dot512_##NP##x##NQ(const wcm_dot_job *j) { dot512(j, NP, NQ); }
+#define DOT_ROW(NP) DOT_FN(NP, 1) DOT_FN(NP, 2) DOT_FN(NP, 3) DOT_FN(NP, 4)
+DOT_ROW(1)
+DOT_ROW(2)
+DOT_ROW(3)
+DOT_ROW(4)
+DOT_ROW(5)
+DOT_ROW(6)
+
+typedef void (*tile_fn)(const wcm_tile_job *);
+typedef void (*dot_fn)(const wcm_dot_job *);
+
+#define ROW_ENTRY(pre, NP) {pre##NP##x1, pre##NP##x2, pre##NP##x3, pre##NP##x4}
+static const tile_fn tile_table[WCM_TILE_MAX_ROWS][4] = {
+    ROW_ENTRY(tile512_, 1), ROW_ENTRY(tile512_, 2), ROW_ENTRY(tile512_, 3),
+    ROW_ENTRY(tile512_, 4), ROW_ENTRY(tile512_, 5), ROW_ENTRY(tile512_, 6),
+};
+static const dot_fn dot_table[WCM_TILE_MAX_ROWS][WCM_DOT_MAX_COLS] = {
+    ROW_ENTRY(dot512_, 1), ROW_ENTRY(dot512_, 2), ROW_ENTRY(dot512_, 3),
+    ROW_ENTRY(dot512_, 4), ROW_ENTRY(dot512_, 5), ROW_ENTRY(dot512_, 6),
+};
+
+static void tile_avx512(const wcm_tile_job *j) { tile_table[j->rows - 1][(j->ncols + 15) / 16 - 1](j); }
+static void dot_avx512(const wcm_dot_job *j) { dot_table[j->rows - 1][j->ncols - 1](j); }
+
+extern const wcm_winograd_ops wcm_winograd_avx512;
+
+const wcm_simd_ops wcm_simd_avx512 = {
+    .level = WCM_SIMD_AVX512,
+    .name = "avx512",
+    .max_cols = 64,
+    .tile = tile_avx512,
+    .dot = dot_avx512,
+    .winograd = &wcm_winograd_avx512,
+};

@@ -1,0 +1,84 @@
+/* Winograd F(4x4,3x3) convolution driver.
+ *
+ * Each work item is a run of up to WG_TILES 4x4 output tiles along one tile
+ * row of one image: the input patches are transformed into V[36][tiles][cin],
+ * multiplied per transform point by U[36][cin][cout] with the level's tile
+ * kernel (36 small GEMMs whose B matrix stays in L1), and the results
+ * M[36][tiles][cout] are transformed back into the output. 36 multiplies per
+ * 16 outputs instead of 144. Every output is computed by one thread in a fixed
+ * order, so results do not depend on the thread count. */
+#include <omp.h>
+
+#include "cpu/cpu_conv.h"
+
+#define WG_TILES 24
+
+int wcm_winograd_qualifies(const wcm_simd_ops *ops, const wcm_conv_shape *s) {
+    return ops->winograd && s->k == 3 && s->cin >= 16 && s->cout >= 16 && s->cin % 16 == 0 && s->cout % 16 == 0 &&
+           s->h >= 4 && s->w >= 4;
+}
+
+void wcm_winograd_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *w, float *u) {
+    const int cin = s->cin;
+#pragma omp parallel
+    {
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        ops->winograd->weights(w, cin, s->cout, (int)((long)cin * t / nt), (int)((long)cin * (t + 1) / nt), u);
+    }
+}
+
+int wcm_winograd_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u, float *y,
+                         int flags) {
+    const int H = s->h, W = s->w, CI = s->cin, CO = s->cout;
+    const int tiles_h = (H + 3) / 4, tiles_w = (W + 3) / 4;
+    const int blocks = (tiles_w + WG_TILES - 1) / WG_TILES;
+    const int per_block = (tiles_w + blocks - 1) / blocks; /* equal runs */
+    const long items = (long)s->n * tiles_h * blocks;
+    const size_t v_size = (size_t)36 * per_block * CI, m_size = (size_t)36 * per_block * CO;
+    const int threads = omp_get_max_threads();
+    float *scratch = wcm_alloc(sizeof(float) * (v_size + m_size) * (size_t)threads);
+    if (!scratch) return -1;
+    const int relu = (flags & WCM_CONV_RELU) != 0;
+    const int step = ops->max_cols;
+    const wcm_winograd_ops *wg = ops->winograd;
+#pragma omp parallel
+    {
+        float *V = scratch + (v_size + m_size) * (size_t)omp_get_thread_num();
+        float *M = V + v_size;
+        const ptrdiff_t v_stride = (ptrdiff_t)per_block * CI, m_stride = (ptrdiff_t)per_block * CO;
+#pragma omp for schedule(static)
+        for (long it = 0; it < items; it++) {
+            const int b = (int)(it % blocks), ti = (int)(it / blocks % tiles_h);
+            const long n = it / ((long)blocks * tiles_h);
+            const int tj0 = b * per_block;
+            const int nt = tiles_w - tj0 < per_block ? tiles_w - tj0 : per_block;
+            const float *ximg = x + (size_t)n * H * W * CI;
+            float *yimg = y + (size_t)n * H * W * CO;
+            for (int t = 0; t < nt; t++) wg->input(ximg, H, W, CI, 4 * ti - 1, 4 * (tj0 + t) - 1, V + (size_t)t * CI, v_stride);
+            for (int xi = 0; xi < 36; xi++) {
+                wcm_tile_job j;
+                j.nseg = 1;
+                j.mode = WCM_TILE_STORE;
+                j.k[0] = CI;
+                j.a_row = CI;
+                j.a_col = 1;
+                j.ldb = CO;
+                j.ldc = CO;
+                for (int co0 = 0; co0 < CO; co0 += step) {
+                    j.ncols = CO - co0 < step ? CO - co0 : step;
+                    j.b[0] = u + (size_t)xi * CI * CO + co0;
+                    for (int t0 = 0; t0 < nt;) {
+                        j.rows = wcm_tile_step(nt - t0);
+                        j.a[0] = V + xi * v_stride + (ptrdiff_t)t0 * CI;
+                        j.c = M + xi * m_stride + (ptrdiff_t)t0 * CO + co0;
+                        ops->tile(&j);
+                        t0 += j.rows;
+                    }
+                }
+            }
+            for (int t = 0; t < nt; t++) wg->output(M + (size_t)t * CO, m_stride, CO, yimg, H, W, 4 * ti, 4 * (tj0 + t), relu);
+        }
+    }
+    wcm_free(scratch);
+    return 0;
+}
