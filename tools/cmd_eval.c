@@ -242,14 +242,22 @@ static int run_eval(int argc, char **argv) {
     free(text);
     if (rc) goto fail;
     /* figure3.svg */
+    /* One colour per receptive field (flat dashed, multi-scale solid) so the
+     * paper's comparison reads at a glance; low-pass-only curves are gray. */
+    static const char *rf_colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+    int rf_seen[MAX_CURVES], nrf = 0;
     svg_series series[MAX_CURVES];
     for (int c = 0; c < ncurves; c++) {
+        const wcm_model *mc = &models[curves[c].model_index];
+        int rf = mc->multiscale ? mc->cond[0]->rf : mc->net->rf, slot = 0;
+        while (slot < nrf && rf_seen[slot] != rf) slot++;
+        if (slot == nrf) rf_seen[nrf++] = rf;
         series[c].name = curves[c].name;
         series[c].x = noisy_psnr;
         series[c].y = curves[c].psnr;
         series[c].n = nsig;
-        series[c].dashed = !models[curves[c].model_index].multiscale || curves[c].lowpass_only;
-        series[c].color = NULL;
+        series[c].dashed = !mc->multiscale || curves[c].lowpass_only;
+        series[c].color = curves[c].lowpass_only ? "#888888" : rf_colors[slot % 8];
     }
     svg_plot plot = {"Denoising performance", "input PSNR (dB)", "output PSNR (dB)", 1, 820, 560};
     snprintf(path, sizeof path, "%s/figure3.svg", outdir);

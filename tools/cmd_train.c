@@ -426,8 +426,15 @@ static int run_train(int argc, char **argv) {
                  desc, ntrain, a.patch ? "patches" : "whole", w, h, ntest, a.batch, nbatches,
                  a.quadratic ? "sigma = (k/255)^2" : "sigma = k/255", spec.noise_high,
                  a.kind == WCM_NET_CONDITIONAL ? " (255 x max|detail|)" : "", spec.rescale ? ", intensity x U(0,1)" : "",
-                 a.lr, a.halve, a.epochs,
-                 (double)a.batch * h * w * WCM_CHANNELS * 4 * (net->nlayers + 2) / 1e9);
+                 a.lr, a.halve, a.epochs, (double)a.batch * h * w * WCM_CHANNELS * sizeof(float) * (net->nlayers + 2) / 1e9);
+    /* Refuse batches whose activations cannot fit, rather than swap or be killed. */
+    double need = (double)a.batch * h * w * WCM_CHANNELS * sizeof(float) * (net->nlayers + 2);
+    double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (ram > 0 && need > 0.8 * ram) {
+        cli_error(CMD, "a batch of %d at %dx%d needs %.1f GB of activations, this machine has %.1f GB: use --patch or a "
+                  "smaller --batch", a.batch, w, h, need / 1e9, ram / 1e9);
+        goto done;
+    }
     double run_start = wcm_seconds(), last_save = run_start, ips = 0;
     long long saved_step = s.step;
     int saved_epoch = s.epoch, stop = 0;
@@ -485,9 +492,11 @@ static int run_train(int argc, char **argv) {
         }
         s.seconds += wcm_seconds() - epoch_start;
         s.rows[s.nrows++] = (epoch_row){s.epoch + 1, s.loss_sum / nbatches, s.psnr_sum / nbatches, test_psnr, lr, s.seconds};
-        if (!cli_quiet && isatty(2)) fputc('\r', stderr);
-        cli_progress("epoch %d/%d: train loss %.5g, PSNR %.2f dB; test PSNR %.2f dB; lr %g; %.1f images/s; %.0f s\n",
-                     s.epoch + 1, a.epochs, s.loss_sum / nbatches, s.psnr_sum / nbatches, test_psnr, lr, ips, s.seconds);
+        if (!cli_quiet && isatty(2)) fputs("\r\033[K", stderr); /* clear the progress bar */
+        char test_text[48] = "no test set";
+        if (ntest) snprintf(test_text, sizeof test_text, "test PSNR %.2f dB", test_psnr);
+        cli_progress("epoch %d/%d: train loss %.5g, PSNR %.2f dB; %s; lr %g; %.1f images/s; %.0f s\n", s.epoch + 1,
+                     a.epochs, s.loss_sum / nbatches, s.psnr_sum / nbatches, test_text, lr, ips, s.seconds);
         s.epoch++, s.batch = 0, s.loss_sum = s.psnr_sum = 0;
         if (save_checkpoint(a.out, t, &a, &s, spec.noise_high, &err) || write_logs(a.out, &s, &err)) {
             cli_lib_error(CMD, &err);
@@ -497,8 +506,9 @@ static int run_train(int argc, char **argv) {
         if ((a.max_steps > 0 && s.step >= a.max_steps) || (a.minutes > 0 && wcm_seconds() - run_start >= a.minutes * 60))
             stop = s.epoch < a.epochs;
     }
+    if (stop && !cli_quiet && isatty(2)) fputs("\r\033[K", stderr);
     if (stop)
-        cli_progress("\nstopped at epoch %d, batch %d (step %lld, %.1f images/s): checkpoint %s; continue with --resume\n",
+        cli_progress("stopped at epoch %d, batch %d (step %lld, %.1f images/s): checkpoint %s; continue with --resume\n",
                      s.epoch + 1, s.batch, s.step, ips, a.out);
     else
         cli_progress("done: %d epochs, %lld steps; model %s, log %.*s.log.csv\n", s.epoch, s.step, a.out,
