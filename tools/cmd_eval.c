@@ -312,7 +312,7 @@ fail:
 const cli_command cmd_eval_denoise = {
     "eval-denoise", "Figure 3: PSNR of denoisers across noise levels on a folder of images",
     "usage: wcm eval-denoise --images DIR --out DIR [--n 50] [--crop 160]\n"
-    "                        [--sigmas LIST] [--seed N] MODEL...\n\n"
+    "                        [--sigmas LIST] [--seed N] [--noise torch|philox] MODEL...\n\n"
     "Takes the first n images of DIR sorted by name, centre-crops them to\n"
     "crop x crop, converts to gray, adds Gaussian noise at every level (the same\n"
     "seeded noise pattern scaled to each sigma) and measures the mean PSNR of\n"

@@ -10,7 +10,7 @@ extern const cli_command cmd_denoise, cmd_eval_denoise, cmd_sample, cmd_superres
 
 static const cli_command *const commands[] = {
     &cmd_import_torch, &cmd_info, &cmd_forward, &cmd_bundle, &cmd_denoise, &cmd_eval_denoise,
-    &cmd_sample, &cmd_superres, &cmd_inverse, &cmd_demo, NULL,
+    &cmd_sample, &cmd_superres, &cmd_inverse, &cmd_train, &cmd_demo, NULL,
 };
 
 static void print_help(void) {
