@@ -3,7 +3,7 @@
  * of celeba/test, and compare every curve with reference/fig3_devtest50.json:
  * within 0.05 dB at the 7 levels up to sigma 108, 0.15 dB at the 3 highest. */
 #include "testutil.h"
-#include "json.h"
+#include "testjson.h"
 #include "wcm/io.h"
 
 #include <unistd.h>
@@ -12,17 +12,6 @@ static int sh(const char *cmd) {
     printf("$ %s\n", cmd);
     fflush(stdout);
     return system(cmd);
-}
-
-static wcm_json *load_json(const char *path) {
-    unsigned char *text;
-    size_t len;
-    wcm_error err;
-    wcm_json *j = NULL;
-    if (wcm_read_file(path, &text, &len, &err)) return NULL;
-    if (wcm_json_parse((const char *)text, len, &j, &err)) j = NULL;
-    free(text);
-    return j;
 }
 
 static void compare(const char *label, const wcm_json *ref, const wcm_json *got) {
@@ -73,7 +62,7 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "'%s' eval-denoise --images %s --n 50 --out %s/eval%s", WCM_CLI_PATH, data, tmp, models);
     CHECK(sh(cmd) == 0, "eval-denoise ran (%.1f s)", wcm_seconds() - t0);
     snprintf(cmd, sizeof cmd, "%s/eval/results.json", tmp);
-    wcm_json *got = load_json(cmd), *want = load_json(ref);
+    wcm_json *got = t_load_json(cmd), *want = t_load_json(ref);
     if (!got || !want) {
         CHECK(0, "results.json and the reference parse");
         return t_done("test_fig3_slow");

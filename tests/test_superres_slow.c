@@ -6,28 +6,17 @@
  * images do not match; the mean does), the low-pass-only PSNR must match, and
  * every output's coarsest low-pass must equal the input to 1e-5. */
 #include "testutil.h"
-#include "json.h"
+#include "testjson.h"
 #include "wcm/io.h"
 
 #include <unistd.h>
-
-static wcm_json *load_json(const char *path) {
-    unsigned char *text;
-    size_t len;
-    wcm_error err;
-    wcm_json *j = NULL;
-    if (wcm_read_file(path, &text, &len, &err)) return NULL;
-    if (wcm_json_parse((const char *)text, len, &j, &err)) j = NULL;
-    free(text);
-    return j;
-}
 
 int main(void) {
     const char *shared = t_shared_dir();
     char w[4096], ref[4096], cmd[16384];
     snprintf(w, sizeof w, "%s/weights/kadkhodaie2023/denoisers/multi_scale/celebA_320x320_gray", shared);
     snprintf(ref, sizeof ref, "%s/reference/superres320_dev8.json", shared);
-    wcm_json *want = load_json(ref);
+    wcm_json *want = t_load_json(ref);
     if (!t_is_dir(w) || !want) SKIP("needs %s and %s", w, ref);
     char tmp[] = "/tmp/wcm_sr320_XXXXXX";
     if (!mkdtemp(tmp)) SKIP("no temporary directory");
@@ -50,7 +39,7 @@ int main(void) {
             continue;
         }
         snprintf(cmd, sizeof cmd, "%s/sr%d_log.json", tmp, i);
-        wcm_json *log = load_json(cmd);
+        wcm_json *log = t_load_json(cmd);
         double p = NAN, pl = NAN, c = 1;
         wcm_json_number(wcm_json_get(wcm_json_get(log, "psnr"), "sample_1"), &p);
         wcm_json_number(wcm_json_get(wcm_json_get(log, "psnr"), "lowpass_only"), &pl);

@@ -15,6 +15,7 @@
 
 #include "json.h"
 #include "testutil.h"
+#include "testjson.h"
 #include "wcm/haar.h"
 #include "wcm/image.h"
 #include "wcm/io.h"
@@ -334,14 +335,7 @@ static int run_cli(const char *args, char *stderr_text, size_t size) {
 static wcm_json *read_json(const char *rel) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
-    unsigned char *text;
-    size_t len;
-    wcm_error err;
-    wcm_json *j = NULL;
-    if (wcm_read_file(path, &text, &len, &err)) return NULL;
-    if (wcm_json_parse((const char *)text, len, &j, &err)) j = NULL;
-    free(text);
-    return j;
+    return t_load_json(path);
 }
 
 static int exists(const char *rel) {

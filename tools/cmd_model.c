@@ -7,6 +7,58 @@
 #include "wcm/io.h"
 #include "wcm/model.h"
 
+/* One network from a file: a PyTorch .pt (torch_only) or any single-network model. */
+static int load_single_net(const char *path, int torch_only, wcm_net **net, wcm_error *err) {
+    if (torch_only) return wcm_net_load_torch(path, net, err);
+    wcm_model part;
+    int rc = wcm_model_load(path, &part, err);
+    if (rc) return rc;
+    if (part.multiscale) {
+        wcm_model_free(&part);
+        return wcm_fail(err, WCM_ERR_FORMAT, "%s is already a multi-scale model", path);
+    }
+    *net = part.net;
+    part.net = NULL;
+    wcm_model_free(&part);
+    return WCM_OK;
+}
+
+/* A multi-scale model from a low-pass net and conditional nets (finest first),
+ * with each source recorded in the metadata. */
+static int assemble_multiscale(wcm_model *m, const char *low, const char **conds, int n, int torch_only, wcm_error *err) {
+    m->multiscale = 1;
+    int rc = load_single_net(low, torch_only, &m->low, err);
+    if (!rc && m->low->kind == WCM_NET_CONDITIONAL)
+        rc = wcm_fail(err, WCM_ERR_FORMAT, "%s: --low needs a 1 -> 1 network, this one is conditional", low);
+    if (!rc) rc = wcm_array_list_set_meta(&m->meta, "wcm.source.low", low, err);
+    for (int j = 0; !rc && j < n; j++) {
+        rc = load_single_net(conds[j], torch_only, &m->cond[j], err);
+        if (rc) break;
+        m->levels = j + 1;
+        if (m->cond[j]->kind != WCM_NET_CONDITIONAL)
+            rc = wcm_fail(err, WCM_ERR_FORMAT, "%s: scale %d needs a conditional (4 -> 3) network, this one is %s", conds[j],
+                          j, wcm_net_kind_name(m->cond[j]->kind));
+        char key[32];
+        snprintf(key, sizeof key, "wcm.source.cond%d", j);
+        if (!rc) rc = wcm_array_list_set_meta(&m->meta, key, conds[j], err);
+    }
+    return rc;
+}
+
+/* Save, describe, free: the common tail of import-torch and bundle. */
+static int save_model(const char *cmd, wcm_model *m, const char *out, int half, int rc, wcm_error *err) {
+    if (!rc) rc = wcm_model_save(m, out, half, err);
+    if (rc) {
+        wcm_model_free(m);
+        return cli_lib_error(cmd, err);
+    }
+    char desc[4096];
+    wcm_model_describe(m, desc, sizeof desc);
+    printf("wrote %s\n%s", out, desc);
+    wcm_model_free(m);
+    return 0;
+}
+
 static int run_import_torch(int argc, char **argv) {
     const char *cmd = "import-torch";
     cli_opt opts[] = {{"o", 1, 0, 0}, {"output", 1, 0, 0}, {"low", 1, 0, 0}, {"half", 0, 0, 0}};
@@ -16,43 +68,19 @@ static int run_import_torch(int argc, char **argv) {
     const char *out = opts[0].set ? opts[0].value : opts[1].value;
     if (!out) return cli_error(cmd, "missing -o OUT.safetensors");
     if (npos < 1) return cli_error(cmd, "missing input .pt file(s)");
+    if (!opts[2].set && npos != 1)
+        return cli_error(cmd, "one network per file: give a single .pt, or --low LOW.pt COND0.pt COND1.pt ...");
     wcm_model m = {0};
     wcm_error err;
-    int rc = 0;
+    int rc;
     wcm_array_list_init(&m.meta);
-    if (!opts[2].set) {
-        if (npos != 1) return cli_error(cmd, "one network per file: give a single .pt, or --low LOW.pt COND0.pt COND1.pt ...");
+    if (opts[2].set) {
+        rc = assemble_multiscale(&m, opts[2].value, pos, npos, 1, &err);
+    } else {
         rc = wcm_net_load_torch(pos[0], &m.net, &err);
         if (!rc) rc = wcm_array_list_set_meta(&m.meta, "wcm.source.net", pos[0], &err);
-    } else {
-        m.multiscale = 1;
-        rc = wcm_net_load_torch(opts[2].value, &m.low, &err);
-        if (!rc && m.low->kind == WCM_NET_CONDITIONAL)
-            rc = wcm_fail(&err, WCM_ERR_FORMAT, "%s: --low needs a 1 -> 1 network, this one is conditional", opts[2].value);
-        if (!rc) rc = wcm_array_list_set_meta(&m.meta, "wcm.source.low", opts[2].value, &err);
-        for (int j = 0; !rc && j < npos; j++) {
-            rc = wcm_net_load_torch(pos[j], &m.cond[j], &err);
-            if (!rc && m.cond[j]->kind != WCM_NET_CONDITIONAL)
-                rc = wcm_fail(&err, WCM_ERR_FORMAT, "%s: scale %d needs a conditional (4 -> 3) network, this one is %s",
-                              pos[j], j, wcm_net_kind_name(m.cond[j]->kind));
-            if (!rc) {
-                char key[32];
-                snprintf(key, sizeof key, "wcm.source.cond%d", j);
-                rc = wcm_array_list_set_meta(&m.meta, key, pos[j], &err);
-            }
-            m.levels = j + 1;
-        }
     }
-    if (!rc) rc = wcm_model_save(&m, out, opts[3].set, &err);
-    if (rc) {
-        wcm_model_free(&m);
-        return cli_lib_error(cmd, &err);
-    }
-    char desc[4096];
-    wcm_model_describe(&m, desc, sizeof desc);
-    printf("wrote %s\n%s", out, desc);
-    wcm_model_free(&m);
-    return 0;
+    return save_model(cmd, &m, out, opts[3].set, rc, &err);
 }
 
 const cli_command cmd_import_torch = {
@@ -160,49 +188,11 @@ static int run_bundle(int argc, char **argv) {
     const char *out = opts[0].set ? opts[0].value : opts[1].value;
     if (!out) return cli_error(cmd, "missing -o MODEL.safetensors");
     if (!opts[2].set || npos < 1) return cli_error(cmd, "usage: wcm bundle -o MODEL.safetensors --low LOW COND0 COND1 ...");
-    wcm_model m = {0}, part;
+    wcm_model m = {0};
     wcm_error err;
-    int rc = 0;
-    m.multiscale = 1;
     wcm_array_list_init(&m.meta);
-    for (int j = -1; !rc && j < npos; j++) {
-        const char *path = j < 0 ? opts[2].value : pos[j];
-        if (load_model(cmd, path, &part)) {
-            wcm_model_free(&m);
-            return 1;
-        }
-        if (part.multiscale) {
-            rc = wcm_fail(&err, WCM_ERR_FORMAT, "%s is already a multi-scale model", path);
-            wcm_model_free(&part);
-            break;
-        }
-        wcm_net *net = part.net;
-        if (j < 0 && net->kind == WCM_NET_CONDITIONAL)
-            rc = wcm_fail(&err, WCM_ERR_FORMAT, "%s: --low needs a 1 -> 1 network, this one is conditional", path);
-        if (j >= 0 && net->kind != WCM_NET_CONDITIONAL)
-            rc = wcm_fail(&err, WCM_ERR_FORMAT, "%s: scale %d needs a conditional network, this one is %s", path, j,
-                          wcm_net_kind_name(net->kind));
-        char key[64];
-        if (j < 0) snprintf(key, sizeof key, "wcm.source.low");
-        else snprintf(key, sizeof key, "wcm.source.cond%d", j);
-        if (!rc) rc = wcm_array_list_set_meta(&m.meta, key, path, &err);
-        if (!rc) {
-            part.net = NULL;
-            if (j < 0) m.low = net;
-            else m.cond[j] = net, m.levels = j + 1;
-        }
-        wcm_model_free(&part);
-    }
-    if (!rc) rc = wcm_model_save(&m, out, opts[3].set, &err);
-    if (rc) {
-        wcm_model_free(&m);
-        return cli_lib_error(cmd, &err);
-    }
-    char desc[4096];
-    wcm_model_describe(&m, desc, sizeof desc);
-    printf("wrote %s\n%s", out, desc);
-    wcm_model_free(&m);
-    return 0;
+    int rc = assemble_multiscale(&m, opts[2].value, pos, npos, 0, &err);
+    return save_model(cmd, &m, out, opts[3].set, rc, &err);
 }
 
 const cli_command cmd_bundle = {
