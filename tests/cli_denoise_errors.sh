@@ -11,12 +11,8 @@ fails=0 checks=0
 ok()   { checks=$((checks+1)); echo "ok   $*"; }
 bad()  { checks=$((checks+1)); fails=$((fails+1)); echo "FAIL $*"; }
 
-# Tiny random models, built by the CLI itself from a test helper image.
-"$WCM" sample --help >/dev/null || { echo "no wcm"; exit 1; }
-mk_npy() { # mk_npy FILE H W : a float32 (H, W) ramp image
-  python_free_npy "$@"
-}
-# Write a .npy without Python: header + little-endian float32 data via printf.
+"$WCM" --version >/dev/null || { echo "no wcm"; exit 1; }
+# Write a constant 0.5 float32 (H, W) .npy without Python.
 python_free_npy() {
   local f=$1 h=$2 w=$3
   local hdr="{'descr': '<f4', 'fortran_order': False, 'shape': ($h, $w), }"
@@ -28,7 +24,6 @@ python_free_npy() {
     for ((i = 0; i < h * w; i++)); do printf '\x00\x00\x00\x3f'; done; } > "$f"
 }
 python_free_npy "$T/img32.npy" 32 32
-"$WCM" denoise --help >/dev/null
 
 expect_fail() { # expect_fail LABEL OUTFILE ARGS...
   local label=$1 out=$2; shift 2
@@ -45,8 +40,7 @@ expect_ok() { # expect_ok LABEL ARGS...
   if "$WCM" "$@" > "$T/stdout" 2> "$T/stderr"; then ok "$label: $(head -c 200 "$T/stdout" | tr '\n' ' ')"; else bad "$label: $(cat "$T/stderr")"; fi
 }
 
-# Models: a flat net and a lone conditional net via `wcm train` would be slow;
-# use the sampler test's approach: a random flat model from `wcm train --steps 1`.
+# Models: a flat net and a lone conditional net after one training step.
 mkdir -p "$T/data"
 for i in 1 2 3 4; do cp "$T/img32.npy" "$T/data/im$i.npy"; done
 "$WCM" train --kind flat --rf 5 --data "$T/data" --crop 32 --batch 2 --steps 1 --no-cache -o "$T/flat.safetensors" --quiet >/dev/null 2>&1 \
