@@ -24,6 +24,7 @@ typedef struct {
     wcm_net_kind kind;
     int rf, scale, levels, crop, celeba, resize, patch, batch, epochs, halve, quadratic;
     int max_images, max_test, no_cache, resume, force, save_every, max_steps;
+    const char *init;  /* --init: start from this model's weights (fine-tuning) */
     double lr, test_fraction, minutes, save_minutes;
     unsigned long long seed;
     const char *data, *test_dir, *out, *cache;
@@ -52,7 +53,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
                    {"seed", 1, 0, 0},       {"o", 1, 0, 0},           {"output", 1, 0, 0},      {"resume", 0, 0, 0},
                    {"force", 0, 0, 0},      {"max-images", 1, 0, 0},  {"max-test-images", 1, 0, 0}, {"minutes", 1, 0, 0},
                    {"save-minutes", 1, 0, 0}, {"save-every", 1, 0, 0}, {"steps", 1, 0, 0},       {"cache", 1, 0, 0},
-                   {"no-cache", 0, 0, 0}};
+                   {"no-cache", 0, 0, 0},   {"init", 1, 0, 0}};
     const int n = CLI_NOPTS(o);
     const char *pos[1];
     int npos;
@@ -94,6 +95,8 @@ static int parse_args(int argc, char **argv, train_args *a) {
     a->resume = cli_find(o, n, "resume")->set;
     a->force = cli_find(o, n, "force")->set;
     a->no_cache = cli_find(o, n, "no-cache")->set;
+    a->init = cli_find(o, n, "init")->value;
+    if (a->init && a->resume) return cli_error(CMD, "--init starts a new run from a model; it cannot be combined with --resume");
     if (!a->data) return cli_error(CMD, "missing --data DIR (a folder of .png/.jpg images)");
     if (!a->out) return cli_error(CMD, "missing -o OUT.safetensors");
     size_t ol = strlen(a->out);
@@ -162,6 +165,26 @@ static int check_resume_args(const char *path, const wcm_array_list *have, const
                              path, same_keys[i][1], h, same_keys[i][1], w);
     }
     return 0;
+}
+
+/* --init: copy the weights and batch-norm buffers of a single-network model
+ * of the same architecture (a fresh optimiser, e.g. to fine-tune at a lower
+ * learning rate). */
+static int init_from_model(const char *path, wcm_net *net) {
+    wcm_model m;
+    wcm_error err;
+    if (wcm_model_load(path, &m, &err)) return cli_lib_error(CMD, &err);
+    const wcm_net *src = m.multiscale ? NULL : m.net;
+    int ok = src && src->kind == net->kind && src->nparams == net->nparams && src->nrunning == net->nrunning &&
+             src->nominal_rf == net->nominal_rf;
+    if (ok) {
+        memcpy(net->params, src->params, net->nparams * sizeof(float));
+        memcpy(net->running_sd, src->running_sd, net->nrunning * sizeof(float));
+        wcm_net_invalidate(net);
+        cli_progress("initialised from %s\n", path);
+    }
+    wcm_model_free(&m);
+    return ok ? 0 : cli_error(CMD, "--init %s: not a single %s network of this architecture", path, wcm_net_kind_name(net->kind));
 }
 
 /* ---- state in metadata ------------------------------------------------------ */
@@ -363,6 +386,12 @@ static int run_train(int argc, char **argv) {
     }
     int *order = malloc(sizeof(int) * (size_t)ntrain), *ids = malloc(sizeof(int) * (size_t)ntrain),
         *test_ids = malloc(sizeof(int) * ((size_t)ntest + 1));
+    if (!order || !ids || !test_ids) {
+        free(order), free(ids), free(test_ids);
+        wcm_dataset_close(&train_ds);
+        if (a.test_dir) wcm_dataset_close(&test_store);
+        return cli_error(CMD, "out of memory");
+    }
     for (int i = 0; i < ntest; i++) test_ids[i] = test_first + i;
     wcm_batch_spec spec = {a.kind, a.scale, a.levels, a.patch, a.quadratic, 255, a.kind != WCM_NET_CONDITIONAL, 0, a.seed};
     for (int i = 0; i < ntrain; i++) order[i] = i;
@@ -415,6 +444,10 @@ static int run_train(int argc, char **argv) {
             goto done;
         }
         wcm_net_init_reference(net, a.seed);
+        if (a.init && init_from_model(a.init, net)) {
+            wcm_array_list_free(&want);
+            goto done;
+        }
     }
     wcm_array_list_free(&want);
     s.rows = realloc(s.rows, sizeof *s.rows * ((size_t)(a.epochs > s.nrows ? a.epochs : s.nrows) + 1));
@@ -563,6 +596,8 @@ const cli_command cmd_train = {
     "  --seed S              seed of the initialisation, order, patches and noise (default 0)\n"
     "  -o, --output FILE     the model / checkpoint (.safetensors)\n"
     "  --resume              continue the run stored in FILE (same options required)\n"
+    "  --init MODEL          start from the weights of MODEL (same architecture), with a\n"
+    "                        fresh optimiser: fine-tuning, e.g. at a lower --lr\n"
     "  --force               overwrite an existing FILE instead of refusing\n"
     "  --max-images N        use only the first N images of DIR (by name)\n"
     "  --max-test-images N   at most N test images\n"
