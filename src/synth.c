@@ -224,15 +224,20 @@ static int check_options(const wcm_synth_options *o, wcm_error *err) {
     return WCM_OK;
 }
 
+/* Shared entry of the public calls: NULL options mean the defaults; validate. */
+static int begin_options(const wcm_synth_options **o, wcm_synth_options *defaults, wcm_error *err) {
+    if (!*o) {
+        wcm_synth_options_default(defaults);
+        *o = defaults;
+    }
+    return check_options(*o, err);
+}
+
 int wcm_synth_sample(const wcm_model *m, int n, int low_h, int low_w, const wcm_synth_options *o,
                      wcm_synth_result *r, wcm_error *err) {
     memset(r, 0, sizeof *r);
     wcm_synth_options defaults;
-    if (!o) {
-        wcm_synth_options_default(&defaults);
-        o = &defaults;
-    }
-    int rc = check_options(o, err);
+    int rc = begin_options(&o, &defaults, err);
     if (rc) return rc;
     if (n < 1) return wcm_fail(err, WCM_ERR_ARG, "synthesis: the number of samples must be at least 1 (got %d)", n);
     if (low_h < 1 || low_w < 1)
@@ -271,11 +276,7 @@ int wcm_synth_superres(const wcm_model *m, const wcm_tensor *low, const wcm_synt
                        wcm_synth_result *r, wcm_error *err) {
     memset(r, 0, sizeof *r);
     wcm_synth_options defaults;
-    if (!o) {
-        wcm_synth_options_default(&defaults);
-        o = &defaults;
-    }
-    int rc = check_options(o, err);
+    int rc = begin_options(&o, &defaults, err);
     if (rc) return rc;
     if (!low || !low->data || low->n < 1 || low->h < 1 || low->w < 1)
         return wcm_fail(err, WCM_ERR_ARG, "super-resolution: empty input");
@@ -317,11 +318,7 @@ int wcm_synth_inverse(const wcm_model *m, const wcm_measurement *ms, const float
                       const wcm_synth_options *o, wcm_synth_result *r, wcm_error *err) {
     memset(r, 0, sizeof *r);
     wcm_synth_options defaults;
-    if (!o) {
-        wcm_synth_options_default(&defaults);
-        o = &defaults;
-    }
-    int rc = check_options(o, err);
+    int rc = begin_options(&o, &defaults, err);
     if (rc) return rc;
     if (m->multiscale || !m->net || m->net->kind == WCM_NET_CONDITIONAL)
         return wcm_fail(err, WCM_ERR_ARG, "the constrained sampler needs a flat (1 -> 1) network, not a %s model",
