@@ -49,8 +49,13 @@ void wcm_set_threads(int n) {
 
 int wcm_get_threads(void) { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
 
+static unsigned long g_alloc_calls = 0;
+
+unsigned long wcm_alloc_calls(void) { return __atomic_load_n(&g_alloc_calls, __ATOMIC_RELAXED); }
+
 void *wcm_alloc(size_t bytes) {
     void *p = NULL;
+    __atomic_add_fetch(&g_alloc_calls, 1, __ATOMIC_RELAXED);
     size_t rounded = (bytes + 63) & ~(size_t)63;
     if (rounded == 0) rounded = 64;
     if (posix_memalign(&p, 64, rounded) != 0) return NULL;

@@ -120,11 +120,17 @@ void wcm_net_free(wcm_net *net) {
     wcm_free(net->folded);
     wcm_free(net->work[0]);
     wcm_free(net->work[1]);
+    wcm_free(net->plans);
+    wcm_free(net->plan_offset);
+    wcm_free(net->scratch);
     free(net->layers);
     free(net);
 }
 
-void wcm_net_invalidate(wcm_net *net) { net->folded_valid = 0; }
+void wcm_net_invalidate(wcm_net *net) {
+    net->folded_valid = 0;
+    net->plans_valid = 0;
+}
 
 /* Inference weights: batch norm y = x / running_sd * gamma is a per-output
  * channel scale, folded into the preceding convolution. The folded block has
@@ -142,6 +148,67 @@ static void fold_weights(wcm_net *net) {
             }
     }
     net->folded_valid = 1;
+    net->plans_valid = 0;
+}
+
+static wcm_conv_shape layer_shape(const wcm_net *net, int l, int n, int h, int w) {
+    const wcm_layer *L = &net->layers[l];
+    return (wcm_conv_shape){n, h, w, L->cin, L->cout, L->k};
+}
+
+/* The backend's prepared form of every folded layer, made once (again after
+ * the weights, the backend or the Winograd setting change). */
+static int make_plans(wcm_net *net, const wcm_backend *be, wcm_error *err) {
+    if (!net->plan_offset) {
+        net->plan_offset = wcm_alloc(sizeof(size_t) * (size_t)net->nlayers);
+        if (!net->plan_offset) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory for layer plans");
+    }
+    size_t total = 0;
+    for (int l = 0; l < net->nlayers; l++) {
+        const wcm_conv_shape s = layer_shape(net, l, 1, 1, 1);
+        net->plan_offset[l] = total;
+        total += (be->plan_size(&s) + 15) & ~(size_t)15; /* keep each plan 64-byte aligned */
+    }
+    wcm_free(net->plans);
+    net->plans = wcm_alloc(sizeof(float) * (total ? total : 1));
+    if (!net->plans) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory for layer plans (%zu floats)", total);
+    for (int l = 0; l < net->nlayers; l++) {
+        const wcm_conv_shape s = layer_shape(net, l, 1, 1, 1);
+        be->plan(&s, net->folded + (net->layers[l].weight - net->params), net->plans + net->plan_offset[l]);
+    }
+    net->plan_backend = be;
+    net->plan_winograd = wcm_get_winograd();
+    net->plans_valid = 1;
+    return WCM_OK;
+}
+
+/* Length of the run of 1x1 layers starting at layer l (0 if layer l is not 1x1). */
+static int pointwise_run(const wcm_net *net, int l) {
+    int run = 0;
+    while (l + run < net->nlayers && net->layers[l + run].k == 1) run++;
+    return run;
+}
+
+/* Grow the backend's working memory to what this input size needs. */
+static int ensure_scratch(wcm_net *net, const wcm_backend *be, int n, int h, int w, wcm_error *err) {
+    size_t need = 0;
+    for (int l = 0; l < net->nlayers; l++) {
+        wcm_conv_shape s = layer_shape(net, l, n, h, w);
+        size_t z = be->scratch_size(&s, 0);
+        if (z > need) need = z;
+        if (be->forward_pointwise && pointwise_run(net, l) >= 2) {
+            int maxc = WCM_CHANNELS > net->cin ? WCM_CHANNELS : net->cin;
+            s.cin = s.cout = net->cout > maxc ? net->cout : maxc;
+            z = be->scratch_size(&s, 1);
+            if (z > need) need = z;
+        }
+    }
+    if (need <= net->scratch_size) return WCM_OK;
+    wcm_free(net->scratch);
+    net->scratch = wcm_alloc(sizeof(float) * need);
+    net->scratch_size = net->scratch ? need : 0;
+    if (!net->scratch) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory for convolution scratch (%zu floats)", need);
+    return WCM_OK;
 }
 
 int wcm_net_forward(wcm_net *net, const wcm_tensor *in, wcm_tensor *out, wcm_error *err) {
@@ -169,13 +236,44 @@ int wcm_net_forward(wcm_net *net, const wcm_tensor *in, wcm_tensor *out, wcm_err
     }
     if (!net->folded_valid) fold_weights(net);
     const wcm_backend *be = wcm_get_backend();
+    const int planned = be->plan_size && be->plan && be->scratch_size && be->forward_plan;
+    if (planned) {
+        if (!net->plans_valid || net->plan_backend != (const void *)be || net->plan_winograd != wcm_get_winograd()) {
+            int rc = make_plans(net, be, err);
+            if (rc) return rc;
+        }
+        int rc = ensure_scratch(net, be, in->n, in->h, in->w, err);
+        if (rc) return rc;
+    }
+    /* Ping-pong between the two work buffers; the last layer writes out. */
     const float *src = in->data;
-    for (int l = 0; l < net->nlayers; l++) {
-        const wcm_layer *L = &net->layers[l];
-        float *dst = l == net->nlayers - 1 ? out->data : net->work[l % 2];
-        wcm_conv_shape s = {in->n, in->h, in->w, L->cin, L->cout, L->k};
-        be->conv_forward(&s, src, net->folded + (L->weight - net->params), dst, L->bn ? WCM_CONV_RELU : 0);
+    int next = 0;
+    for (int l = 0; l < net->nlayers;) {
+        int run = planned && be->forward_pointwise ? pointwise_run(net, l) : 0;
+        if (run > RF_NET_LAYERS) run = RF_NET_LAYERS;
+        const int count = run >= 2 ? run : 1;
+        float *dst = l + count == net->nlayers ? out->data : net->work[next];
+        if (count > 1) {
+            wcm_conv_shape shapes[RF_NET_LAYERS + 1];
+            const float *plans[RF_NET_LAYERS + 1];
+            int flags[RF_NET_LAYERS + 1];
+            for (int q = 0; q < count; q++) {
+                shapes[q] = layer_shape(net, l + q, in->n, in->h, in->w);
+                plans[q] = net->plans + net->plan_offset[l + q];
+                flags[q] = net->layers[l + q].bn ? WCM_CONV_RELU : 0;
+            }
+            be->forward_pointwise(count, shapes, plans, flags, src, dst, net->scratch);
+        } else {
+            const wcm_conv_shape s = layer_shape(net, l, in->n, in->h, in->w);
+            const int flags = net->layers[l].bn ? WCM_CONV_RELU : 0;
+            if (planned)
+                be->forward_plan(&s, src, net->plans + net->plan_offset[l], dst, flags, net->scratch);
+            else
+                be->conv_forward(&s, src, net->folded + (net->layers[l].weight - net->params), dst, flags);
+        }
         src = dst;
+        next ^= 1;
+        l += count;
     }
     return WCM_OK;
 }

@@ -31,6 +31,27 @@ typedef struct wcm_backend {
     /* dw = sum over pixels of x (shifted) * dy; accumulate into dw with
      * WCM_CONV_ACCUMULATE. Must not depend on the thread count. */
     void (*conv_backward_weights)(const wcm_conv_shape *s, const float *x, const float *dy, float *dw, int flags);
+
+    /* Optional inference plans (NULL in a backend without them; networks then
+     * call conv_forward). A plan is a layer's weights prepared once in the
+     * backend's own layout (e.g. Winograd-transformed); with the working
+     * memory sized up front, a forward pass then allocates nothing.
+     * plan_size: floats of the plan of a layer with shape s (n, h, w ignored).
+     * plan: fill it from forward weights w (call again when w changes, or when
+     *   the Winograd setting changes).
+     * scratch_size: floats of working memory forward_plan needs for shape s
+     *   (for all threads), or forward_pointwise for s->n*h*w pixels and up to
+     *   max(cin, cout) channels when pointwise != 0.
+     * forward_plan: as conv_forward.
+     * forward_pointwise: a run of nlayers consecutive 1x1 layers (shapes[l],
+     *   flags[l]) from x to y, computed tile by tile so the intermediate
+     *   activations stay in cache; x and y must not overlap. */
+    size_t (*plan_size)(const wcm_conv_shape *s);
+    void (*plan)(const wcm_conv_shape *s, const float *w, float *plan);
+    size_t (*scratch_size)(const wcm_conv_shape *s, int pointwise);
+    void (*forward_plan)(const wcm_conv_shape *s, const float *x, const float *plan, float *y, int flags, float *scratch);
+    void (*forward_pointwise)(int nlayers, const wcm_conv_shape *shapes, const float *const *plans, const int *flags,
+                              const float *x, float *y, float *scratch);
 } wcm_backend;
 
 /* The fast CPU backend (default). */

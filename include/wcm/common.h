@@ -49,6 +49,10 @@ int wcm_get_threads(void);
 void *wcm_alloc(size_t bytes);
 void *wcm_calloc(size_t bytes);
 void wcm_free(void *p);
+/* How many times wcm_alloc/wcm_calloc have been called in this process: lets
+ * tests check that steady-state loops (sampling, repeated forwards) allocate
+ * nothing. */
+unsigned long wcm_alloc_calls(void);
 
 /* Monotonic wall clock in seconds. */
 double wcm_seconds(void);

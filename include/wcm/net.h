@@ -52,6 +52,15 @@ typedef struct wcm_net {
     int folded_valid;
     float *work[2];
     size_t work_size;
+    /* Backend plans of the folded weights (per layer, at plan_offset[l]) and
+     * the working memory of the backend, both reused across calls. */
+    float *plans;
+    size_t *plan_offset;
+    const void *plan_backend; /* backend and Winograd setting they were made for */
+    int plan_winograd;
+    int plans_valid;
+    float *scratch;
+    size_t scratch_size;
 } wcm_net;
 
 /* Build a network with zero weights, gammas 1 and running_sd 1.

@@ -7,6 +7,7 @@
  * so it shares every forward path. Plain loops remain for kernel sizes over
  * WCM_CPU_MAX_K and for when scratch memory cannot be allocated (the backend
  * interface has no error return). */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -153,6 +154,8 @@ static void plain_backward_weights(const wcm_conv_shape *s, const float *x, cons
 
 static int shape_empty(const wcm_conv_shape *s) { return s->n <= 0 || s->h <= 0 || s->w <= 0 || s->cin <= 0 || s->cout <= 0; }
 static int fast_k(const wcm_conv_shape *s) { return s->k >= 1 && s->k <= WCM_CPU_MAX_K; }
+/* Few output channels: one dot product per output instead of a column tile. */
+static int dot_route(const wcm_conv_shape *s) { return s->cout <= WCM_DOT_MAX_COLS && s->k * s->cin >= 16; }
 
 /* Forward convolution through the fast paths; returns 0, or -1 when nothing
  * was computed (scratch memory missing). */
@@ -167,7 +170,7 @@ static int fast_forward(const wcm_conv_shape *s, const float *x, const float *w,
             if (rc == 0) return 0;
         }
     }
-    if (s->cout <= WCM_DOT_MAX_COLS && s->k * s->cin >= 16) {
+    if (dot_route(s)) {
         float *wt = wcm_alloc(sizeof(float) * (size_t)s->k * s->k * s->cin * s->cout);
         if (!wt) return -1;
         wcm_dot_weights(s, w, wt);
@@ -217,11 +220,130 @@ static void cpu_conv_backward_weights(const wcm_conv_shape *s, const float *x, c
         plain_backward_weights(s, x, dy, dw, flags);
 }
 
+/* ---- inference plans ----
+ * Layout: a header (an int of PLAN_* bits, padded to 64 bytes), the forward
+ * weights, then the dot-kernel weights when the dot path applies, then the
+ * Winograd transform U when Winograd was on and the layer qualifies. */
+enum { PLAN_HEADER = 16, PLAN_DOT = 1, PLAN_WINOGRAD = 2 };
+
+/* Pixels per tile of a pointwise run: two 64-channel activation tiles per
+ * thread (2 x 48 KB) stay in L2 while the run's layers pass over them. */
+#define POINTWISE_PIXELS 192
+
+static size_t weight_floats(const wcm_conv_shape *s) { return (size_t)s->k * s->k * s->cin * s->cout; }
+
+static int plan_parts(const wcm_conv_shape *s) {
+    if (!fast_k(s)) return 0;
+    int parts = dot_route(s) ? PLAN_DOT : 0;
+    wcm_conv_shape any = *s; /* qualification apart from the image size */
+    any.h = any.w = 4;
+    if (wcm_get_winograd() && wcm_winograd_qualifies(wcm_cpu_ops(), &any)) parts |= PLAN_WINOGRAD;
+    return parts;
+}
+
+static size_t cpu_plan_size(const wcm_conv_shape *s) {
+    const int parts = plan_parts(s);
+    return PLAN_HEADER + weight_floats(s) * (parts & PLAN_DOT ? 2 : 1) +
+           (parts & PLAN_WINOGRAD ? (size_t)36 * s->cin * s->cout : 0);
+}
+
+static void cpu_plan(const wcm_conv_shape *s, const float *w, float *plan) {
+    const int parts = plan_parts(s);
+    memset(plan, 0, sizeof(float) * PLAN_HEADER);
+    memcpy(plan, &parts, sizeof parts);
+    float *p = plan + PLAN_HEADER;
+    memcpy(p, w, sizeof(float) * weight_floats(s));
+    p += weight_floats(s);
+    if (parts & PLAN_DOT) {
+        wcm_dot_weights(s, w, p);
+        p += weight_floats(s);
+    }
+    if (parts & PLAN_WINOGRAD) wcm_winograd_weights(wcm_cpu_ops(), s, w, p);
+}
+
+static int use_winograd(const wcm_conv_shape *s) {
+    return fast_k(s) && wcm_get_winograd() && wcm_winograd_qualifies(wcm_cpu_ops(), s);
+}
+
+static size_t cpu_scratch_size(const wcm_conv_shape *s, int pointwise) {
+    const size_t threads = (size_t)omp_get_max_threads();
+    if (pointwise) return threads * 2 * POINTWISE_PIXELS * (size_t)(s->cin > s->cout ? s->cin : s->cout);
+    return use_winograd(s) ? wcm_winograd_scratch_floats(s, (int)threads) : 0;
+}
+
+/* One layer from its plan; flags may include WCM_CPU_SERIAL (direct and dot
+ * paths only). */
+static void plan_layer(const wcm_conv_shape *s, const float *x, const float *plan, float *y, int flags, float *scratch) {
+    int parts;
+    memcpy(&parts, plan, sizeof parts);
+    const float *w = plan + PLAN_HEADER;
+    const float *extra = w + weight_floats(s);
+    const wcm_simd_ops *ops = wcm_cpu_ops();
+    if (!fast_k(s)) {
+        plain_forward(s, x, w, y, flags);
+    } else if (use_winograd(s)) {
+        if ((parts & PLAN_WINOGRAD) && scratch)
+            wcm_winograd_forward_scratch(ops, s, x, extra + (parts & PLAN_DOT ? weight_floats(s) : 0), y, flags, scratch);
+        else
+            cpu_conv_forward(s, x, w, y, flags); /* planned with Winograd off: the allocating path */
+    } else if (dot_route(s)) {
+        if (parts & PLAN_DOT)
+            wcm_dot_forward(ops, s, x, extra, y, flags);
+        else
+            cpu_conv_forward(s, x, w, y, flags);
+    } else {
+        wcm_direct_forward(ops, s, x, w, y, flags);
+    }
+}
+
+static void cpu_forward_plan(const wcm_conv_shape *s, const float *x, const float *plan, float *y, int flags,
+                             float *scratch) {
+    if (shape_empty(s)) return;
+    plan_layer(s, x, plan, y, flags & ~WCM_CPU_SERIAL, scratch);
+}
+
+static void cpu_forward_pointwise(int nlayers, const wcm_conv_shape *shapes, const float *const *plans, const int *flags,
+                                  const float *x, float *y, float *scratch) {
+    if (nlayers <= 0 || shape_empty(&shapes[0])) return;
+    int maxc = 0;
+    for (int l = 0; l < nlayers; l++) {
+        maxc = shapes[l].cin > maxc ? shapes[l].cin : maxc;
+        maxc = shapes[l].cout > maxc ? shapes[l].cout : maxc;
+    }
+    const long pixels = (long)shapes[0].n * shapes[0].h * shapes[0].w;
+    const long tiles = (pixels + POINTWISE_PIXELS - 1) / POINTWISE_PIXELS;
+    const int cin0 = shapes[0].cin, cout_last = shapes[nlayers - 1].cout;
+#pragma omp parallel
+    {
+        float *buf[2];
+        buf[0] = scratch + (size_t)omp_get_thread_num() * 2 * POINTWISE_PIXELS * (size_t)maxc;
+        buf[1] = buf[0] + (size_t)POINTWISE_PIXELS * maxc;
+#pragma omp for schedule(static)
+        for (long t = 0; t < tiles; t++) {
+            const long p0 = t * POINTWISE_PIXELS;
+            const int np = (int)(pixels - p0 < POINTWISE_PIXELS ? pixels - p0 : POINTWISE_PIXELS);
+            const float *src = x + (size_t)p0 * cin0;
+            for (int l = 0; l < nlayers; l++) {
+                float *dst = l == nlayers - 1 ? y + (size_t)p0 * cout_last : buf[l % 2];
+                /* A tile is one row of np pixels: a 1x1 layer has no neighbours. */
+                const wcm_conv_shape ts = {1, 1, np, shapes[l].cin, shapes[l].cout, 1};
+                plan_layer(&ts, src, plans[l], dst, flags[l] | WCM_CPU_SERIAL, NULL);
+                src = dst;
+            }
+        }
+    }
+}
+
 static const wcm_backend cpu_backend = {
     .name = "cpu",
     .conv_forward = cpu_conv_forward,
     .conv_backward_data = cpu_conv_backward_data,
     .conv_backward_weights = cpu_conv_backward_weights,
+    .plan_size = cpu_plan_size,
+    .plan = cpu_plan,
+    .scratch_size = cpu_scratch_size,
+    .forward_plan = cpu_forward_plan,
+    .forward_pointwise = cpu_forward_pointwise,
 };
 
 const wcm_backend *wcm_backend_cpu(void) { return &cpu_backend; }

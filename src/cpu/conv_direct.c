@@ -114,47 +114,55 @@ static void forward_tile(const row_ctx *c, const float *ximg, int i, const conv_
  * beats splitting it into L1-sized passes, whose partial sums cost more). */
 #define PASS_WEIGHT_BYTES ((size_t)192 * 1024)
 
-static void forward_rows(const row_ctx *c, int n_img, const float *x, float *y, int flags) {
+typedef struct {
+    int whole, cblock, nblocks, step, relu;
+} pass_plan;
+
+static void forward_row(const row_ctx *c, const pass_plan *pp, long r, const float *x, float *y) {
     const int H = c->H, W = c->W, K = c->K, R = c->R;
-    const int relu = (flags & WCM_CONV_RELU) != 0;
-    const int step = c->dot ? WCM_DOT_MAX_COLS : c->ops->max_cols;
-    /* All taps in one pass when their weights fit, else one pass per kernel
-     * row and block of input channels. */
-    const size_t col_bytes = sizeof(float) * (size_t)imin(step, c->CO);
-    const int whole = c->dot || (size_t)K * K * c->CI * col_bytes <= PASS_WEIGHT_BYTES;
-    int cblock = c->CI, nblocks = 1;
-    if (!whole) {
-        const int fit = imax(1, (int)(PASS_WEIGHT_BYTES / ((size_t)K * col_bytes)));
-        nblocks = (c->CI + fit - 1) / fit;
-        cblock = (c->CI + nblocks - 1) / nblocks;
-        nblocks = (c->CI + cblock - 1) / cblock;
-    }
-    const long rows = (long)n_img * H;
-#pragma omp parallel for schedule(static)
-    for (long r = 0; r < rows; r++) {
-        const int n = (int)(r / H), i = (int)(r % H);
-        const float *ximg = x + (size_t)n * H * W * c->CI;
-        float *yrow = y + (size_t)r * W * c->CO;
-        const int ky_lo = imax(0, R - i), ky_hi = imin(K, H + R - i);
-        const int npasses = whole ? 1 : (ky_hi - ky_lo) * nblocks;
-        for (int co0 = 0; co0 < c->CO; co0 += step) {
-            const int ncols = imin(step, c->CO - co0);
-            for (int q = 0; q < npasses; q++) {
-                conv_pass ps = {ky_lo, ky_hi, 0, c->CI, q == 0, q == npasses - 1};
-                if (!whole) {
-                    ps.ky0 = ky_lo + q / nblocks;
-                    ps.ky1 = ps.ky0 + 1;
-                    ps.c0 = q % nblocks * cblock;
-                    ps.c1 = imin(c->CI, ps.c0 + cblock);
-                }
-                for (int j0 = 0; j0 < W;) {
-                    const int np = wcm_tile_step(W - j0);
-                    forward_tile(c, ximg, i, &ps, j0, np, co0, ncols, yrow, relu);
-                    j0 += np;
-                }
+    const int n = (int)(r / H), i = (int)(r % H);
+    const float *ximg = x + (size_t)n * H * W * c->CI;
+    float *yrow = y + (size_t)r * W * c->CO;
+    const int ky_lo = imax(0, R - i), ky_hi = imin(K, H + R - i);
+    const int npasses = pp->whole ? 1 : (ky_hi - ky_lo) * pp->nblocks;
+    for (int co0 = 0; co0 < c->CO; co0 += pp->step) {
+        const int ncols = imin(pp->step, c->CO - co0);
+        for (int q = 0; q < npasses; q++) {
+            conv_pass ps = {ky_lo, ky_hi, 0, c->CI, q == 0, q == npasses - 1};
+            if (!pp->whole) {
+                ps.ky0 = ky_lo + q / pp->nblocks;
+                ps.ky1 = ps.ky0 + 1;
+                ps.c0 = q % pp->nblocks * pp->cblock;
+                ps.c1 = imin(c->CI, ps.c0 + pp->cblock);
+            }
+            for (int j0 = 0; j0 < W;) {
+                const int np = wcm_tile_step(W - j0);
+                forward_tile(c, ximg, i, &ps, j0, np, co0, ncols, yrow, pp->relu);
+                j0 += np;
             }
         }
     }
+}
+
+static void forward_rows(const row_ctx *c, int n_img, const float *x, float *y, int flags) {
+    pass_plan pp = {1, c->CI, 1, c->dot ? WCM_DOT_MAX_COLS : c->ops->max_cols, (flags & WCM_CONV_RELU) != 0};
+    /* All taps in one pass when their weights fit, else one pass per kernel
+     * row and block of input channels. */
+    const size_t col_bytes = sizeof(float) * (size_t)imin(pp.step, c->CO);
+    pp.whole = c->dot || (size_t)c->K * c->K * c->CI * col_bytes <= PASS_WEIGHT_BYTES;
+    if (!pp.whole) {
+        const int fit = imax(1, (int)(PASS_WEIGHT_BYTES / ((size_t)c->K * col_bytes)));
+        pp.nblocks = (c->CI + fit - 1) / fit;
+        pp.cblock = (c->CI + pp.nblocks - 1) / pp.nblocks;
+        pp.nblocks = (c->CI + pp.cblock - 1) / pp.cblock;
+    }
+    const long rows = (long)n_img * c->H;
+    if (flags & WCM_CPU_SERIAL) {
+        for (long r = 0; r < rows; r++) forward_row(c, &pp, r, x, y);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (long r = 0; r < rows; r++) forward_row(c, &pp, r, x, y);
 }
 
 void wcm_direct_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *w, float *y,

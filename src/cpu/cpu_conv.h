@@ -108,6 +108,10 @@ static inline int wcm_tile_step(int remaining) {
     return remaining;
 }
 
+/* Extra forward flag inside the CPU backend: run on the calling thread only
+ * (the caller already parallelises, e.g. over pixel tiles). */
+#define WCM_CPU_SERIAL 0x100
+
 /* Drivers (conv_direct.c). w is in forward layout [k][k][cin][cout]. */
 void wcm_direct_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *w, float *y,
                         int flags);
@@ -122,6 +126,11 @@ void wcm_direct_backward_weights(const wcm_simd_ops *ops, const wcm_conv_shape *
  * -1 when scratch memory is unavailable (nothing written). */
 int wcm_winograd_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u, float *y,
                          int flags);
+/* The same with caller-provided scratch of wcm_winograd_scratch_floats(s,
+ * threads) floats, threads >= the size of the parallel team (no allocation). */
+size_t wcm_winograd_scratch_floats(const wcm_conv_shape *s, int threads);
+void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u,
+                                  float *y, int flags, float *scratch);
 /* 36 * cin * cout floats. */
 void wcm_winograd_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *w, float *u);
 int wcm_winograd_qualifies(const wcm_simd_ops *ops, const wcm_conv_shape *s);

@@ -27,17 +27,34 @@ void wcm_winograd_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, cons
     }
 }
 
+/* Output tiles per work item: runs of equal length along a tile row. */
+static int tiles_per_block(int w) {
+    const int tiles_w = (w + 3) / 4;
+    const int blocks = (tiles_w + WG_TILES - 1) / WG_TILES;
+    return (tiles_w + blocks - 1) / blocks;
+}
+
+size_t wcm_winograd_scratch_floats(const wcm_conv_shape *s, int threads) {
+    return (size_t)36 * tiles_per_block(s->w) * (size_t)(s->cin + s->cout) * (size_t)(threads > 0 ? threads : 1);
+}
+
 int wcm_winograd_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u, float *y,
                          int flags) {
+    float *scratch = wcm_alloc(sizeof(float) * wcm_winograd_scratch_floats(s, omp_get_max_threads()));
+    if (!scratch) return -1;
+    wcm_winograd_forward_scratch(ops, s, x, u, y, flags, scratch);
+    wcm_free(scratch);
+    return 0;
+}
+
+void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u,
+                                  float *y, int flags, float *scratch) {
     const int H = s->h, W = s->w, CI = s->cin, CO = s->cout;
     const int tiles_h = (H + 3) / 4, tiles_w = (W + 3) / 4;
-    const int blocks = (tiles_w + WG_TILES - 1) / WG_TILES;
-    const int per_block = (tiles_w + blocks - 1) / blocks; /* equal runs */
+    const int per_block = tiles_per_block(W);
+    const int blocks = (tiles_w + per_block - 1) / per_block;
     const long items = (long)s->n * tiles_h * blocks;
     const size_t v_size = (size_t)36 * per_block * CI, m_size = (size_t)36 * per_block * CO;
-    const int threads = omp_get_max_threads();
-    float *scratch = wcm_alloc(sizeof(float) * (v_size + m_size) * (size_t)threads);
-    if (!scratch) return -1;
     const int relu = (flags & WCM_CONV_RELU) != 0;
     const int step = ops->max_cols;
     const wcm_winograd_ops *wg = ops->winograd;
@@ -79,6 +96,4 @@ int wcm_winograd_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const
             for (int t = 0; t < nt; t++) wg->output(M + (size_t)t * CO, m_stride, CO, yimg, H, W, 4 * ti, 4 * (tj0 + t), relu);
         }
     }
-    wcm_free(scratch);
-    return 0;
 }
