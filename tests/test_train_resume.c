@@ -4,6 +4,7 @@
  *    same thread count); likewise a graceful stop (--steps) and resume;
  *  - the output is a single-network model for wcm_model_load / `wcm info`,
  *    with OUT.log.csv and OUT.svg next to it;
+ *  - --intensity none is recorded and must match on --resume;
  *  - bad input: empty folder, all images too small, an unreadable file,
  *    --resume with a checkpoint of another architecture, a NaN loss (stops
  *    with a clear message and keeps the last good checkpoint). */
@@ -196,6 +197,15 @@ int main(void) {
     snprintf(args, sizeof args, "--kind flat --rf 5 --data '%s' --test-fraction 0 --patch 8 --batch 1 --epochs 1 -o '%s/m.safetensors'",
              mixed, tmp);
     CHECK(wcm(args, "x.log") == 1 && log_has("x.log", "exists"), "existing output without --resume/--force is refused");
+    /* --intensity: stored in the checkpoint; a resume must ask for the same. */
+    snprintf(args, sizeof args, "--kind flat --rf 5 --data '%s' --test-fraction 0 --patch 8 --batch 2 --epochs 1 --intensity none "
+             "-o '%s/i.safetensors'", mixed, tmp);
+    CHECK(wcm(args, "i.log") == 0 && log_lacks("i.log", "intensity x U(0,1)"), "--intensity none trains without the U(0,1) scaling");
+    snprintf(args, sizeof args, "--kind flat --rf 5 --data '%s' --test-fraction 0 --patch 8 --batch 2 --epochs 2 -o '%s/i.safetensors' --resume",
+             mixed, tmp);
+    CHECK(wcm(args, "i2.log") == 1 && log_has("i2.log", "--intensity none"), "--resume with another --intensity: exit 1, names it");
+    snprintf(args, sizeof args, "--kind conditional --rf 5 --data '%s' --intensity none -o '%s/j.safetensors'", mixed, tmp);
+    CHECK(wcm(args, "i3.log") == 1 && log_has("i3.log", "flat and low-pass"), "--intensity with a conditional net is refused");
     /* NaN: an absurd learning rate blows the weights up at step 1; step 2's loss is NaN */
     char n_out[600];
     snprintf(n_out, sizeof n_out, "%s/n.safetensors", tmp);

@@ -22,7 +22,7 @@
 
 typedef struct {
     wcm_net_kind kind;
-    int rf, scale, levels, crop, celeba, resize, patch, batch, epochs, halve, quadratic;
+    int rf, scale, levels, crop, celeba, resize, patch, batch, epochs, halve, quadratic, intensity;
     int max_images, max_test, no_cache, resume, force, save_every, max_steps;
     const char *init;  /* --init: start from this model's weights (fine-tuning) */
     double lr, test_fraction, minutes, save_minutes;
@@ -53,7 +53,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
                    {"seed", 1, 0, 0},       {"o", 1, 0, 0},           {"output", 1, 0, 0},      {"resume", 0, 0, 0},
                    {"force", 0, 0, 0},      {"max-images", 1, 0, 0},  {"max-test-images", 1, 0, 0}, {"minutes", 1, 0, 0},
                    {"save-minutes", 1, 0, 0}, {"save-every", 1, 0, 0}, {"steps", 1, 0, 0},       {"cache", 1, 0, 0},
-                   {"no-cache", 0, 0, 0},   {"init", 1, 0, 0}};
+                   {"no-cache", 0, 0, 0},   {"init", 1, 0, 0},         {"intensity", 1, 0, 0}};
     const int n = CLI_NOPTS(o);
     const char *pos[1];
     int npos;
@@ -87,6 +87,12 @@ static int parse_args(int argc, char **argv, train_args *a) {
     if (noise->set && strcmp(noise->value, "quadratic") && strcmp(noise->value, "uniform"))
         return cli_error(CMD, "--noise must be quadratic or uniform, got '%s'", noise->value);
     a->quadratic = !noise->set || !strcmp(noise->value, "quadratic");
+    cli_opt *intensity = cli_find(o, n, "intensity");
+    if (intensity->set && strcmp(intensity->value, "uniform") && strcmp(intensity->value, "none"))
+        return cli_error(CMD, "--intensity must be uniform or none, got '%s'", intensity->value);
+    a->intensity = !intensity->set || !strcmp(intensity->value, "uniform");
+    if (intensity->set && a->kind == WCM_NET_CONDITIONAL)
+        return cli_error(CMD, "--intensity applies to flat and low-pass nets (conditional nets see the data as it is)");
     a->data = cli_find(o, n, "data")->value;
     a->test_dir = cli_find(o, n, "test")->value;
     a->out = cli_find(o, n, "o")->set ? cli_find(o, n, "o")->value : cli_find(o, n, "output")->value;
@@ -142,6 +148,7 @@ static void args_meta(const train_args *a, wcm_array_list *m, int noise_high, wc
     PUT("lr_halve_every", "%d", a->halve);
     PUT("noise", "%s", a->quadratic ? "quadratic" : "uniform");
     PUT("noise_high", "%d", noise_high);
+    PUT("intensity", "%s", a->kind == WCM_NET_CONDITIONAL ? "-" : a->intensity ? "uniform" : "none");
     PUT("seed", "%llu", a->seed);
     PUT("epochs", "%d", a->epochs);
 #undef PUT
@@ -152,6 +159,7 @@ static const char *const same_keys[][2] = {
     {"scale", "--scale"}, {"levels", "--levels"}, {"crop", "--crop"}, {"celeba_crop", "--celeba-crop"},
     {"resize", "--resize"}, {"patch", "--patch"}, {"batch_size", "--batch"}, {"lr", "--lr"},
     {"lr_halve_every", "--lr-halve-every"}, {"noise", "--noise"}, {"seed", "--seed"}, {"noise_high", "(noise bound from the data)"},
+    {"intensity", "--intensity"},
 };
 
 static int check_resume_args(const char *path, const wcm_array_list *have, const wcm_array_list *want) {
@@ -159,6 +167,8 @@ static int check_resume_args(const char *path, const wcm_array_list *have, const
         char key[64];
         snprintf(key, sizeof key, "wcm.train.%s", same_keys[i][0]);
         const char *h = wcm_array_list_get_meta(have, key), *w = wcm_array_list_get_meta(want, key);
+        /* Checkpoints from before --intensity existed used the reference's scaling. */
+        if (!h && !strcmp(same_keys[i][0], "intensity")) h = strcmp(w, "-") ? "uniform" : "-";
         if (!h) return cli_error(CMD, "%s: checkpoint lacks %s; cannot resume it", path, key);
         if (strcmp(h, w))
             return cli_error(CMD, "%s was trained with %s %s, this run asks for %s %s; give the same options to --resume",
@@ -393,7 +403,7 @@ static int run_train(int argc, char **argv) {
         return cli_error(CMD, "out of memory");
     }
     for (int i = 0; i < ntest; i++) test_ids[i] = test_first + i;
-    wcm_batch_spec spec = {a.kind, a.scale, a.levels, a.patch, a.quadratic, 255, a.kind != WCM_NET_CONDITIONAL, 0, a.seed};
+    wcm_batch_spec spec = {a.kind, a.scale, a.levels, a.patch, a.quadratic, 255, a.kind != WCM_NET_CONDITIONAL && a.intensity, 0, a.seed};
     for (int i = 0; i < ntrain; i++) order[i] = i;
     double detail_max = 0;
     if (a.kind == WCM_NET_CONDITIONAL) {
@@ -593,6 +603,9 @@ const cli_command cmd_train = {
     "  --lr LR               Adam learning rate (default 1e-3)\n"
     "  --lr-halve-every N    halve the lr every N epochs (default 50 x 4^j)\n"
     "  --noise LAW           quadratic (default) or uniform\n"
+    "  --intensity LAW       flat and low-pass nets: uniform (default, the reference:\n"
+    "                        clean x U(0,1)) or none (images as they are; the prior\n"
+    "                        then has no pull towards dark images when sampling)\n"
     "  --seed S              seed of the initialisation, order, patches and noise (default 0)\n"
     "  -o, --output FILE     the model / checkpoint (.safetensors)\n"
     "  --resume              continue the run stored in FILE (same options required)\n"
