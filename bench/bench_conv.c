@@ -1,7 +1,8 @@
 /* Convolution kernel benchmark: measured fp32 FMA peak, then per-layer
  * timings of the CPU kernels (GFLOP/s = 2 * nominal MACs / time, and the
  * fraction of the measured peak). Winograd rows count the direct
- * convolution's MACs ("effective" GFLOP/s). Not a test.
+ * convolution's MACs ("effective" GFLOP/s); "fwd fused run x3" is three 1x1
+ * layers computed tile by tile as the networks run them. Not a test.
  *
  * usage: bench_conv [--quick] [--threads N] [--simd portable|avx2|avx512]
  *                   [--min-time SECONDS] [--only SUBSTRING] */
@@ -68,9 +69,11 @@ static double measure_peak(int level, int threads, int reps) {
 
 /* ---- layers ---- */
 
-typedef enum { OP_FWD, OP_FWD_WG, OP_BWD_DATA, OP_BWD_DATA_WG, OP_BWD_WEIGHTS } op_kind;
+typedef enum { OP_FWD, OP_FWD_WG, OP_BWD_DATA, OP_BWD_DATA_WG, OP_BWD_WEIGHTS, OP_FWD_FUSED } op_kind;
 static const char *op_names[] = {"fwd direct", "fwd winograd", "bwd-data direct", "bwd-data winograd",
-                                 "bwd-weights"};
+                                 "bwd-weights", "fwd fused run x3"};
+/* A run of 1x1 layers as networks compute it (tile by tile, in cache). */
+#define FUSED_RUN 3
 
 typedef struct {
     const char *layer;
@@ -81,7 +84,7 @@ typedef struct {
 static double g_min_time = 0.3;
 
 /* Best seconds per call over repeated timing windows. */
-static float *g_out, *g_dw;
+static float *g_out, *g_dw, *g_plan, *g_scratch;
 
 static void run_case(const wcm_backend *be, const bench_case *c, const wcm_conv_shape *s, const float *x,
                      const float *w, const float *y) {
@@ -91,6 +94,13 @@ static void run_case(const wcm_backend *be, const bench_case *c, const wcm_conv_
         case OP_BWD_DATA:
         case OP_BWD_DATA_WG: be->conv_backward_data(s, y, w, g_out); break;
         case OP_BWD_WEIGHTS: be->conv_backward_weights(s, x, y, g_dw, 0); break;
+        case OP_FWD_FUSED: {
+            const wcm_conv_shape shapes[FUSED_RUN] = {*s, *s, *s};
+            const float *plans[FUSED_RUN] = {g_plan, g_plan, g_plan};
+            const int flags[FUSED_RUN] = {WCM_CONV_RELU, WCM_CONV_RELU, WCM_CONV_RELU};
+            be->forward_pointwise(FUSED_RUN, shapes, plans, flags, x, g_out, g_scratch);
+            break;
+        }
     }
 }
 
@@ -98,6 +108,12 @@ static double time_case(const bench_case *c, const float *x, const float *w, con
     const wcm_backend *be = wcm_backend_cpu();
     const wcm_conv_shape s = {c->n, c->h, c->w, c->cin, c->cout, c->k};
     wcm_set_winograd(c->op == OP_FWD_WG || c->op == OP_BWD_DATA_WG);
+    if (c->op == OP_FWD_FUSED) {
+        g_plan = wcm_alloc(sizeof(float) * be->plan_size(&s));
+        g_scratch = wcm_alloc(sizeof(float) * be->scratch_size(&s, 1));
+        if (!g_plan || !g_scratch) return 1e30;
+        be->plan(&s, w, g_plan);
+    }
     double best = 1e30, total = 0;
     int calls = 0;
     for (int warm = 0; warm < 2; warm++) {
@@ -119,6 +135,11 @@ static double time_case(const bench_case *c, const float *x, const float *w, con
         calls++;
     }
     wcm_set_winograd(1);
+    if (c->op == OP_FWD_FUSED) {
+        wcm_free(g_plan);
+        wcm_free(g_scratch);
+        g_plan = g_scratch = NULL;
+    }
     return best;
 }
 
@@ -194,8 +215,9 @@ int main(int argc, char **argv) {
     printf("%-11s %-18s %-10s %9s %9s %7s %7s\n", "layer", "kernel", "size", "ms", "GFLOP/s", "peak", "%peak");
     for (size_t li = 0; li < sizeof layers / sizeof layers[0]; li++) {
         for (int si = 0; si < nsizes; si++) {
-            for (int op = OP_FWD; op <= OP_BWD_WEIGHTS; op++) {
+            for (int op = OP_FWD; op <= OP_FWD_FUSED; op++) {
                 const int small = layers[li].cin < 16 || layers[li].cout < 16;
+                if (op == OP_FWD_FUSED && (layers[li].k != 1 || small)) continue;
                 if ((op == OP_FWD_WG || op == OP_BWD_DATA_WG) &&
                     (layers[li].k != 3 || small || !wcm_cpu_ops()->winograd))
                     continue;
@@ -210,7 +232,7 @@ int main(int argc, char **argv) {
                 const double peak = peak_level != WCM_SIMD_PORTABLE ? measure_peak(peak_level, threads, 3) : 0;
                 if (peak > peak_max) peak_max = peak;
                 const double t = time_case(&c, x, w, y);
-                const double flops = 2.0 * c.n * c.h * c.w * c.cin * c.cout * c.k * c.k;
+                const double flops = 2.0 * c.n * c.h * c.w * c.cin * c.cout * c.k * c.k * (op == OP_FWD_FUSED ? FUSED_RUN : 1);
                 const double gf = flops / t / 1e9;
                 printf("%-11s %-18s %-10s %9.3f %9.1f %7.1f %6.1f%%\n", c.layer, op_names[op], size, t * 1e3, gf,
                        peak, peak > 0 ? 100.0 * gf / peak : 0.0);

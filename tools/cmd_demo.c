@@ -219,6 +219,12 @@ static int run_demo(int argc, char **argv) {
                 "(Kadkhodaie, Guth, Mallat &amp; Simoncelli, ICLR 2023), computed by wcm on %d CPU threads in %.1f s "
                 "with the model <code>%s</code>.</p>\n",
             wcm_get_threads(), total, model_path);
+        if (!opts[1].set)
+            add(&h, "<p><em>The shipped model was trained by <code>wcm train</code> on 5,000 CelebA faces with a few "
+                    "CPU-hours &mdash; a small fraction of the authors' training &mdash; so its samples are rough; "
+                    "<code>models/README.md</code> gives its training and denoising numbers. Run "
+                    "<code>wcm demo --model M</code> with the authors' networks imported by <code>wcm import-torch</code> "
+                    "to see the paper's quality.</em></p>\n");
         add(&h, "<h2>1. Synthesis (Algorithm 2)</h2>\n<p>Each face is drawn coarse to fine: a %dx%d low-pass image "
                 "is sampled with the low-pass network (Algorithm 1), then the wavelet details of each finer scale are "
                 "sampled with a local conditional network given the low-pass. Top: the sampled %dx%d low-pass; bottom: "
