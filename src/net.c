@@ -192,16 +192,19 @@ static int pointwise_run(const wcm_net *net, int l) {
 /* Grow the backend's working memory to what this input size needs. */
 static int ensure_scratch(wcm_net *net, const wcm_backend *be, int n, int h, int w, wcm_error *err) {
     size_t need = 0;
+    int fused = 0;
     for (int l = 0; l < net->nlayers; l++) {
-        wcm_conv_shape s = layer_shape(net, l, n, h, w);
-        size_t z = be->scratch_size(&s, 0);
+        const wcm_conv_shape s = layer_shape(net, l, n, h, w);
+        const size_t z = be->scratch_size(&s, 0);
         if (z > need) need = z;
-        if (be->forward_pointwise && pointwise_run(net, l) >= 2) {
-            int maxc = WCM_CHANNELS > net->cin ? WCM_CHANNELS : net->cin;
-            s.cin = s.cout = net->cout > maxc ? net->cout : maxc;
-            z = be->scratch_size(&s, 1);
-            if (z > need) need = z;
-        }
+        fused |= be->forward_pointwise && pointwise_run(net, l) >= 2;
+    }
+    if (fused) {
+        int maxc = WCM_CHANNELS > net->cin ? WCM_CHANNELS : net->cin;
+        maxc = net->cout > maxc ? net->cout : maxc;
+        const wcm_conv_shape s = {n, h, w, maxc, maxc, 1};
+        const size_t z = be->scratch_size(&s, 1);
+        if (z > need) need = z;
     }
     if (need <= net->scratch_size) return WCM_OK;
     wcm_free(net->scratch);

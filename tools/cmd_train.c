@@ -148,18 +148,21 @@ static void args_meta(const train_args *a, wcm_array_list *m, int noise_high, wc
     PUT("lr_halve_every", "%d", a->halve);
     PUT("noise", "%s", a->quadratic ? "quadratic" : "uniform");
     PUT("noise_high", "%d", noise_high);
-    PUT("intensity", "%s", a->kind == WCM_NET_CONDITIONAL ? "-" : a->intensity ? "uniform" : "none");
+    PUT("intensity", "%s", a->intensity ? "uniform" : "none"); /* conditional nets: always the default, unused */
     PUT("seed", "%llu", a->seed);
     PUT("epochs", "%d", a->epochs);
 #undef PUT
     wcm_array_list_set_meta(m, "wcm.train.data", a->data, err);
 }
 
-static const char *const same_keys[][2] = {
-    {"scale", "--scale"}, {"levels", "--levels"}, {"crop", "--crop"}, {"celeba_crop", "--celeba-crop"},
-    {"resize", "--resize"}, {"patch", "--patch"}, {"batch_size", "--batch"}, {"lr", "--lr"},
-    {"lr_halve_every", "--lr-halve-every"}, {"noise", "--noise"}, {"seed", "--seed"}, {"noise_high", "(noise bound from the data)"},
-    {"intensity", "--intensity"},
+/* Options a resumed run must repeat: key, option, and the value to assume
+ * when a checkpoint predates the key (NULL: the key is required). */
+static const char *const same_keys[][3] = {
+    {"scale", "--scale", NULL}, {"levels", "--levels", NULL}, {"crop", "--crop", NULL},
+    {"celeba_crop", "--celeba-crop", NULL}, {"resize", "--resize", NULL}, {"patch", "--patch", NULL},
+    {"batch_size", "--batch", NULL}, {"lr", "--lr", NULL}, {"lr_halve_every", "--lr-halve-every", NULL},
+    {"noise", "--noise", NULL}, {"seed", "--seed", NULL}, {"noise_high", "(noise bound from the data)", NULL},
+    {"intensity", "--intensity", "uniform"},
 };
 
 static int check_resume_args(const char *path, const wcm_array_list *have, const wcm_array_list *want) {
@@ -167,8 +170,7 @@ static int check_resume_args(const char *path, const wcm_array_list *have, const
         char key[64];
         snprintf(key, sizeof key, "wcm.train.%s", same_keys[i][0]);
         const char *h = wcm_array_list_get_meta(have, key), *w = wcm_array_list_get_meta(want, key);
-        /* Checkpoints from before --intensity existed used the reference's scaling. */
-        if (!h && !strcmp(same_keys[i][0], "intensity")) h = strcmp(w, "-") ? "uniform" : "-";
+        if (!h) h = same_keys[i][2];
         if (!h) return cli_error(CMD, "%s: checkpoint lacks %s; cannot resume it", path, key);
         if (strcmp(h, w))
             return cli_error(CMD, "%s was trained with %s %s, this run asks for %s %s; give the same options to --resume",

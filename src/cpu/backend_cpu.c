@@ -157,26 +157,40 @@ static int fast_k(const wcm_conv_shape *s) { return s->k >= 1 && s->k <= WCM_CPU
 /* Few output channels: one dot product per output instead of a column tile. */
 static int dot_route(const wcm_conv_shape *s) { return s->cout <= WCM_DOT_MAX_COLS && s->k * s->cin >= 16; }
 
+typedef enum { ROUTE_PLAIN, ROUTE_WINOGRAD, ROUTE_DOT, ROUTE_DIRECT } forward_route;
+
+/* The path a forward convolution of shape s takes, planned or not. */
+static forward_route route_of(const wcm_conv_shape *s) {
+    if (!fast_k(s)) return ROUTE_PLAIN;
+    if (wcm_get_winograd() && wcm_winograd_qualifies(wcm_cpu_ops(), s)) return ROUTE_WINOGRAD;
+    return dot_route(s) ? ROUTE_DOT : ROUTE_DIRECT;
+}
+
 /* Forward convolution through the fast paths; returns 0, or -1 when nothing
- * was computed (scratch memory missing). */
+ * was computed (plain loops needed, or scratch memory missing). */
 static int fast_forward(const wcm_conv_shape *s, const float *x, const float *w, float *y, int flags) {
     const wcm_simd_ops *ops = wcm_cpu_ops();
-    if (wcm_get_winograd() && wcm_winograd_qualifies(ops, s)) {
-        float *u = wcm_alloc(sizeof(float) * 36 * (size_t)s->cin * (size_t)s->cout);
-        if (u) {
-            wcm_winograd_weights(ops, s, w, u);
-            const int rc = wcm_winograd_forward(ops, s, x, u, y, flags);
-            wcm_free(u);
-            if (rc == 0) return 0;
+    switch (route_of(s)) {
+        case ROUTE_PLAIN: return -1;
+        case ROUTE_WINOGRAD: {
+            float *u = wcm_alloc(sizeof(float) * 36 * (size_t)s->cin * (size_t)s->cout);
+            if (u) {
+                wcm_winograd_weights(ops, s, w, u);
+                const int rc = wcm_winograd_forward(ops, s, x, u, y, flags);
+                wcm_free(u);
+                if (rc == 0) return 0;
+            }
+            break; /* no memory: the direct kernel */
         }
-    }
-    if (dot_route(s)) {
-        float *wt = wcm_alloc(sizeof(float) * (size_t)s->k * s->k * s->cin * s->cout);
-        if (!wt) return -1;
-        wcm_dot_weights(s, w, wt);
-        wcm_dot_forward(ops, s, x, wt, y, flags);
-        wcm_free(wt);
-        return 0;
+        case ROUTE_DOT: {
+            float *wt = wcm_alloc(sizeof(float) * (size_t)s->k * s->k * s->cin * s->cout);
+            if (!wt) return -1;
+            wcm_dot_weights(s, w, wt);
+            wcm_dot_forward(ops, s, x, wt, y, flags);
+            wcm_free(wt);
+            return 0;
+        }
+        case ROUTE_DIRECT: break;
     }
     wcm_direct_forward(ops, s, x, w, y, flags);
     return 0;
@@ -184,7 +198,7 @@ static int fast_forward(const wcm_conv_shape *s, const float *x, const float *w,
 
 static void cpu_conv_forward(const wcm_conv_shape *s, const float *x, const float *w, float *y, int flags) {
     if (shape_empty(s)) return;
-    if (fast_k(s) && fast_forward(s, x, w, y, flags) == 0) return;
+    if (fast_forward(s, x, w, y, flags) == 0) return;
     plain_forward(s, x, w, y, flags);
 }
 
@@ -261,39 +275,38 @@ static void cpu_plan(const wcm_conv_shape *s, const float *w, float *plan) {
     if (parts & PLAN_WINOGRAD) wcm_winograd_weights(wcm_cpu_ops(), s, w, p);
 }
 
-static int use_winograd(const wcm_conv_shape *s) {
-    return fast_k(s) && wcm_get_winograd() && wcm_winograd_qualifies(wcm_cpu_ops(), s);
-}
-
 static size_t cpu_scratch_size(const wcm_conv_shape *s, int pointwise) {
     const size_t threads = (size_t)omp_get_max_threads();
     if (pointwise) return threads * 2 * POINTWISE_PIXELS * (size_t)(s->cin > s->cout ? s->cin : s->cout);
-    return use_winograd(s) ? wcm_winograd_scratch_floats(s, (int)threads) : 0;
+    return route_of(s) == ROUTE_WINOGRAD ? wcm_winograd_scratch_floats(s, (int)threads) : 0;
 }
 
-/* One layer from its plan; flags may include WCM_CPU_SERIAL (direct and dot
- * paths only). */
+/* One layer from its plan, on the route an unplanned call would take; flags
+ * may include WCM_CPU_SERIAL (direct and dot paths only). */
 static void plan_layer(const wcm_conv_shape *s, const float *x, const float *plan, float *y, int flags, float *scratch) {
     int parts;
     memcpy(&parts, plan, sizeof parts);
     const float *w = plan + PLAN_HEADER;
     const float *extra = w + weight_floats(s);
     const wcm_simd_ops *ops = wcm_cpu_ops();
-    if (!fast_k(s)) {
-        plain_forward(s, x, w, y, flags);
-    } else if (use_winograd(s)) {
-        if ((parts & PLAN_WINOGRAD) && scratch)
-            wcm_winograd_forward_scratch(ops, s, x, extra + (parts & PLAN_DOT ? weight_floats(s) : 0), y, flags, scratch);
-        else
-            cpu_conv_forward(s, x, w, y, flags); /* planned with Winograd off: the allocating path */
-    } else if (dot_route(s)) {
-        if (parts & PLAN_DOT)
-            wcm_dot_forward(ops, s, x, extra, y, flags);
-        else
-            cpu_conv_forward(s, x, w, y, flags);
-    } else {
-        wcm_direct_forward(ops, s, x, w, y, flags);
+    switch (route_of(s)) {
+        case ROUTE_PLAIN: plain_forward(s, x, w, y, flags); return;
+        case ROUTE_WINOGRAD:
+            if ((parts & PLAN_WINOGRAD) && scratch) {
+                wcm_winograd_forward_scratch(ops, s, x, extra + (parts & PLAN_DOT ? weight_floats(s) : 0), y, flags,
+                                             scratch);
+                return;
+            }
+            break;
+        case ROUTE_DOT:
+            if (parts & PLAN_DOT) {
+                wcm_dot_forward(ops, s, x, extra, y, flags);
+                return;
+            }
+            break;
+        case ROUTE_DIRECT: wcm_direct_forward(ops, s, x, w, y, flags); return;
     }
+    cpu_conv_forward(s, x, w, y, flags); /* planned under other settings: the allocating path */
 }
 
 static void cpu_forward_plan(const wcm_conv_shape *s, const float *x, const float *plan, float *y, int flags,

@@ -116,9 +116,9 @@ static void forward_tile(const row_ctx *c, const float *ximg, int i, const conv_
 
 typedef struct {
     int whole, cblock, nblocks, step, relu;
-} pass_plan;
+} pass_split;
 
-static void forward_row(const row_ctx *c, const pass_plan *pp, long r, const float *x, float *y) {
+static void forward_row(const row_ctx *c, const pass_split *pp, long r, const float *x, float *y) {
     const int H = c->H, W = c->W, K = c->K, R = c->R;
     const int n = (int)(r / H), i = (int)(r % H);
     const float *ximg = x + (size_t)n * H * W * c->CI;
@@ -145,7 +145,7 @@ static void forward_row(const row_ctx *c, const pass_plan *pp, long r, const flo
 }
 
 static void forward_rows(const row_ctx *c, int n_img, const float *x, float *y, int flags) {
-    pass_plan pp = {1, c->CI, 1, c->dot ? WCM_DOT_MAX_COLS : c->ops->max_cols, (flags & WCM_CONV_RELU) != 0};
+    pass_split pp = {1, c->CI, 1, c->dot ? WCM_DOT_MAX_COLS : c->ops->max_cols, (flags & WCM_CONV_RELU) != 0};
     /* All taps in one pass when their weights fit, else one pass per kernel
      * row and block of input channels. */
     const size_t col_bytes = sizeof(float) * (size_t)imin(pp.step, c->CO);
