@@ -166,8 +166,10 @@ void wcm_bn_backward(const float *x, const float *dy, size_t m, int c, const flo
         sdf[ch] = (float)sd[ch];
         dgamma[ch] = (float)(S[ch] / sd[ch]);
         a[ch] = gamma[ch] / sd[ch];
-        b[ch] = S[ch] / (sd[ch] * sd[ch] * (double)m);
+        b[ch] = mean ? S[ch] / (sd[ch] * sd[ch] * (double)m) : 0.0;
     }
+    static const double no_mean[WCM_CHANNELS];
+    if (!mean) mean = no_mean;
     size_t nchunks = chunk_count(m);
 #pragma omp parallel for schedule(static)
     for (size_t k = 0; k < nchunks; k++)
@@ -281,13 +283,44 @@ int wcm_train_forward(wcm_trainer *t, const wcm_tensor *in, wcm_tensor *out, wcm
         be->conv_forward(&s, src, L->weight, dst, 0);
         if (!L->bn) continue;
         double *mean = t->bn_mean + (size_t)l * WCM_CHANNELS, *sd = t->bn_sd + (size_t)l * WCM_CHANNELS;
+        if (t->bn_frozen) {
+            for (int c = 0; c < L->cout; c++) mean[c] = 0, sd[c] = L->running_sd[c];
+            continue;
+        }
         wcm_bn_stats(dst, pixels, L->cout, mean, sd);
         if (t->update_running_sd)
             for (int c = 0; c < L->cout; c++)
                 L->running_sd[c] = (float)(1.0 - WCM_BN_MOMENTUM) * L->running_sd[c] + (float)WCM_BN_MOMENTUM * (float)sd[c];
     }
-    if (t->update_running_sd) wcm_net_invalidate(net);
+    if (t->update_running_sd && !t->bn_frozen) wcm_net_invalidate(net);
     return WCM_OK;
+}
+
+int wcm_train_bn_accumulate(wcm_trainer *t, const wcm_tensor *in, double *acc, wcm_error *err) {
+    int frozen = t->bn_frozen, update = t->update_running_sd;
+    t->bn_frozen = 0, t->update_running_sd = 0;
+    wcm_tensor out = {0};
+    int rc = wcm_train_forward(t, in, &out, err);
+    t->bn_frozen = frozen, t->update_running_sd = update;
+    wcm_tensor_free(&out);
+    if (rc) return rc;
+    for (int l = 0; l < t->net->nlayers; l++)
+        if (t->net->layers[l].bn)
+            for (int c = 0; c < t->net->layers[l].cout; c++) {
+                double sd = t->bn_sd[(size_t)l * WCM_CHANNELS + c];
+                acc[(size_t)l * WCM_CHANNELS + c] += sd * sd;
+            }
+    return WCM_OK;
+}
+
+void wcm_train_bn_set_running(wcm_trainer *t, const double *acc, int batches) {
+    for (int l = 0; l < t->net->nlayers; l++) {
+        wcm_layer *L = &t->net->layers[l];
+        if (L->bn)
+            for (int c = 0; c < L->cout; c++)
+                L->running_sd[c] = (float)sqrt(acc[(size_t)l * WCM_CHANNELS + c] / batches);
+    }
+    wcm_net_invalidate(t->net);
 }
 
 int wcm_train_backward(wcm_trainer *t, const wcm_tensor *in, const float *dout, wcm_error *err) {
@@ -304,7 +337,8 @@ int wcm_train_backward(wcm_trainer *t, const wcm_tensor *in, const float *dout, 
         if (l < net->nlayers - 1) dz = t->scratch[cur];
         if (L->bn) {
             float *dg = t->grad + (L->gamma - net->params);
-            wcm_bn_backward(t->z[l], t->scratch[cur], pixels, L->cout, L->gamma, t->bn_mean + (size_t)l * WCM_CHANNELS,
+            wcm_bn_backward(t->z[l], t->scratch[cur], pixels, L->cout, L->gamma,
+                            t->bn_frozen ? NULL : t->bn_mean + (size_t)l * WCM_CHANNELS,
                             t->bn_sd + (size_t)l * WCM_CHANNELS, 1, t->scratch[cur], dg);
         }
         float *other = t->scratch[1 - cur];

@@ -161,7 +161,9 @@ static void check_relu_and_loss(void) {
 
 /* ---- whole networks ------------------------------------------------------ */
 /* The network's training-mode loss computed entirely in double precision,
- * with parameter `pi` moved by `delta`: the numeric reference. */
+ * with parameter `pi` moved by `delta`: the numeric reference. With
+ * frozen_bn, batch norm divides by running_sd (a constant). */
+static int frozen_bn = 0;
 static double net_loss_double(const wcm_net *net, const wcm_tensor *in, const wcm_tensor *target, size_t pi, double delta) {
     const int n = in->n, H = in->h, W = in->w;
     const size_t pixels = (size_t)n * H * W;
@@ -193,7 +195,8 @@ static double net_loss_double(const wcm_net *net, const wcm_tensor *in, const wc
             for (size_t i = 0; i < pixels * CO; i++) mean[i % CO] += z[i] / pixels;
             for (size_t i = 0; i < pixels * CO; i++) var[i % CO] += (z[i] - mean[i % CO]) * (z[i] - mean[i % CO]) / pixels;
             for (size_t i = 0; i < pixels * CO; i++) {
-                double y = z[i] / sqrt(var[i % CO] + WCM_BN_EPS) * g[i % CO];
+                double sd = frozen_bn ? L->running_sd[i % CO] : sqrt(var[i % CO] + WCM_BN_EPS);
+                double y = z[i] / sd * g[i % CO];
                 z[i] = y > 0 ? y : 0;
             }
         }
@@ -206,6 +209,7 @@ static double net_loss_double(const wcm_net *net, const wcm_tensor *in, const wc
     return loss / n;
 }
 
+/* with_bn: 0 none, 1 batch statistics (the reference), 2 frozen (running_sd). */
 static void check_net(wcm_net_kind kind, int rf, int with_bn, int n, int h, int w) {
     wcm_error err;
     wcm_net *net;
@@ -224,6 +228,25 @@ static void check_net(wcm_net_kind kind, int rf, int with_bn, int n, int h, int 
     REQUIRE_OK(wcm_tensor_alloc(&in, n, h, w, net->cin, &err), &err);
     REQUIRE_OK(wcm_tensor_alloc(&target, n, h, w, net->cout, &err), &err);
     fill(in.data, wcm_tensor_count(&in), 1), fill(target.data, wcm_tensor_count(&target), 0.5f);
+    if (with_bn == 2) {
+        /* running_sd calibrated on this batch (then frozen = batch statistics),
+         * then moved by up to +-25% so the two modes differ */
+        double *acc = calloc((size_t)net->nlayers * 64, sizeof(double));
+        REQUIRE_OK(wcm_train_bn_accumulate(tr, &in, acc, &err), &err);
+        REQUIRE_OK(wcm_train_bn_accumulate(tr, &in, acc, &err), &err);
+        wcm_train_bn_set_running(tr, acc, 2);
+        double e = 0;
+        for (int l = 0; l < net->nlayers; l++)
+            for (int c = 0; net->layers[l].bn && c < net->layers[l].cout; c++) {
+                float *sd = &net->layers[l].running_sd[c];
+                e = fmax(e, fabs(*sd / tr->bn_sd[l * 64 + c] - 1));
+                *sd *= 1.0f + 0.25f * t_rand(&seed);
+            }
+        CHECK(e < 1e-6, "batch-norm calibration on one batch (twice) gives its batch sd (max rel diff %.1e)", e);
+        free(acc);
+    }
+    tr->bn_frozen = frozen_bn = with_bn == 2;
+    float running0 = net->running_sd[0];
     double loss;
     REQUIRE_OK(wcm_train_gradient(tr, &in, &target, &loss, &out, &err), &err);
     double loss_d = net_loss_double(net, &in, &target, (size_t)-1, 0);
@@ -248,7 +271,17 @@ static void check_net(wcm_net_kind kind, int rf, int with_bn, int n, int h, int 
             cmp_add(is_gamma ? &cg : &cw, tr->grad[pi], numeric);
         }
     }
-    const char *what = with_bn ? "with batch norm" : "without batch norm";
+    const char *what = with_bn == 2 ? "with frozen batch norm" : with_bn ? "with batch norm" : "without batch norm";
+    if (with_bn == 2) {
+        CHECK(net->running_sd[0] == running0, "frozen batch norm: running_sd unchanged by the training forward");
+        wcm_tensor ev = {0};
+        REQUIRE_OK(wcm_net_forward(net, &in, &ev, &err), &err);
+        double e = 0, r = 0;
+        for (size_t i = 0; i < wcm_tensor_count(&ev); i++)
+            e = fmax(e, fabs(ev.data[i] - out.data[i])), r = fmax(r, fabs(ev.data[i]));
+        CHECK(e <= 1e-5 * r, "frozen batch norm: training forward = evaluation forward (max diff %.1e of %.2g)", e, r);
+        wcm_tensor_free(&ev);
+    }
     CHECK(fabs(loss - loss_d) <= 1e-5 * loss_d, "whole %s network %s, input %dx%dx%d: float loss %.7g vs double %.7g",
           wcm_net_kind_name(kind), what, n, h, w, loss, loss_d);
     CHECK(cmp_rel(&cw) < 1e-4, "whole %s network %s: conv weight gradients rel error %.2e (%d probes over all layers)",
@@ -272,5 +305,8 @@ int main(void) {
     check_net(WCM_NET_CONDITIONAL, 13, 1, 2, 7, 5);
     check_net(WCM_NET_LOWPASS, 0, 1, 2, 3, 5);
     check_net(WCM_NET_FLAT, 5, 0, 3, 5, 7);
+    check_net(WCM_NET_CONDITIONAL, 13, 2, 2, 7, 5);
+    check_net(WCM_NET_LOWPASS, 0, 2, 2, 3, 5);
+    frozen_bn = 0;
     return t_done("test_gradcheck");
 }

@@ -5,6 +5,7 @@
  *  - the output is a single-network model for wcm_model_load / `wcm info`,
  *    with OUT.log.csv and OUT.svg next to it;
  *  - --intensity none is recorded and must match on --resume;
+ *  - --batch-norm frozen calibrates running_sd, is recorded and must match on --resume;
  *  - bad input: empty folder, all images too small, an unreadable file,
  *    --resume with a checkpoint of another architecture, a NaN loss (stops
  *    with a clear message and keeps the last good checkpoint). */
@@ -206,6 +207,16 @@ int main(void) {
     CHECK(wcm(args, "i2.log") == 1 && log_has("i2.log", "--intensity none"), "--resume with another --intensity: exit 1, names it");
     snprintf(args, sizeof args, "--kind conditional --rf 5 --data '%s' --intensity none -o '%s/j.safetensors'", mixed, tmp);
     CHECK(wcm(args, "i3.log") == 1 && log_has("i3.log", "flat and low-pass"), "--intensity with a conditional net is refused");
+    /* --batch-norm frozen: calibrated once, stored, must match on --resume. */
+    snprintf(args, sizeof args, "--kind flat --rf 5 --data '%s' --test-fraction 0 --patch 8 --batch 2 --epochs 1 --batch-norm frozen "
+             "-o '%s/bn.safetensors'", mixed, tmp);
+    CHECK(wcm(args, "b.log") == 0 && log_has("b.log", "batch norm frozen: running_sd from the statistics of"),
+          "--batch-norm frozen calibrates running_sd, then trains");
+    snprintf(args, sizeof args, "--kind flat --rf 5 --data '%s' --test-fraction 0 --patch 8 --batch 2 --epochs 2 -o '%s/bn.safetensors' --resume",
+             mixed, tmp);
+    CHECK(wcm(args, "b2.log") == 1 && log_has("b2.log", "--batch-norm frozen"), "--resume with another --batch-norm: exit 1, names it");
+    snprintf(args, sizeof args, "--kind flat --rf 5 --data '%s' --batch-norm sometimes -o '%s/b3.safetensors'", mixed, tmp);
+    CHECK(wcm(args, "b3.log") == 1 && log_has("b3.log", "batch or frozen"), "--batch-norm with an unknown mode is refused");
     /* NaN: an absurd learning rate blows the weights up at step 1; step 2's loss is NaN */
     char n_out[600];
     snprintf(n_out, sizeof n_out, "%s/n.safetensors", tmp);

@@ -18,11 +18,12 @@
 /* Test batches use draws far above any training step (SPEC: noise is a pure
  * function of the seed and the draw), so every epoch sees the same test noise. */
 #define TEST_DRAW_BASE (1ULL << 39)
+#define CALIBRATION_DRAW_BASE (1ULL << 38)
 #define EVAL_CHUNK 64
 
 typedef struct {
     wcm_net_kind kind;
-    int rf, scale, levels, crop, celeba, resize, patch, batch, epochs, halve, quadratic, intensity;
+    int rf, scale, levels, crop, celeba, resize, patch, batch, epochs, halve, quadratic, intensity, bn_frozen;
     int max_images, max_test, no_cache, resume, force, save_every, max_steps;
     const char *init;  /* --init: start from this model's weights (fine-tuning) */
     double lr, test_fraction, minutes, save_minutes;
@@ -53,7 +54,8 @@ static int parse_args(int argc, char **argv, train_args *a) {
                    {"seed", 1, 0, 0},       {"o", 1, 0, 0},           {"output", 1, 0, 0},      {"resume", 0, 0, 0},
                    {"force", 0, 0, 0},      {"max-images", 1, 0, 0},  {"max-test-images", 1, 0, 0}, {"minutes", 1, 0, 0},
                    {"save-minutes", 1, 0, 0}, {"save-every", 1, 0, 0}, {"steps", 1, 0, 0},       {"cache", 1, 0, 0},
-                   {"no-cache", 0, 0, 0},   {"init", 1, 0, 0},         {"intensity", 1, 0, 0}};
+                   {"no-cache", 0, 0, 0},   {"init", 1, 0, 0},         {"intensity", 1, 0, 0},
+                   {"batch-norm", 1, 0, 0}};
     const int n = CLI_NOPTS(o);
     const char *pos[1];
     int npos;
@@ -91,6 +93,10 @@ static int parse_args(int argc, char **argv, train_args *a) {
     if (intensity->set && strcmp(intensity->value, "uniform") && strcmp(intensity->value, "none"))
         return cli_error(CMD, "--intensity must be uniform or none, got '%s'", intensity->value);
     a->intensity = !intensity->set || !strcmp(intensity->value, "uniform");
+    cli_opt *bn = cli_find(o, n, "batch-norm");
+    if (bn->set && strcmp(bn->value, "batch") && strcmp(bn->value, "frozen"))
+        return cli_error(CMD, "--batch-norm must be batch or frozen, got '%s'", bn->value);
+    a->bn_frozen = bn->set && !strcmp(bn->value, "frozen");
     if (intensity->set && a->kind == WCM_NET_CONDITIONAL)
         return cli_error(CMD, "--intensity applies to flat and low-pass nets (conditional nets see the data as it is)");
     a->data = cli_find(o, n, "data")->value;
@@ -149,6 +155,7 @@ static void args_meta(const train_args *a, wcm_array_list *m, int noise_high, wc
     PUT("noise", "%s", a->quadratic ? "quadratic" : "uniform");
     PUT("noise_high", "%d", noise_high);
     PUT("intensity", "%s", a->intensity ? "uniform" : "none"); /* conditional nets: always the default, unused */
+    PUT("batch_norm", "%s", a->bn_frozen ? "frozen" : "batch");
     PUT("seed", "%llu", a->seed);
     PUT("epochs", "%d", a->epochs);
 #undef PUT
@@ -162,7 +169,7 @@ static const char *const same_keys[][3] = {
     {"celeba_crop", "--celeba-crop", NULL}, {"resize", "--resize", NULL}, {"patch", "--patch", NULL},
     {"batch_size", "--batch", NULL}, {"lr", "--lr", NULL}, {"lr_halve_every", "--lr-halve-every", NULL},
     {"noise", "--noise", NULL}, {"seed", "--seed", NULL}, {"noise_high", "(noise bound from the data)", NULL},
-    {"intensity", "--intensity", "uniform"},
+    {"intensity", "--intensity", "uniform"}, {"batch_norm", "--batch-norm", "batch"},
 };
 
 static int check_resume_args(const char *path, const wcm_array_list *have, const wcm_array_list *want) {
@@ -177,6 +184,39 @@ static int check_resume_args(const char *path, const wcm_array_list *have, const
                              path, same_keys[i][1], h, same_keys[i][1], w);
     }
     return 0;
+}
+
+/* --batch-norm frozen, fresh run: running_sd becomes the root mean batch
+ * variance over the first CALIBRATION_BATCHES batches of epoch 1, then stays
+ * fixed (the running average of batch sds is biased low and lags the weights). */
+#define CALIBRATION_BATCHES 16
+static int calibrate_batch_norm(wcm_trainer *t, wcm_dataset *ds, const wcm_batch_spec *spec, int *order, int ntrain,
+                                int batch, unsigned long long seed, wcm_error *err) {
+    double *acc = calloc((size_t)t->net->nlayers * WCM_CHANNELS, sizeof(double));
+    if (!acc) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
+    wcm_tensor noisy = {0}, noise = {0};
+    wcm_epoch_order(seed, 0, ntrain, order);
+    int nb = 0, rc = 0;
+    for (; nb < CALIBRATION_BATCHES && nb * batch < ntrain && !rc; nb++) {
+        int first = nb * batch, cnt = ntrain - first < batch ? ntrain - first : batch;
+        rc = wcm_make_batch(ds, spec, order + first, cnt, CALIBRATION_DRAW_BASE + (uint64_t)nb, &noisy, &noise, err);
+        if (!rc) rc = wcm_train_bn_accumulate(t, &noisy, acc, err);
+    }
+    if (!rc) {
+        double before = 0, after = 0;
+        int count = 0;
+        for (int l = 0; l < t->net->nlayers; l++)
+            if (t->net->layers[l].bn)
+                for (int c = 0; c < t->net->layers[l].cout; c++, count++)
+                    before += log(t->net->layers[l].running_sd[c]),
+                        after += 0.5 * log(acc[(size_t)l * WCM_CHANNELS + c] / nb);
+        wcm_train_bn_set_running(t, acc, nb);
+        cli_progress("batch norm frozen: running_sd from the statistics of %d batches (geometric mean change x%.3f)\n",
+                     nb, count ? exp((after - before) / count) : 1.0);
+    }
+    wcm_tensor_free(&noisy), wcm_tensor_free(&noise);
+    free(acc);
+    return rc;
 }
 
 /* --init: copy the weights and batch-norm buffers of a single-network model
@@ -424,7 +464,8 @@ static int run_train(int argc, char **argv) {
     wcm_array_list want;
     wcm_array_list_init(&want);
     args_meta(&a, &want, spec.noise_high, &err);
-    if (a.resume && file_exists(a.out)) {
+    int resumed = a.resume && file_exists(a.out);
+    if (resumed) {
         wcm_array_list have;
         if (wcm_train_checkpoint_load(a.out, &t, &have, &err)) {
             wcm_array_list_free(&want);
@@ -462,6 +503,11 @@ static int run_train(int argc, char **argv) {
         }
     }
     wcm_array_list_free(&want);
+    t->bn_frozen = a.bn_frozen;
+    if (a.bn_frozen && !resumed && calibrate_batch_norm(t, &train_ds, &spec, order, ntrain, a.batch, a.seed, &err)) {
+        cli_lib_error(CMD, &err);
+        goto done;
+    }
     s.rows = realloc(s.rows, sizeof *s.rows * ((size_t)(a.epochs > s.nrows ? a.epochs : s.nrows) + 1));
     char desc[256];
     wcm_net_describe(net, desc, sizeof desc);
@@ -608,6 +654,10 @@ const cli_command cmd_train = {
     "  --intensity LAW       flat and low-pass nets: uniform (default, the reference:\n"
     "                        clean x U(0,1)) or none (images as they are; the prior\n"
     "                        then has no pull towards dark images when sampling)\n"
+    "  --batch-norm MODE     batch (default, the reference: batch statistics) or frozen\n"
+    "                        (each batch norm divides by a fixed running_sd, as when\n"
+    "                        the net is used; a fresh run first sets running_sd from\n"
+    "                        16 batches; for fine-tuning with --init)\n"
     "  --seed S              seed of the initialisation, order, patches and noise (default 0)\n"
     "  -o, --output FILE     the model / checkpoint (.safetensors)\n"
     "  --resume              continue the run stored in FILE (same options required)\n"

@@ -10,6 +10,11 @@
  * conv output over (N, H, W) (computed around the mean, which is not
  * subtracted from x), y = x / s_c * gamma_c, and running_sd becomes
  * 0.9 running_sd + 0.1 s_c. The gradient flows through s_c.
+ * Frozen batch norm (not the reference; for fine-tuning): every batch norm
+ * divides by its fixed running_sd, exactly as in evaluation, so what training
+ * optimises is the function that is used afterwards (small batches mixing
+ * noise levels make the batch statistics, and so the trained function, depend
+ * on each batch's composition). running_sd is then a constant.
  * Loss: sum((f(noisy) - target)^2) / batch. Adam as PyTorch 1.13 (betas 0.9,
  * 0.999, eps 1e-8, bias-corrected).
  *
@@ -37,6 +42,7 @@ typedef struct wcm_trainer {
     int64_t adam_step;        /* Adam steps taken (PyTorch's state["step"]) */
     double beta1, beta2, eps; /* 0.9, 0.999, 1e-8 */
     int update_running_sd;    /* 1 (default): training forward updates running_sd */
+    int bn_frozen;            /* 0 (default): batch statistics; 1: fixed running_sd */
 
     /* Activations of the last training forward (owned; grown on demand). */
     size_t pixel_cap;         /* n*h*w the buffers hold */
@@ -56,6 +62,13 @@ void wcm_trainer_reset_adam(wcm_trainer *t);
  * updated unless t->update_running_sd is 0). Keeps what backward needs.
  * out is (re)allocated to [n][h][w][cout] if its shape differs. */
 int wcm_train_forward(wcm_trainer *t, const wcm_tensor *in, wcm_tensor *out, wcm_error *err);
+/* Population statistics for frozen batch norm: a training-mode forward of
+ * `in` (batch statistics, running_sd untouched, whatever bn_frozen says) that
+ * adds each batch-norm layer's sd_c^2 (= var_c + 1e-5) to acc[l * 64 + c]
+ * (acc: nlayers * 64 doubles, zeroed by the caller). */
+int wcm_train_bn_accumulate(wcm_trainer *t, const wcm_tensor *in, double *acc, wcm_error *err);
+/* running_sd = sqrt(acc / batches) in every batch-norm layer. */
+void wcm_train_bn_set_running(wcm_trainer *t, const double *acc, int batches);
 /* Gradient of the last forward's parameters given dLoss/dOutput (NHWC,
  * [n][h][w][cout]); overwrites t->grad. `in` is the forward's input. */
 int wcm_train_backward(wcm_trainer *t, const wcm_tensor *in, const float *dout, wcm_error *err);
@@ -90,7 +103,8 @@ void wcm_bn_stats(const float *x, size_t m, int c, double *mean, double *sd);
 /* y = x / sd_c * gamma_c, then max(y, 0) when relu. y may alias x. */
 void wcm_bn_apply(const float *x, size_t m, int c, const float *gamma, const double *sd, int relu, float *y);
 /* Backward of y = [relu](x / sd_c(x) * gamma_c) with the batch statistics of
- * x, given dy: dx (may alias dy) and dgamma (written, c values). */
+ * x, given dy: dx (may alias dy) and dgamma (written, c values). With
+ * mean == NULL, sd is a constant (frozen batch norm): no gradient through it. */
 void wcm_bn_backward(const float *x, const float *dy, size_t m, int c, const float *gamma, const double *mean,
                      const double *sd, int relu, float *dx, float *dgamma);
 /* ReLU backward from its output: dx = dy where y > 0, else 0 (dx may alias dy). */
