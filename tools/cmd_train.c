@@ -186,7 +186,7 @@ static int check_resume_args(const char *path, const wcm_array_list *have, const
     return 0;
 }
 
-/* --batch-norm frozen, fresh run: running_sd becomes the root mean batch
+/* --batch-norm frozen, fresh run (not from a net trained frozen): running_sd becomes the root mean batch
  * variance over the first CALIBRATION_BATCHES batches of epoch 1, then stays
  * fixed (the running average of batch sds is biased low and lags the weights). */
 #define CALIBRATION_BATCHES 16
@@ -222,7 +222,7 @@ static int calibrate_batch_norm(wcm_trainer *t, wcm_dataset *ds, const wcm_batch
 /* --init: copy the weights and batch-norm buffers of a single-network model
  * of the same architecture (a fresh optimiser, e.g. to fine-tune at a lower
  * learning rate). */
-static int init_from_model(const char *path, wcm_net *net) {
+static int init_from_model(const char *path, wcm_net *net, int *bn_was_frozen) {
     wcm_model m;
     wcm_error err;
     if (wcm_model_load(path, &m, &err)) return cli_lib_error(CMD, &err);
@@ -232,6 +232,8 @@ static int init_from_model(const char *path, wcm_net *net) {
     if (ok) {
         memcpy(net->params, src->params, net->nparams * sizeof(float));
         memcpy(net->running_sd, src->running_sd, net->nrunning * sizeof(float));
+        const char *bn = wcm_array_list_get_meta(&m.meta, "wcm.train.batch_norm");
+        *bn_was_frozen = bn && !strcmp(bn, "frozen");
         wcm_net_invalidate(net);
         cli_progress("initialised from %s\n", path);
     }
@@ -464,7 +466,7 @@ static int run_train(int argc, char **argv) {
     wcm_array_list want;
     wcm_array_list_init(&want);
     args_meta(&a, &want, spec.noise_high, &err);
-    int resumed = a.resume && file_exists(a.out);
+    int resumed = a.resume && file_exists(a.out), init_frozen = 0;
     if (resumed) {
         wcm_array_list have;
         if (wcm_train_checkpoint_load(a.out, &t, &have, &err)) {
@@ -497,14 +499,14 @@ static int run_train(int argc, char **argv) {
             goto done;
         }
         wcm_net_init_reference(net, a.seed);
-        if (a.init && init_from_model(a.init, net)) {
+        if (a.init && init_from_model(a.init, net, &init_frozen)) {
             wcm_array_list_free(&want);
             goto done;
         }
     }
     wcm_array_list_free(&want);
     t->bn_frozen = a.bn_frozen;
-    if (a.bn_frozen && !resumed && calibrate_batch_norm(t, &train_ds, &spec, order, ntrain, a.batch, a.seed, &err)) {
+    if (a.bn_frozen && !resumed && !init_frozen && calibrate_batch_norm(t, &train_ds, &spec, order, ntrain, a.batch, a.seed, &err)) {
         cli_lib_error(CMD, &err);
         goto done;
     }
@@ -563,7 +565,7 @@ static int run_train(int argc, char **argv) {
             int due = (a.save_every > 0 && s.step % a.save_every == 0) ||
                       (a.save_minutes > 0 && now - last_save >= a.save_minutes * 60);
             if ((out_of_time || step_limit || due) && s.batch < nbatches) {
-                s.seconds += now - epoch_start, epoch_start = now;
+                s.seconds += now - epoch_start, epoch_start = now, images = 0; /* ips: since this restart */
                 if (save_checkpoint(a.out, t, &a, &s, spec.noise_high, &err)) {
                     cli_lib_error(CMD, &err);
                     goto done;
@@ -657,7 +659,8 @@ const cli_command cmd_train = {
     "  --batch-norm MODE     batch (default, the reference: batch statistics) or frozen\n"
     "                        (each batch norm divides by a fixed running_sd, as when\n"
     "                        the net is used; a fresh run first sets running_sd from\n"
-    "                        16 batches; for fine-tuning with --init)\n"
+    "                        16 batches, unless --init names a net trained frozen;\n"
+    "                        for fine-tuning with --init)\n"
     "  --seed S              seed of the initialisation, order, patches and noise (default 0)\n"
     "  -o, --output FILE     the model / checkpoint (.safetensors)\n"
     "  --resume              continue the run stored in FILE (same options required)\n"
