@@ -4,9 +4,13 @@
  * convolution's MACs ("effective" GFLOP/s); "fwd fused run x3" is three 1x1
  * layers computed tile by tile as the networks run them. Not a test.
  *
+ * With --check, each row also gives the relative RMS error of the result
+ * against the double-precision reference backend (slow for large sizes).
+ *
  * usage: bench_conv [--quick] [--threads N] [--simd portable|avx2|avx512]
- *                   [--min-time SECONDS] [--only SUBSTRING] */
+ *                   [--min-time SECONDS] [--only SUBSTRING] [--check] */
 #include <immintrin.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,9 +73,9 @@ static double measure_peak(int level, int threads, int reps) {
 
 /* ---- layers ---- */
 
-typedef enum { OP_FWD, OP_FWD_WG, OP_BWD_DATA, OP_BWD_DATA_WG, OP_BWD_WEIGHTS, OP_FWD_FUSED } op_kind;
-static const char *op_names[] = {"fwd direct", "fwd winograd", "bwd-data direct", "bwd-data winograd",
-                                 "bwd-weights", "fwd fused run x3"};
+typedef enum { OP_FWD, OP_FWD_WG, OP_BWD_DATA, OP_BWD_DATA_WG, OP_BWD_WEIGHTS, OP_BWD_WEIGHTS_WG, OP_FWD_FUSED } op_kind;
+static const char *op_names[] = {"fwd direct",  "fwd winograd",    "bwd-data direct", "bwd-data winograd",
+                                 "bwd-weights", "bwd-weights wg", "fwd fused run x3"};
 /* A run of 1x1 layers as networks compute it (tile by tile, in cache). */
 #define FUSED_RUN 3
 
@@ -93,7 +97,8 @@ static void run_case(const wcm_backend *be, const bench_case *c, const wcm_conv_
         case OP_FWD_WG: be->conv_forward(s, x, w, g_out, WCM_CONV_RELU); break;
         case OP_BWD_DATA:
         case OP_BWD_DATA_WG: be->conv_backward_data(s, y, w, g_out); break;
-        case OP_BWD_WEIGHTS: be->conv_backward_weights(s, x, y, g_dw, 0); break;
+        case OP_BWD_WEIGHTS:
+        case OP_BWD_WEIGHTS_WG: be->conv_backward_weights(s, x, y, g_dw, 0); break;
         case OP_FWD_FUSED: {
             const wcm_conv_shape shapes[FUSED_RUN] = {*s, *s, *s};
             const float *plans[FUSED_RUN] = {g_plan, g_plan, g_plan};
@@ -107,7 +112,7 @@ static void run_case(const wcm_backend *be, const bench_case *c, const wcm_conv_
 static double time_case(const bench_case *c, const float *x, const float *w, const float *y) {
     const wcm_backend *be = wcm_backend_cpu();
     const wcm_conv_shape s = {c->n, c->h, c->w, c->cin, c->cout, c->k};
-    wcm_set_winograd(c->op == OP_FWD_WG || c->op == OP_BWD_DATA_WG);
+    wcm_set_winograd(c->op == OP_FWD_WG || c->op == OP_BWD_DATA_WG || c->op == OP_BWD_WEIGHTS_WG);
     if (c->op == OP_FWD_FUSED) {
         g_plan = wcm_alloc(sizeof(float) * be->plan_size(&s));
         g_scratch = wcm_alloc(sizeof(float) * be->scratch_size(&s, 1));
@@ -143,8 +148,47 @@ static double time_case(const bench_case *c, const float *x, const float *w, con
     return best;
 }
 
+/* Relative RMS error of the last run_case result (g_out or g_dw) against
+ * the reference backend. */
+static double check_case(const bench_case *c, const float *x, const float *w, const float *y) {
+    const wcm_backend *ref = wcm_backend_reference();
+    const wcm_conv_shape s = {c->n, c->h, c->w, c->cin, c->cout, c->k};
+    const size_t nx = (size_t)s.n * s.h * s.w * s.cin, ny = (size_t)s.n * s.h * s.w * s.cout;
+    const size_t nw = (size_t)s.k * s.k * s.cin * s.cout;
+    size_t n = 0;
+    const float *got = NULL;
+    float *want = NULL;
+    switch (c->op) {
+        case OP_FWD:
+        case OP_FWD_WG:
+            n = ny, got = g_out, want = wcm_alloc(sizeof(float) * n);
+            if (want) ref->conv_forward(&s, x, w, want, WCM_CONV_RELU);
+            break;
+        case OP_BWD_DATA:
+        case OP_BWD_DATA_WG:
+            n = nx, got = g_out, want = wcm_alloc(sizeof(float) * n);
+            if (want) ref->conv_backward_data(&s, y, w, want);
+            break;
+        case OP_BWD_WEIGHTS:
+        case OP_BWD_WEIGHTS_WG:
+            n = nw, got = g_dw, want = wcm_alloc(sizeof(float) * n);
+            if (want) ref->conv_backward_weights(&s, x, y, want, 0);
+            break;
+        case OP_FWD_FUSED: return -1; /* not checked */
+    }
+    if (!want) return -1;
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double d = (double)got[i] - want[i];
+        num += d * d;
+        den += (double)want[i] * want[i];
+    }
+    wcm_free(want);
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
 int main(int argc, char **argv) {
-    int threads = 0, quick = 0;
+    int threads = 0, quick = 0, check = 0;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) {
@@ -153,6 +197,8 @@ int main(int argc, char **argv) {
             threads = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--min-time") && i + 1 < argc) {
             g_min_time = atof(argv[++i]);
+        } else if (!strcmp(argv[i], "--check")) {
+            check = 1;
         } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
             only = argv[++i];
         } else if (!strcmp(argv[i], "--simd") && i + 1 < argc) {
@@ -161,7 +207,7 @@ int main(int argc, char **argv) {
                                      : !strcmp(l, "avx2")   ? WCM_SIMD_AVX2
                                                             : WCM_SIMD_AVX512);
         } else {
-            fprintf(stderr, "usage: %s [--quick] [--threads N] [--simd LEVEL] [--min-time S] [--only TEXT]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--threads N] [--simd LEVEL] [--min-time S] [--only TEXT] [--check]\n", argv[0]);
             return 2;
         }
     }
@@ -212,13 +258,14 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < 9 * 64 * 64; i++) w[i] = x[i] * 0.05f;
 
-    printf("%-11s %-18s %-10s %9s %9s %7s %7s\n", "layer", "kernel", "size", "ms", "GFLOP/s", "peak", "%peak");
+    printf("%-11s %-18s %-10s %9s %9s %7s %7s%s\n", "layer", "kernel", "size", "ms", "GFLOP/s", "peak", "%peak",
+           check ? "   rel.RMS" : "");
     for (size_t li = 0; li < sizeof layers / sizeof layers[0]; li++) {
         for (int si = 0; si < nsizes; si++) {
             for (int op = OP_FWD; op <= OP_FWD_FUSED; op++) {
                 const int small = layers[li].cin < 16 || layers[li].cout < 16;
                 if (op == OP_FWD_FUSED && (layers[li].k != 1 || small)) continue;
-                if ((op == OP_FWD_WG || op == OP_BWD_DATA_WG) &&
+                if ((op == OP_FWD_WG || op == OP_BWD_DATA_WG || op == OP_BWD_WEIGHTS_WG) &&
                     (layers[li].k != 3 || small || !wcm_cpu_ops()->winograd))
                     continue;
                 if (small && sizes[si].n > 1 && sizes[si].hw == 40 && sizes[si].n != 16) continue;
@@ -234,8 +281,10 @@ int main(int argc, char **argv) {
                 const double t = time_case(&c, x, w, y);
                 const double flops = 2.0 * c.n * c.h * c.w * c.cin * c.cout * c.k * c.k * (op == OP_FWD_FUSED ? FUSED_RUN : 1);
                 const double gf = flops / t / 1e9;
-                printf("%-11s %-18s %-10s %9.3f %9.1f %7.1f %6.1f%%\n", c.layer, op_names[op], size, t * 1e3, gf,
+                printf("%-11s %-18s %-10s %9.3f %9.1f %7.1f %6.1f%%", c.layer, op_names[op], size, t * 1e3, gf,
                        peak, peak > 0 ? 100.0 * gf / peak : 0.0);
+                if (check) printf(" %9.2e", check_case(&c, x, w, y));
+                printf("\n");
                 fflush(stdout);
             }
         }

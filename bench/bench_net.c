@@ -2,7 +2,7 @@
  * shapes of the performance issue, GFLOP/s, and — when Debian's python3-torch
  * is installed — PyTorch's time for the same network in the same run and the
  * speed-up. Not a test: machines are noisy; run it on a quiet machine.
- * usage: bench_net [--threads N] [--no-torch] [--reps R] */
+ * usage: bench_net [--threads N] [--no-torch] [--reps R] [--only SUBSTRING] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,12 +106,14 @@ static wcm_json *torch_times(int threads) {
 
 int main(int argc, char **argv) {
     int threads = 2, reps = 5, use_torch = 1;
+    const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-torch")) use_torch = 0;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_net [--threads N] [--reps R] [--no-torch]\n");
+            fprintf(stderr, "usage: bench_net [--threads N] [--reps R] [--no-torch] [--only TEXT]\n");
             return 2;
         }
     }
@@ -120,6 +122,8 @@ int main(int argc, char **argv) {
            wcm_get_winograd() ? "on" : "off", reps);
     double secs[NCASES], gf[NCASES];
     for (int i = 0; i < NCASES; i++) {
+        secs[i] = NAN;
+        if (only && !strstr(cases[i].name, only)) continue;
         secs[i] = time_case(&cases[i], reps, &gf[i]);
         fprintf(stderr, "  %s: %.4f s\n", cases[i].name, secs[i]);
     }
@@ -127,6 +131,7 @@ int main(int argc, char **argv) {
     if (use_torch && !torch) printf("(python3-torch not available: no PyTorch column)\n");
     printf("\n| case | wcm s | GFLOP/s | PyTorch s | speed-up |\n|---|---:|---:|---:|---:|\n");
     for (int i = 0; i < NCASES; i++) {
+        if (isnan(secs[i])) continue;
         double ts = NAN;
         if (torch) wcm_json_number(wcm_json_get(torch, cases[i].name), &ts);
         if (isnan(ts))

@@ -96,6 +96,16 @@ static void check_shape(const shape6 *sh, const char *level, double tol) {
         fast->conv_backward_data(&s, dy, w, dx1);
         e = rel_rms(dx1, dx2, nx);
         CHECK(e <= 1e-5, "%s backward-data winograd: rel RMS %.2e <= 1e-5", name, e);
+        fast->conv_backward_weights(&s, x, dy, dw1, 0);
+        ref->conv_backward_weights(&s, x, dy, dw2, 0);
+        e = rel_rms(dw1, dw2, nw);
+        CHECK(e <= 1e-5 && all_finite(dw1, nw), "%s backward-weights winograd: rel RMS %.2e <= 1e-5", name, e);
+        memcpy(dw1, dw0, sizeof(float) * nw);
+        memcpy(dw2, dw0, sizeof(float) * nw);
+        fast->conv_backward_weights(&s, x, dy, dw1, WCM_CONV_ACCUMULATE);
+        ref->conv_backward_weights(&s, x, dy, dw2, WCM_CONV_ACCUMULATE);
+        e = rel_rms(dw1, dw2, nw);
+        CHECK(e <= 1e-5, "%s backward-weights winograd accumulate: rel RMS %.2e <= 1e-5", name, e);
         wcm_set_winograd(0);
     }
 
@@ -194,7 +204,7 @@ int main(void) {
           "cpu backend has all three kernels");
     static const shape6 thread_shapes[] = {
         {2, 13, 17, 64, 64, 3}, {1, 40, 40, 64, 64, 1}, {3, 20, 30, 64, 64, 1}, {2, 13, 17, 64, 3, 3},
-        {2, 9, 7, 4, 64, 3}, {4, 40, 40, 4, 64, 3}};
+        {2, 9, 7, 4, 64, 3}, {4, 40, 40, 4, 64, 3}, {5, 40, 40, 64, 64, 3}};
     for (int level = WCM_SIMD_PORTABLE; level <= max_level; level++) {
         CHECK(wcm_cpu_force_simd_level(level) == level, "forced SIMD level %d", level);
         const char *name = wcm_cpu_simd_level();

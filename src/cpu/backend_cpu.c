@@ -4,7 +4,9 @@
  *
  * Backward-data is the forward convolution of dy with the kernel flipped in
  * space and transposed in channels, w'[ky][kx][co][ci] = w[K-1-ky][K-1-kx][ci][co],
- * so it shares every forward path. Plain loops remain for kernel sizes over
+ * so it shares every forward path. Backward-weights of Winograd-eligible
+ * layers runs through the Winograd transforms too (winograd.c) when Winograd
+ * is on, else the direct kernels. Plain loops remain for kernel sizes over
  * WCM_CPU_MAX_K and for when scratch memory cannot be allocated (the backend
  * interface has no error return). */
 #include <omp.h>
@@ -228,10 +230,14 @@ static void cpu_conv_backward_weights(const wcm_conv_shape *s, const float *x, c
             memset(dw, 0, sizeof(float) * (size_t)s->k * s->k * s->cin * s->cout);
         return;
     }
-    if (fast_k(s))
-        wcm_direct_backward_weights(wcm_cpu_ops(), s, x, dy, dw, flags);
-    else
+    if (!fast_k(s)) {
         plain_backward_weights(s, x, dy, dw, flags);
+        return;
+    }
+    const wcm_simd_ops *ops = wcm_cpu_ops();
+    if (wcm_get_winograd() && wcm_winograd_qualifies(ops, s) && wcm_winograd_backward_weights(ops, s, x, dy, dw, flags) == 0)
+        return;
+    wcm_direct_backward_weights(ops, s, x, dy, dw, flags);
 }
 
 /* ---- inference plans ----

@@ -76,6 +76,13 @@ typedef struct {
     /* One output tile: m[xi * m_stride + co] -> the 4x4 block of y (h x w x c)
      * at (row, col), clipped to the image, ReLU when relu != 0. */
     void (*output)(const float *m, ptrdiff_t m_stride, int c, float *y, int h, int w, int row, int col, int relu);
+    /* Backward-weights pieces, the adjoints (transposes) of output and weights:
+     * the 4x4 block of dy (h x w x c, zero outside) at (row, col) ->
+     * m[xi * m_stride + co] = (AT^T dy AT)[xi]; and, for ci in [ci0, ci1),
+     * dw[3][3][cin][cout] (=, += when accumulate) G^T du[.][ci][.] G from
+     * du[36][cin][cout]. */
+    void (*output_adjoint)(const float *dy, int h, int w, int c, int row, int col, float *m, ptrdiff_t m_stride);
+    void (*weights_adjoint)(const float *du, int cin, int cout, int ci0, int ci1, float *dw, int accumulate);
 } wcm_winograd_ops;
 
 typedef struct {
@@ -134,5 +141,11 @@ void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape 
 /* 36 * cin * cout floats. */
 void wcm_winograd_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *w, float *u);
 int wcm_winograd_qualifies(const wcm_simd_ops *ops, const wcm_conv_shape *s);
+/* Backward-weights through the same transforms (the exact gradient of the
+ * Winograd forward, i.e. of the convolution): dU[xi] = sum over tiles of
+ * V[xi]^T dM[xi], dw = G^T dU G. Flags: WCM_CONV_ACCUMULATE. Returns 0, or -1
+ * when scratch memory is unavailable (nothing written). */
+int wcm_winograd_backward_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *dy,
+                                  float *dw, int flags);
 
 #endif

@@ -97,3 +97,73 @@ void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape 
         }
     }
 }
+
+/* ---- backward weights ----
+ * The tiles of all images form one stream (image, tile row, tile column),
+ * cut into blocks of equal length (a function of the shape only). For each
+ * block the team first transforms the input patches into V[36][T][cin] and the
+ * dy blocks into dM[36][T][cout], then computes dU[xi] (+)= V[xi]^T dM[xi]
+ * with the tile kernel, rows = input channels, reduction over the block's
+ * tiles; each (xi, column block) belongs to one thread per block and blocks
+ * are added in stream order, so the sums do not depend on the thread count.
+ * Finally dw = G^T dU G. */
+/* Tiles per block: V and dM of one transform point (T x 128 floats for 64->64)
+ * stay in L1 while the tile kernel sweeps them; measured 20 .. 32 best on
+ * 16x40x40 64->64 (64: 15% slower). */
+#define WG_BW_TILES 24
+
+int wcm_winograd_backward_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *dy,
+                                  float *dw, int flags) {
+    const int H = s->h, W = s->w, CI = s->cin, CO = s->cout;
+    const int tiles_h = (H + 3) / 4, tiles_w = (W + 3) / 4;
+    const long per_image = (long)tiles_h * tiles_w, total = per_image * s->n;
+    const long nblocks = (total + WG_BW_TILES - 1) / WG_BW_TILES;
+    const int T = (int)((total + nblocks - 1) / nblocks);
+    const size_t du_size = (size_t)36 * CI * CO, v_size = (size_t)36 * T * CI, m_size = (size_t)36 * T * CO;
+    float *du = wcm_alloc(sizeof(float) * (du_size + v_size + m_size));
+    if (!du) return -1;
+    float *V = du + du_size, *M = V + v_size;
+    const ptrdiff_t v_stride = (ptrdiff_t)T * CI, m_stride = (ptrdiff_t)T * CO;
+    const int step = ops->max_cols, ncb = (CO + step - 1) / step;
+    const wcm_winograd_ops *wg = ops->winograd;
+    const int accumulate = (flags & WCM_CONV_ACCUMULATE) != 0;
+#pragma omp parallel
+    {
+        for (long b = 0; b < nblocks; b++) {
+            const long g0 = b * T;
+            const int nt = (int)(total - g0 < T ? total - g0 : T);
+#pragma omp for schedule(static)
+            for (int t = 0; t < nt; t++) {
+                const long g = g0 + t;
+                const long n = g / per_image;
+                const int ti = (int)(g % per_image / tiles_w), tj = (int)(g % tiles_w);
+                wg->input(x + (size_t)n * H * W * CI, H, W, CI, 4 * ti - 1, 4 * tj - 1, V + (size_t)t * CI, v_stride);
+                wg->output_adjoint(dy + (size_t)n * H * W * CO, H, W, CO, 4 * ti, 4 * tj, M + (size_t)t * CO, m_stride);
+            }
+#pragma omp for schedule(static)
+            for (int q = 0; q < 36 * ncb; q++) {
+                const int xi = q / ncb, co0 = q % ncb * step;
+                wcm_tile_job j;
+                j.nseg = 1;
+                j.mode = b == 0 ? WCM_TILE_STORE : WCM_TILE_ADD;
+                j.ncols = CO - co0 < step ? CO - co0 : step;
+                j.k[0] = nt;
+                j.a_row = 1;
+                j.a_col = CI;
+                j.b[0] = M + xi * m_stride + co0;
+                j.ldb = CO;
+                j.ldc = CO;
+                for (int ci0 = 0; ci0 < CI; ci0 += j.rows) {
+                    j.rows = wcm_tile_step(CI - ci0);
+                    j.a[0] = V + xi * v_stride + ci0;
+                    j.c = du + ((size_t)xi * CI + ci0) * CO + co0;
+                    ops->tile(&j);
+                }
+            }
+        }
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        wg->weights_adjoint(du, CI, CO, (int)((long)CI * t / nt), (int)((long)CI * (t + 1) / nt), dw, accumulate);
+    }
+    wcm_free(du);
+    return 0;
+}
