@@ -284,7 +284,7 @@ int wcm_train_forward(wcm_trainer *t, const wcm_tensor *in, wcm_tensor *out, wcm
         if (!L->bn) continue;
         double *mean = t->bn_mean + (size_t)l * WCM_CHANNELS, *sd = t->bn_sd + (size_t)l * WCM_CHANNELS;
         if (t->bn_frozen) {
-            for (int c = 0; c < L->cout; c++) mean[c] = 0, sd[c] = L->running_sd[c];
+            for (int c = 0; c < L->cout; c++) sd[c] = L->running_sd[c]; /* backward then ignores mean */
             continue;
         }
         wcm_bn_stats(dst, pixels, L->cout, mean, sd);

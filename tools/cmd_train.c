@@ -46,6 +46,14 @@ typedef struct {
 
 /* ---- options ------------------------------------------------------------- */
 
+/* An option with two values, the first the default: *is_first = 1 or 0. */
+static int parse_choice(const cli_opt *o, const char *first, const char *second, int *is_first) {
+    *is_first = !o->set || !strcmp(o->value, first);
+    if (o->set && !*is_first && strcmp(o->value, second))
+        return cli_error(CMD, "--%s must be %s or %s, got '%s'", o->name, first, second, o->value);
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, train_args *a) {
     cli_opt o[] = {{"kind", 1, 0, 0},       {"rf", 1, 0, 0},          {"scale", 1, 0, 0},       {"levels", 1, 0, 0},
                    {"data", 1, 0, 0},       {"test", 1, 0, 0},        {"test-fraction", 1, 0, 0}, {"crop", 1, 0, 0},
@@ -90,13 +98,11 @@ static int parse_args(int argc, char **argv, train_args *a) {
         return cli_error(CMD, "--noise must be quadratic or uniform, got '%s'", noise->value);
     a->quadratic = !noise->set || !strcmp(noise->value, "quadratic");
     cli_opt *intensity = cli_find(o, n, "intensity");
-    if (intensity->set && strcmp(intensity->value, "uniform") && strcmp(intensity->value, "none"))
-        return cli_error(CMD, "--intensity must be uniform or none, got '%s'", intensity->value);
-    a->intensity = !intensity->set || !strcmp(intensity->value, "uniform");
-    cli_opt *bn = cli_find(o, n, "batch-norm");
-    if (bn->set && strcmp(bn->value, "batch") && strcmp(bn->value, "frozen"))
-        return cli_error(CMD, "--batch-norm must be batch or frozen, got '%s'", bn->value);
-    a->bn_frozen = bn->set && !strcmp(bn->value, "frozen");
+    int bn_batch;
+    if (parse_choice(intensity, "uniform", "none", &a->intensity) ||
+        parse_choice(cli_find(o, n, "batch-norm"), "batch", "frozen", &bn_batch))
+        return 1;
+    a->bn_frozen = !bn_batch;
     if (intensity->set && a->kind == WCM_NET_CONDITIONAL)
         return cli_error(CMD, "--intensity applies to flat and low-pass nets (conditional nets see the data as it is)");
     a->data = cli_find(o, n, "data")->value;
@@ -186,9 +192,10 @@ static int check_resume_args(const char *path, const wcm_array_list *have, const
     return 0;
 }
 
-/* --batch-norm frozen, fresh run (not from a net trained frozen): running_sd becomes the root mean batch
- * variance over the first CALIBRATION_BATCHES batches of epoch 1, then stays
- * fixed (the running average of batch sds is biased low and lags the weights). */
+/* --batch-norm frozen, fresh run (not from a net trained frozen): running_sd
+ * becomes the root mean batch variance over the first CALIBRATION_BATCHES
+ * batches of epoch 1, then stays fixed (the running average of batch sds is
+ * biased low and lags the weights). */
 #define CALIBRATION_BATCHES 16
 static int calibrate_batch_norm(wcm_trainer *t, wcm_dataset *ds, const wcm_batch_spec *spec, int *order, int ntrain,
                                 int batch, unsigned long long seed, wcm_error *err) {
