@@ -59,7 +59,8 @@ static int fill_segments(const row_ctx *c, const float *ximg, int i, const conv_
 }
 
 static void run_job(const row_ctx *c, const float *ximg, int i, const conv_pass *ps, int p0, int np, int kx0, int kx1,
-                    int co0, int ncols, float *yrow, int mode) {
+                    int co0, int ncols, float *yrow, int mode, const char *pf, int pf_lines, const char *pfw,
+                    int pfw_lines) {
     if (c->dot) {
         wcm_dot_job j;
         j.rows = np;
@@ -82,25 +83,29 @@ static void run_job(const row_ctx *c, const float *ximg, int i, const conv_pass 
         j.ldb = c->CO;
         j.c = yrow + (size_t)p0 * c->CO + co0;
         j.ldc = c->CO;
+        j.pf = pf;
+        j.pf_lines = pf_lines;
+        j.pfw = pfw;
+        j.pfw_lines = pfw_lines;
         c->ops->tile(&j);
     }
 }
 
 /* One pass over output pixels [j0, j0+np) x channels [co0, co0+ncols) of row i. */
 static void forward_tile(const row_ctx *c, const float *ximg, int i, const conv_pass *ps, int j0, int np, int co0,
-                         int ncols, float *yrow, int relu) {
+                         int ncols, float *yrow, int relu, const char *pf, int pf_lines, const char *pfw, int pfw_lines) {
     const int K = c->K, R = c->R, W = c->W;
     /* Kernel columns valid for every pixel of the tile; always contains R. */
     const int kx_lo = imax(0, R - j0), kx_hi = imin(K, W + R - (j0 + np - 1));
     const int edge = kx_lo > 0 || kx_hi < K;
     int mode = ps->first ? WCM_TILE_STORE : WCM_TILE_ADD;
     if (relu && ps->last && !edge) mode |= WCM_TILE_RELU;
-    run_job(c, ximg, i, ps, j0, np, kx_lo, kx_hi, co0, ncols, yrow, mode);
+    run_job(c, ximg, i, ps, j0, np, kx_lo, kx_hi, co0, ncols, yrow, mode, pf, pf_lines, pfw, pfw_lines);
     if (!edge) return;
     for (int kx = 0; kx < K; kx++) {
         if (kx >= kx_lo && kx < kx_hi) continue;
         const int p_lo = imax(j0, R - kx), p_hi = imin(j0 + np, W + R - kx);
-        if (p_lo < p_hi) run_job(c, ximg, i, ps, p_lo, p_hi - p_lo, kx, kx + 1, co0, ncols, yrow, WCM_TILE_ADD);
+        if (p_lo < p_hi) run_job(c, ximg, i, ps, p_lo, p_hi - p_lo, kx, kx + 1, co0, ncols, yrow, WCM_TILE_ADD, NULL, 0, NULL, 0);
     }
     if (relu && ps->last)
         for (int p = j0; p < j0 + np; p++) {
@@ -116,6 +121,7 @@ static void forward_tile(const row_ctx *c, const float *ximg, int i, const conv_
 
 typedef struct {
     int whole, cblock, nblocks, step, relu;
+    int prefetch; /* 1x1 with all input channels in one pass */
 } pass_split;
 
 static void forward_row(const row_ctx *c, const pass_split *pp, long r, const float *x, float *y) {
@@ -137,7 +143,19 @@ static void forward_row(const row_ctx *c, const pass_split *pp, long r, const fl
             }
             for (int j0 = 0; j0 < W;) {
                 const int np = wcm_tile_step(W - j0);
-                forward_tile(c, ximg, i, &ps, j0, np, co0, ncols, yrow, pp->relu);
+                /* 1x1, whole rows: the next tile's input pixels are contiguous. */
+                const char *pf = NULL, *pfw = NULL;
+                int pf_lines = 0, pfw_lines = 0;
+                if (pp->prefetch && j0 + np < W) {
+                    const size_t next = (size_t)wcm_tile_step(W - j0 - np);
+                    pf = (const char *)(ximg + ((size_t)i * W + j0 + np) * c->CI);
+                    pf_lines = (int)((sizeof(float) * next * c->CI + 63) / 64);
+                    if (ncols == c->CO) {
+                        pfw = (const char *)(yrow + (size_t)(j0 + np) * c->CO);
+                        pfw_lines = (int)((sizeof(float) * next * c->CO + 63) / 64);
+                    }
+                }
+                forward_tile(c, ximg, i, &ps, j0, np, co0, ncols, yrow, pp->relu, pf, pf_lines, pfw, pfw_lines);
                 j0 += np;
             }
         }
@@ -145,7 +163,7 @@ static void forward_row(const row_ctx *c, const pass_split *pp, long r, const fl
 }
 
 static void forward_rows(const row_ctx *c, int n_img, const float *x, float *y, int flags) {
-    pass_split pp = {1, c->CI, 1, c->dot ? WCM_DOT_MAX_COLS : c->ops->max_cols, (flags & WCM_CONV_RELU) != 0};
+    pass_split pp = {1, c->CI, 1, c->dot ? WCM_DOT_MAX_COLS : c->ops->max_cols, (flags & WCM_CONV_RELU) != 0, 0};
     /* All taps in one pass when their weights fit, else one pass per kernel
      * row and block of input channels. */
     const size_t col_bytes = sizeof(float) * (size_t)imin(pp.step, c->CO);
@@ -156,6 +174,7 @@ static void forward_rows(const row_ctx *c, int n_img, const float *x, float *y, 
         pp.cblock = (c->CI + pp.nblocks - 1) / pp.nblocks;
         pp.nblocks = (c->CI + pp.cblock - 1) / pp.cblock;
     }
+    pp.prefetch = c->K == 1 && pp.whole && !c->dot;
     const long rows = (long)n_img * c->H;
     if (flags & WCM_CPU_SERIAL) {
         for (long r = 0; r < rows; r++) forward_row(c, &pp, r, x, y);
@@ -227,7 +246,8 @@ static int dw_segment(int W, int target) {
 }
 
 static void dw_unit_segment(const wcm_simd_ops *ops, const wcm_conv_shape *s, const dw_unit *u, int transposed,
-                            const float *x, const float *dy, float *dw, int n, int i, int js, int je) {
+                            const float *x, const float *dy, float *dw, int n, int i, int js, int je, const char *pf,
+                            int pf_lines) {
     const int H = s->h, W = s->w, CI = s->cin, CO = s->cout, K = s->k, R = K / 2;
     const int yy = i + u->ky - R;
     if (yy < 0 || yy >= H) return;
@@ -237,6 +257,10 @@ static void dw_unit_segment(const wcm_simd_ops *ops, const wcm_conv_shape *s, co
     const float *gp = dy + (((size_t)n * H + i) * W + (size_t)p_lo) * CO + u->co0;
     float *dwp = dw + ((size_t)(u->ky * K + u->kx) * CI + u->ci0) * CO + u->co0;
     wcm_tile_job j;
+    j.pf = pf;
+    j.pf_lines = pf_lines;
+    j.pfw = NULL;
+    j.pfw_lines = 0;
     j.nseg = 1;
     j.k[0] = p_hi - p_lo;
     if (!transposed) {
@@ -283,6 +307,23 @@ static void dw_segment_at(const wcm_conv_shape *s, int seg, long g, int *n, int 
     *je = imin(*js + seg, s->w);
 }
 
+/* The pixels [p0, p0+np) of a flattened 1x1 layer are two contiguous blocks,
+ * of x and of dy; unit q of nu loads its share of them into cache while it
+ * computes (the first half of the units x, the others dy), so the next
+ * segment does not wait on memory. Returns the start and sets *lines. */
+static const char *dw_prefetch_share(const wcm_conv_shape *s, const float *x, const float *dy, int p0, int np, int q,
+                                     int nu, int *lines) {
+    *lines = 0;
+    if (np <= 0) return NULL;
+    const int nux = (nu + 1) / 2, in_x = q < nux;
+    const int parts = in_x ? nux : nu - nux, part = in_x ? q : q - nux;
+    const int ch = in_x ? s->cin : s->cout;
+    const int total = (int)((sizeof(float) * (size_t)np * ch + 63) / 64);
+    const int l0 = total * part / parts, l1 = total * (part + 1) / parts;
+    *lines = l1 - l0;
+    return (const char *)((in_x ? x : dy) + (size_t)p0 * ch) + 64 * (size_t)l0;
+}
+
 /* Layers with little work per pixel (1x1, few channels): each thread would
  * re-read every pixel for a small share of the work, so instead fixed chunks
  * of segments (independent of the thread count) get private partial sums,
@@ -306,7 +347,13 @@ static int backward_weights_chunked(const wcm_simd_ops *ops, const wcm_conv_shap
             for (long g = c * per_chunk; g < g1; g++) {
                 int n, i, js, je;
                 dw_segment_at(s, seg, g, &n, &i, &js, &je);
-                for (int q = 0; q < nu; q++) dw_unit_segment(ops, s, &units[q], transposed, x, dy, pc, n, i, js, je);
+                /* One long row (1x1): load the next segment while this one computes. */
+                const int next_px = s->h == 1 && s->n == 1 && g + 1 < g1 ? imin(s->w - je, seg) : 0;
+                for (int q = 0; q < nu; q++) {
+                    int pf_lines;
+                    const char *pf = dw_prefetch_share(s, x, dy, je, next_px, q, nu, &pf_lines);
+                    dw_unit_segment(ops, s, &units[q], transposed, x, dy, pc, n, i, js, je, pf, pf_lines);
+                }
             }
         }
 #pragma omp for schedule(static)
@@ -369,7 +416,7 @@ static int backward_weights_units(const wcm_simd_ops *ops, const wcm_conv_shape 
             for (int i = 0; i < s->h; i++)
                 for (int js = 0; js < s->w; js += seg)
                     for (int q = u0; q < u1; q++)
-                        dw_unit_segment(ops, s, &uu[q], transposed, x, dy, dw, n, i, js, imin(js + seg, s->w));
+                        dw_unit_segment(ops, s, &uu[q], transposed, x, dy, dw, n, i, js, imin(js + seg, s->w), NULL, 0);
     }
     wcm_free(units);
     return 0;
@@ -391,7 +438,7 @@ void wcm_direct_backward_weights(const wcm_simd_ops *ops, const wcm_conv_shape *
             u.co0 = co0;
             u.nco = imin(ops->max_cols, CO - co0);
             for (int n = 0; n < s->n; n++)
-                for (int i = 0; i < s->h; i++) dw_unit_segment(ops, s, &u, 0, x, dy, dw, n, i, 0, s->w);
+                for (int i = 0; i < s->h; i++) dw_unit_segment(ops, s, &u, 0, x, dy, dw, n, i, 0, s->w, NULL, 0);
         }
     }
 }

@@ -47,6 +47,12 @@ typedef struct {
     ptrdiff_t a_row, a_col, ldb;
     float *c;
     ptrdiff_t ldc;
+    /* Optional hints: pf_lines cache lines from pf on, then pfw_lines from
+     * pfw on (to be written), loaded into L1 one per step of the k loop: the
+     * operands of a later job, so that layers with little work per byte do
+     * not wait on memory. 0 lines: none. */
+    const char *pf, *pfw;
+    int pf_lines, pfw_lines;
 } wcm_tile_job;
 
 /* Dot products for layers with few outputs: C[p][q] (=, +=) sum_s sum_k

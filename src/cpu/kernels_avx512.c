@@ -7,7 +7,7 @@
 
 #include "cpu/cpu_conv.h"
 
-#define T512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
+#define T512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma,prfchw")))
 #define INLINE static inline __attribute__((always_inline))
 
 static inline __mmask16 lane_mask(int lanes) { return (__mmask16)((1u << lanes) - 1u); }
@@ -20,9 +20,20 @@ INLINE T512 void tile512(const wcm_tile_job *j, const int NP, const int NV) {
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) acc[p][v] = _mm512_setzero_ps();
     const ptrdiff_t ar = j->a_row, ac = j->a_col, ldb = j->ldb;
+    const char *pf = j->pf, *pfw = j->pfw;
+    int pf_left = j->pf_lines, pfw_left = j->pfw_lines;
     for (int s = 0; s < j->nseg; s++) {
         const float *a = j->a[s], *b = j->b[s];
         for (int k = j->k[s]; k > 0; k--) {
+            if (pf_left > 0) {
+                _mm_prefetch(pf, _MM_HINT_T0);
+                pf += 64;
+                pf_left--;
+            } else if (pfw_left > 0) {
+                __builtin_prefetch(pfw, 1, 3);
+                pfw += 64;
+                pfw_left--;
+            }
             __m512 bv[4];
 #pragma GCC unroll 4
             for (int v = 0; v < NV - 1; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
