@@ -141,17 +141,19 @@ static void check_threads(const shape6 *sh, const char *level) {
     const size_t nw = (size_t)s.k * s.k * s.cin * s.cout;
     unsigned long long seed = 99;
     float *x = rand_buf(nx, &seed), *w = rand_buf(nw, &seed), *dy = rand_buf(ny, &seed);
-    float *out[3][5], *dw_start = rand_buf(nw, &seed);
+    float *out[3][6], *dw_start = rand_buf(nw, &seed);
     for (int t = 0; t < 3; t++) {
         out[t][0] = wcm_alloc(sizeof(float) * ny);
         out[t][1] = wcm_alloc(sizeof(float) * ny);
         out[t][2] = wcm_alloc(sizeof(float) * nx);
         out[t][3] = wcm_alloc(sizeof(float) * nw);
         out[t][4] = wcm_alloc(sizeof(float) * nw);
+        out[t][5] = wcm_alloc(sizeof(float) * nw);
         memcpy(out[t][4], dw_start, sizeof(float) * nw);
         omp_set_num_threads(t + 1);
         wcm_set_winograd(0);
         fast->conv_forward(&s, x, w, out[t][0], WCM_CONV_RELU);
+        fast->conv_backward_weights(&s, x, dy, out[t][5], 0);
         wcm_set_winograd(1);
         fast->conv_forward(&s, x, w, out[t][1], 0);
         fast->conv_backward_data(&s, dy, w, out[t][2]);
@@ -159,17 +161,17 @@ static void check_threads(const shape6 *sh, const char *level) {
         fast->conv_backward_weights(&s, x, dy, out[t][4], WCM_CONV_ACCUMULATE);
     }
     omp_set_num_threads(omp_get_num_procs());
-    static const char *what[5] = {"forward+relu direct", "forward (winograd when eligible)", "backward-data",
-                                  "backward-weights", "backward-weights accumulate"};
-    const size_t sizes[5] = {ny, ny, nx, nw, nw};
-    for (int o = 0; o < 5; o++) {
+    static const char *what[6] = {"forward+relu direct", "forward (winograd when eligible)", "backward-data",
+                                  "backward-weights", "backward-weights accumulate", "backward-weights direct"};
+    const size_t sizes[6] = {ny, ny, nx, nw, nw, nw};
+    for (int o = 0; o < 6; o++) {
         const int same = !memcmp(out[0][o], out[1][o], sizeof(float) * sizes[o]) &&
                          !memcmp(out[0][o], out[2][o], sizeof(float) * sizes[o]);
         CHECK(same, "%s %dx%d %d->%d k%d: %s identical for 1, 2, 3 threads", level, s.h, s.w, s.cin, s.cout, s.k,
               what[o]);
     }
     for (int t = 0; t < 3; t++)
-        for (int o = 0; o < 5; o++) wcm_free(out[t][o]);
+        for (int o = 0; o < 6; o++) wcm_free(out[t][o]);
     wcm_free(dw_start);
     wcm_free(x);
     wcm_free(w);
