@@ -52,32 +52,11 @@ __attribute__((target("avx2,fma"), noinline)) static float peak_avx2(long iters,
     return o[0] + o[7];
 }
 
-/* Best of `reps` runs, GFLOP/s with `threads` threads. */
-static double measure_peak(int level, int threads, int reps) {
-    const long iters = 400000;
-    double best = 0;
-    volatile float sink = 0;
-    for (int r = 0; r < reps; r++) {
-        const double t0 = wcm_seconds();
-        float s = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : s)
-        s += level == WCM_SIMD_AVX512 ? peak_avx512(iters, 0.9999f) : peak_avx2(iters, 0.9999f);
-        const double t = wcm_seconds() - t0;
-        sink += s;
-        const double flops = (double)threads * iters * (level == WCM_SIMD_AVX512 ? PEAK_CHAINS * 32.0 : 12 * 16.0);
-        if (flops / t / 1e9 > best) best = flops / t / 1e9;
-    }
-    (void)sink;
-    return best;
-}
+/* Floating-point operations of one iteration of the FMA loop, per thread. */
+static double peak_flops_per_iter(int level) { return level == WCM_SIMD_AVX512 ? PEAK_CHAINS * 32.0 : 12 * 16.0; }
 
-/* GFLOP/s of one run of the FMA loop lasting about `seconds` (the length of
- * the kernel call it is compared with: short and long windows see different
- * shares of the neighbours' interference). per_thread: 1-thread peak. */
-static double peak_window(int level, int threads, double seconds, double per_thread) {
-    const double flops_per_iter = level == WCM_SIMD_AVX512 ? PEAK_CHAINS * 32.0 : 12 * 16.0;
-    long iters = (long)(seconds * per_thread * 1e9 / flops_per_iter);
-    if (iters < 1000) iters = 1000;
+/* GFLOP/s of one run of the FMA loop, `iters` iterations per thread. */
+static double peak_run(int level, int threads, long iters) {
     volatile float sink = 0;
     float s = 0;
     const double t0 = wcm_seconds();
@@ -86,7 +65,25 @@ static double peak_window(int level, int threads, double seconds, double per_thr
     const double t = wcm_seconds() - t0;
     sink += s;
     (void)sink;
-    return (double)threads * iters * flops_per_iter / t / 1e9;
+    return (double)threads * iters * peak_flops_per_iter(level) / t / 1e9;
+}
+
+/* Best of `reps` runs, GFLOP/s with `threads` threads. */
+static double measure_peak(int level, int threads, int reps) {
+    double best = 0;
+    for (int r = 0; r < reps; r++) {
+        const double g = peak_run(level, threads, 400000);
+        if (g > best) best = g;
+    }
+    return best;
+}
+
+/* One run lasting about `seconds` (the length of the kernel call it is
+ * compared with: short and long windows see different shares of the
+ * neighbours' interference). per_thread: the 1-thread peak. */
+static double peak_window(int level, int threads, double seconds, double per_thread) {
+    const long iters = (long)(seconds * per_thread * 1e9 / peak_flops_per_iter(level));
+    return peak_run(level, threads, iters < 1000 ? 1000 : iters);
 }
 
 /* ---- layers ---- */

@@ -93,13 +93,10 @@ static int parse_args(int argc, char **argv, train_args *a) {
         a->seed = strtoull(seed->value, &end, 10);
         if (end == seed->value || *end || seed->value[0] == '-') return cli_error(CMD, "--seed expects a non-negative integer");
     }
-    cli_opt *noise = cli_find(o, n, "noise");
-    if (noise->set && strcmp(noise->value, "quadratic") && strcmp(noise->value, "uniform"))
-        return cli_error(CMD, "--noise must be quadratic or uniform, got '%s'", noise->value);
-    a->quadratic = !noise->set || !strcmp(noise->value, "quadratic");
     cli_opt *intensity = cli_find(o, n, "intensity");
     int bn_batch;
-    if (parse_choice(intensity, "uniform", "none", &a->intensity) ||
+    if (parse_choice(cli_find(o, n, "noise"), "quadratic", "uniform", &a->quadratic) ||
+        parse_choice(intensity, "uniform", "none", &a->intensity) ||
         parse_choice(cli_find(o, n, "batch-norm"), "batch", "frozen", &bn_batch))
         return 1;
     a->bn_frozen = !bn_batch;

@@ -235,8 +235,8 @@ static void cpu_conv_backward_weights(const wcm_conv_shape *s, const float *x, c
         return;
     }
     const wcm_simd_ops *ops = wcm_cpu_ops();
-    if (wcm_get_winograd() && wcm_winograd_qualifies(ops, s) && wcm_winograd_backward_weights(ops, s, x, dy, dw, flags) == 0)
-        return;
+    /* The forward route's choice: Winograd layers differentiate through the same transforms. */
+    if (route_of(s) == ROUTE_WINOGRAD && wcm_winograd_backward_weights(ops, s, x, dy, dw, flags) == 0) return;
     wcm_direct_backward_weights(ops, s, x, dy, dw, flags);
 }
 

@@ -15,6 +15,11 @@
 #include "cpu/cpu_conv.h"
 
 static inline int imax(int a, int b) { return a > b ? a : b; }
+static inline long imin_l(long a, long b) { return a < b ? a : b; }
+/* Cache lines holding `pixels` pixels of `channels` floats each. */
+static inline int cache_lines(int pixels, int channels) { return (int)((sizeof(float) * (size_t)pixels * channels + 63) / 64); }
+
+#define NO_PREFETCH ((wcm_prefetch){NULL, NULL, 0, 0})
 static inline int imin(int a, int b) { return a < b ? a : b; }
 
 typedef struct {
@@ -59,8 +64,7 @@ static int fill_segments(const row_ctx *c, const float *ximg, int i, const conv_
 }
 
 static void run_job(const row_ctx *c, const float *ximg, int i, const conv_pass *ps, int p0, int np, int kx0, int kx1,
-                    int co0, int ncols, float *yrow, int mode, const char *pf, int pf_lines, const char *pfw,
-                    int pfw_lines) {
+                    int co0, int ncols, float *yrow, int mode, wcm_prefetch pf) {
     if (c->dot) {
         wcm_dot_job j;
         j.rows = np;
@@ -84,28 +88,25 @@ static void run_job(const row_ctx *c, const float *ximg, int i, const conv_pass 
         j.c = yrow + (size_t)p0 * c->CO + co0;
         j.ldc = c->CO;
         j.pf = pf;
-        j.pf_lines = pf_lines;
-        j.pfw = pfw;
-        j.pfw_lines = pfw_lines;
         c->ops->tile(&j);
     }
 }
 
 /* One pass over output pixels [j0, j0+np) x channels [co0, co0+ncols) of row i. */
 static void forward_tile(const row_ctx *c, const float *ximg, int i, const conv_pass *ps, int j0, int np, int co0,
-                         int ncols, float *yrow, int relu, const char *pf, int pf_lines, const char *pfw, int pfw_lines) {
+                         int ncols, float *yrow, int relu, wcm_prefetch pf) {
     const int K = c->K, R = c->R, W = c->W;
     /* Kernel columns valid for every pixel of the tile; always contains R. */
     const int kx_lo = imax(0, R - j0), kx_hi = imin(K, W + R - (j0 + np - 1));
     const int edge = kx_lo > 0 || kx_hi < K;
     int mode = ps->first ? WCM_TILE_STORE : WCM_TILE_ADD;
     if (relu && ps->last && !edge) mode |= WCM_TILE_RELU;
-    run_job(c, ximg, i, ps, j0, np, kx_lo, kx_hi, co0, ncols, yrow, mode, pf, pf_lines, pfw, pfw_lines);
+    run_job(c, ximg, i, ps, j0, np, kx_lo, kx_hi, co0, ncols, yrow, mode, pf);
     if (!edge) return;
     for (int kx = 0; kx < K; kx++) {
         if (kx >= kx_lo && kx < kx_hi) continue;
         const int p_lo = imax(j0, R - kx), p_hi = imin(j0 + np, W + R - kx);
-        if (p_lo < p_hi) run_job(c, ximg, i, ps, p_lo, p_hi - p_lo, kx, kx + 1, co0, ncols, yrow, WCM_TILE_ADD, NULL, 0, NULL, 0);
+        if (p_lo < p_hi) run_job(c, ximg, i, ps, p_lo, p_hi - p_lo, kx, kx + 1, co0, ncols, yrow, WCM_TILE_ADD, NO_PREFETCH);
     }
     if (relu && ps->last)
         for (int p = j0; p < j0 + np; p++) {
@@ -144,18 +145,17 @@ static void forward_row(const row_ctx *c, const pass_split *pp, long r, const fl
             for (int j0 = 0; j0 < W;) {
                 const int np = wcm_tile_step(W - j0);
                 /* 1x1, whole rows: the next tile's input pixels are contiguous. */
-                const char *pf = NULL, *pfw = NULL;
-                int pf_lines = 0, pfw_lines = 0;
+                wcm_prefetch pf = NO_PREFETCH;
                 if (pp->prefetch && j0 + np < W) {
-                    const size_t next = (size_t)wcm_tile_step(W - j0 - np);
-                    pf = (const char *)(ximg + ((size_t)i * W + j0 + np) * c->CI);
-                    pf_lines = (int)((sizeof(float) * next * c->CI + 63) / 64);
+                    const int next = wcm_tile_step(W - j0 - np);
+                    pf.read = (const char *)(ximg + ((size_t)i * W + j0 + np) * c->CI);
+                    pf.read_lines = cache_lines(next, c->CI);
                     if (ncols == c->CO) {
-                        pfw = (const char *)(yrow + (size_t)(j0 + np) * c->CO);
-                        pfw_lines = (int)((sizeof(float) * next * c->CO + 63) / 64);
+                        pf.write = (const char *)(yrow + (size_t)(j0 + np) * c->CO);
+                        pf.write_lines = cache_lines(next, c->CO);
                     }
                 }
-                forward_tile(c, ximg, i, &ps, j0, np, co0, ncols, yrow, pp->relu, pf, pf_lines, pfw, pfw_lines);
+                forward_tile(c, ximg, i, &ps, j0, np, co0, ncols, yrow, pp->relu, pf);
                 j0 += np;
             }
         }
@@ -253,7 +253,7 @@ typedef struct {
 } dw_span;
 
 static void dw_unit_span(const wcm_simd_ops *ops, const wcm_conv_shape *s, const dw_unit *u, int transposed,
-                         const float *x, const float *dy, float *dw, const dw_span *sp, const char *pf, int pf_lines) {
+                         const float *x, const float *dy, float *dw, const dw_span *sp, wcm_prefetch pf) {
     const int H = s->h, W = s->w, CI = s->cin, CO = s->cout, K = s->k, R = K / 2;
     wcm_tile_job j;
     j.nseg = 0;
@@ -271,9 +271,6 @@ static void dw_unit_span(const wcm_simd_ops *ops, const wcm_conv_shape *s, const
     if (j.nseg == 0) return;
     float *dwp = dw + ((size_t)(u->ky * K + u->kx) * CI + u->ci0) * CO + u->co0;
     j.pf = pf;
-    j.pf_lines = pf_lines;
-    j.pfw = NULL;
-    j.pfw_lines = 0;
     j.a_row = 1;
     if (!transposed) {
         j.rows = u->nci;
@@ -301,10 +298,9 @@ static void dw_unit_span(const wcm_simd_ops *ops, const wcm_conv_shape *s, const
 }
 
 static void dw_unit_segment(const wcm_simd_ops *ops, const wcm_conv_shape *s, const dw_unit *u, int transposed,
-                            const float *x, const float *dy, float *dw, int n, int i, int js, int je, const char *pf,
-                            int pf_lines) {
+                            const float *x, const float *dy, float *dw, int n, int i, int js, int je) {
     const dw_span sp = {1, {n}, {i}, {js}, {je}};
-    dw_unit_span(ops, s, u, transposed, x, dy, dw, &sp, pf, pf_lines);
+    dw_unit_span(ops, s, u, transposed, x, dy, dw, &sp, NO_PREFETCH);
 }
 
 /* Pixels per job in the heavy scheme. */
@@ -322,21 +318,62 @@ static void dw_segment_at(const wcm_conv_shape *s, int seg, long g, int *n, int 
     *je = imin(*js + seg, s->w);
 }
 
-/* The pixels [p0, p0+np) of a flattened 1x1 layer are two contiguous blocks,
- * of x and of dy; unit q of nu loads its share of them into cache while it
- * computes (the first half of the units x, the others dy), so the next
- * segment does not wait on memory. Returns the start and sets *lines. */
-static const char *dw_prefetch_share(const wcm_conv_shape *s, const float *x, const float *dy, int p0, int np, int q,
-                                     int nu, int *lines) {
-    *lines = 0;
-    if (np <= 0) return NULL;
-    const int nux = (nu + 1) / 2, in_x = q < nux;
-    const int parts = in_x ? nux : nu - nux, part = in_x ? q : q - nux;
-    const int ch = in_x ? s->cin : s->cout;
-    const int total = (int)((sizeof(float) * (size_t)np * ch + 63) / 64);
-    const int l0 = total * part / parts, l1 = total * (part + 1) / parts;
-    *lines = l1 - l0;
-    return (const char *)((in_x ? x : dy) + (size_t)p0 * ch) + 64 * (size_t)l0;
+/* Segments [g0, g1) as one span (g1 - g0 <= WCM_CPU_MAX_K). */
+static void dw_span_at(const wcm_conv_shape *s, int seg, long g0, long g1, dw_span *sp) {
+    sp->count = (int)(g1 - g0);
+    for (int q = 0; q < sp->count; q++) dw_segment_at(s, seg, g0 + q, &sp->n[q], &sp->i[q], &sp->js[q], &sp->je[q]);
+}
+
+/* The data one thread's units read for one segment: the dy pixels and the
+ * rows of x their kernel rows touch, as contiguous blocks of cache lines. */
+#define DW_MAX_BLOCKS ((WCM_CPU_MAX_K + 1) * WCM_CPU_MAX_K)
+typedef struct {
+    const char *start[DW_MAX_BLOCKS];
+    int lines[DW_MAX_BLOCKS];
+    int count;
+} dw_blocks;
+
+/* Appends the blocks of one segment to b. */
+static void dw_segment_blocks(const wcm_conv_shape *s, const float *x, const float *dy, const dw_unit *units, int nu,
+                              int n, int i, int js, int je, dw_blocks *b) {
+    const int H = s->h, W = s->w, R = s->k / 2;
+    if (js >= je || b->count + 1 + s->k > DW_MAX_BLOCKS) return;
+    int ky_used[WCM_CPU_MAX_K] = {0};
+    for (int q = 0; q < nu; q++) ky_used[units[q].ky] = 1;
+    b->start[b->count] = (const char *)(dy + (((size_t)n * H + i) * W + js) * s->cout);
+    b->lines[b->count++] = cache_lines(je - js, s->cout);
+    const int p0 = imax(0, js - R), p1 = imin(W, je + R);
+    for (int ky = 0; ky < s->k; ky++) {
+        const int yy = i + ky - R;
+        if (!ky_used[ky] || yy < 0 || yy >= H) continue;
+        b->start[b->count] = (const char *)(x + (((size_t)n * H + yy) * W + p0) * s->cin);
+        b->lines[b->count++] = cache_lines(p1 - p0, s->cin);
+    }
+}
+
+/* The blocks of segments [g0, g1) (none when empty). */
+static void dw_span_blocks(const wcm_conv_shape *s, int seg, long g0, long g1, const float *x, const float *dy,
+                           const dw_unit *units, int nu, dw_blocks *b) {
+    b->count = 0;
+    for (long g = g0; g < g1; g++) {
+        int n, i, js, je;
+        dw_segment_at(s, seg, g, &n, &i, &js, &je);
+        dw_segment_blocks(s, x, dy, units, nu, n, i, js, je, b);
+    }
+}
+
+/* Unit q of nu loads an even share of one block (the blocks are dealt to
+ * groups of consecutive units). */
+static wcm_prefetch dw_blocks_share(const dw_blocks *b, int q, int nu) {
+    wcm_prefetch pf = NO_PREFETCH;
+    if (b->count == 0 || nu < b->count) return pf;
+    const int blk = (int)((long)q * b->count / nu);
+    const int g0 = (int)(((long)blk * nu + b->count - 1) / b->count), g1 = (int)(((long)(blk + 1) * nu + b->count - 1) / b->count);
+    const int parts = g1 - g0, part = q - g0;
+    const int l0 = b->lines[blk] * part / parts, l1 = b->lines[blk] * (part + 1) / parts;
+    pf.read = b->start[blk] + 64 * (size_t)l0;
+    pf.read_lines = l1 - l0;
+    return pf;
 }
 
 /* Layers with little work per pixel (1x1, few channels): each thread would
@@ -360,15 +397,12 @@ static int backward_weights_chunked(const wcm_simd_ops *ops, const wcm_conv_shap
             memset(pc, 0, sizeof(float) * wsize);
             const long g1 = (c + 1) * per_chunk < nsegs ? (c + 1) * per_chunk : nsegs;
             for (long g = c * per_chunk; g < g1; g++) {
-                int n, i, js, je;
-                dw_segment_at(s, seg, g, &n, &i, &js, &je);
-                /* One long row (1x1): load the next segment while this one computes. */
-                const int next_px = s->h == 1 && s->n == 1 && g + 1 < g1 ? imin(s->w - je, seg) : 0;
-                for (int q = 0; q < nu; q++) {
-                    int pf_lines;
-                    const char *pf = dw_prefetch_share(s, x, dy, je, next_px, q, nu, &pf_lines);
-                    dw_unit_segment(ops, s, &units[q], transposed, x, dy, pc, n, i, js, je, pf, pf_lines);
-                }
+                dw_span sp;
+                dw_blocks next; /* loaded while this segment computes */
+                dw_span_at(s, seg, g, g + 1, &sp);
+                dw_span_blocks(s, seg, g + 1, imin_l(g + 2, g1), x, dy, units, nu, &next);
+                for (int q = 0; q < nu; q++)
+                    dw_unit_span(ops, s, &units[q], transposed, x, dy, pc, &sp, dw_blocks_share(&next, q, nu));
             }
         }
 #pragma omp for schedule(static)
@@ -389,46 +423,6 @@ static int backward_weights_chunked(const wcm_simd_ops *ops, const wcm_conv_shap
     }
     wcm_free(partial);
     return 0;
-}
-
-/* The data one thread's units read for one segment: the dy pixels and the
- * rows of x their kernel rows touch, as contiguous blocks of cache lines. */
-#define DW_MAX_BLOCKS ((WCM_CPU_MAX_K + 1) * WCM_CPU_MAX_K)
-typedef struct {
-    const char *start[DW_MAX_BLOCKS];
-    int lines[DW_MAX_BLOCKS];
-    int count;
-} dw_blocks;
-
-/* Appends the blocks of one segment to b. */
-static void dw_segment_blocks(const wcm_conv_shape *s, const float *x, const float *dy, const dw_unit *units, int nu,
-                              int n, int i, int js, int je, dw_blocks *b) {
-    const int H = s->h, W = s->w, R = s->k / 2;
-    if (n >= s->n || js >= je || b->count + 1 + s->k > DW_MAX_BLOCKS) return;
-    int ky_used[WCM_CPU_MAX_K] = {0};
-    for (int q = 0; q < nu; q++) ky_used[units[q].ky] = 1;
-    b->start[b->count] = (const char *)(dy + (((size_t)n * H + i) * W + js) * s->cout);
-    b->lines[b->count++] = (int)((sizeof(float) * (size_t)(je - js) * s->cout + 63) / 64);
-    const int p0 = imax(0, js - R), p1 = imin(W, je + R);
-    for (int ky = 0; ky < s->k; ky++) {
-        const int yy = i + ky - R;
-        if (!ky_used[ky] || yy < 0 || yy >= H) continue;
-        b->start[b->count] = (const char *)(x + (((size_t)n * H + yy) * W + p0) * s->cin);
-        b->lines[b->count++] = (int)((sizeof(float) * (size_t)(p1 - p0) * s->cin + 63) / 64);
-    }
-}
-
-/* Unit q of nu loads an even share of one block (the blocks are dealt to
- * groups of consecutive units). Returns the start and sets *lines. */
-static const char *dw_blocks_share(const dw_blocks *b, int q, int nu, int *lines) {
-    *lines = 0;
-    if (b->count == 0 || nu < b->count) return NULL;
-    const int blk = (int)((long)q * b->count / nu);
-    const int g0 = (int)(((long)blk * nu + b->count - 1) / b->count), g1 = (int)(((long)(blk + 1) * nu + b->count - 1) / b->count);
-    const int parts = g1 - g0, part = q - g0;
-    const int l0 = b->lines[blk] * part / parts, l1 = b->lines[blk] * (part + 1) / parts;
-    *lines = l1 - l0;
-    return b->start[blk] + 64 * (size_t)l0;
 }
 
 /* Returns 0, or -1 when the unit list cannot be allocated. */
@@ -474,22 +468,11 @@ static int backward_weights_units(const wcm_simd_ops *ops, const wcm_conv_shape 
             }
         for (long g0 = 0; g0 < nsegs; g0 += span_len) {
             dw_span sp;
-            dw_blocks next;
-            sp.count = (int)(nsegs - g0 < span_len ? nsegs - g0 : span_len);
-            next.count = 0;
-            for (int q = 0; q < sp.count; q++) {
-                dw_segment_at(s, seg, g0 + q, &sp.n[q], &sp.i[q], &sp.js[q], &sp.je[q]);
-                if (g0 + span_len + q < nsegs) { /* the next span's data, loaded during this one */
-                    int n, i, js, je;
-                    dw_segment_at(s, seg, g0 + span_len + q, &n, &i, &js, &je);
-                    dw_segment_blocks(s, x, dy, &uu[u0], u1 - u0, n, i, js, je, &next);
-                }
-            }
-            for (int q = u0; q < u1; q++) {
-                int pf_lines;
-                const char *pf = dw_blocks_share(&next, q - u0, u1 - u0, &pf_lines);
-                dw_unit_span(ops, s, &uu[q], transposed, x, dy, dw, &sp, pf, pf_lines);
-            }
+            dw_blocks next; /* the next span's data, loaded while this one computes */
+            dw_span_at(s, seg, g0, imin_l(g0 + span_len, nsegs), &sp);
+            dw_span_blocks(s, seg, g0 + span_len, imin_l(g0 + 2 * span_len, nsegs), x, dy, &uu[u0], u1 - u0, &next);
+            for (int q = u0; q < u1; q++)
+                dw_unit_span(ops, s, &uu[q], transposed, x, dy, dw, &sp, dw_blocks_share(&next, q - u0, u1 - u0));
         }
     }
     wcm_free(units);
@@ -512,7 +495,7 @@ void wcm_direct_backward_weights(const wcm_simd_ops *ops, const wcm_conv_shape *
             u.co0 = co0;
             u.nco = imin(ops->max_cols, CO - co0);
             for (int n = 0; n < s->n; n++)
-                for (int i = 0; i < s->h; i++) dw_unit_segment(ops, s, &u, 0, x, dy, dw, n, i, 0, s->w, NULL, 0);
+                for (int i = 0; i < s->h; i++) dw_unit_segment(ops, s, &u, 0, x, dy, dw, n, i, 0, s->w);
         }
     }
 }

@@ -31,6 +31,15 @@ enum {
     WCM_TILE_RELU = 2,  /* then C = max(C, 0) */
 };
 
+/* Cache lines a tile job loads into L1 while it computes, one per step of its
+ * k loop: read_lines from `read` on, then write_lines from `write` on (with
+ * intent to write). They are a later job's operands, so that layers with
+ * little work per byte do not wait on memory. A hint; all zero: none. */
+typedef struct {
+    const char *read, *write;
+    int read_lines, write_lines;
+} wcm_prefetch;
+
 /* C[p][0..ncols) (=, +=) sum over segments s, k < k[s] of
  *     A_s[p * a_row + k * a_col] * B_s[k * ldb + 0..ncols)
  * for rows p < rows. Accumulation starts from zero in registers, runs through
@@ -47,12 +56,7 @@ typedef struct {
     ptrdiff_t a_row, a_col, ldb;
     float *c;
     ptrdiff_t ldc;
-    /* Optional hints: pf_lines cache lines from pf on, then pfw_lines from
-     * pfw on (to be written), loaded into L1 one per step of the k loop: the
-     * operands of a later job, so that layers with little work per byte do
-     * not wait on memory. 0 lines: none. */
-    const char *pf, *pfw;
-    int pf_lines, pfw_lines;
+    wcm_prefetch pf;
 } wcm_tile_job;
 
 /* Dot products for layers with few outputs: C[p][q] (=, +=) sum_s sum_k

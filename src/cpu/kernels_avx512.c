@@ -20,8 +20,8 @@ INLINE T512 void tile512(const wcm_tile_job *j, const int NP, const int NV) {
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) acc[p][v] = _mm512_setzero_ps();
     const ptrdiff_t ar = j->a_row, ac = j->a_col, ldb = j->ldb;
-    const char *pf = j->pf, *pfw = j->pfw;
-    int pf_left = j->pf_lines, pfw_left = j->pfw_lines;
+    const char *pf = j->pf.read, *pfw = j->pf.write;
+    int pf_left = j->pf.read_lines, pfw_left = j->pf.write_lines;
     for (int s = 0; s < j->nseg; s++) {
         const float *a = j->a[s], *b = j->b[s];
         for (int k = j->k[s]; k > 0; k--) {
