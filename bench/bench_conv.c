@@ -7,8 +7,15 @@
  * With --check, each row also gives the relative RMS error of the result
  * against the double-precision reference backend (slow for large sizes).
  *
+ * With --rounds R, every row is measured R times, the rows taking turns, and
+ * the table (printed at the end) gives each row's best time against the
+ * highest peak window of all its rounds: on a shared machine a slow stretch
+ * then spoils one round of a row rather than the row.
+ *
  * usage: bench_conv [--quick] [--threads N] [--simd portable|avx2|avx512]
- *                   [--min-time SECONDS] [--only SUBSTRING] [--check] */
+ *                   [--min-time SECONDS] [--rounds R] [--only TEXT[|TEXT...]] [--check]
+ * --only keeps the rows whose "LAYER KERNEL SIZE" label (single spaces, e.g.
+ * "3x3 64->64 fwd direct 1x160x160") contains one of the given texts. */
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
@@ -214,8 +221,20 @@ static double check_case(const bench_case *c, const float *x, const float *w, co
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
+/* Whether label contains one of the '|'-separated parts of pattern. */
+static int matches(const char *label, const char *pattern) {
+    for (const char *p = pattern;;) {
+        const char *end = strchr(p, '|');
+        const size_t len = end ? (size_t)(end - p) : strlen(p);
+        for (const char *l = label; strlen(l) >= len; l++)
+            if (!strncmp(l, p, len)) return 1;
+        if (!end) return 0;
+        p = end + 1;
+    }
+}
+
 int main(int argc, char **argv) {
-    int threads = 0, quick = 0, check = 0;
+    int threads = 0, quick = 0, check = 0, rounds = 1;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) {
@@ -224,6 +243,9 @@ int main(int argc, char **argv) {
             threads = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--min-time") && i + 1 < argc) {
             g_min_time = atof(argv[++i]);
+        } else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) {
+            rounds = atoi(argv[++i]);
+            if (rounds < 1) rounds = 1;
         } else if (!strcmp(argv[i], "--check")) {
             check = 1;
         } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
@@ -234,7 +256,7 @@ int main(int argc, char **argv) {
                                      : !strcmp(l, "avx2")   ? WCM_SIMD_AVX2
                                                             : WCM_SIMD_AVX512);
         } else {
-            fprintf(stderr, "usage: %s [--quick] [--threads N] [--simd LEVEL] [--min-time S] [--only TEXT] [--check]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--threads N] [--simd LEVEL] [--min-time S] [--rounds R] [--only TEXT[|TEXT...]] [--check]\n", argv[0]);
             return 2;
         }
     }
@@ -289,8 +311,11 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < 9 * 64 * 64; i++) w[i] = x[i] * 0.05f;
 
-    printf("%-11s %-18s %-10s %9s %9s %7s %7s%s\n", "layer", "kernel", "size", "ms", "GFLOP/s", "peak", "%peak",
-           check ? "   rel.RMS" : "");
+    /* The rows, in table order. */
+    enum { MAX_ROWS = 256 };
+    static bench_case rows[MAX_ROWS];
+    static double best_t[MAX_ROWS], best_peak[MAX_ROWS];
+    int nrows = 0;
     for (size_t li = 0; li < sizeof layers / sizeof layers[0]; li++) {
         for (int si = 0; si < nsizes; si++) {
             for (int op = OP_FWD; op <= OP_FWD_FUSED; op++) {
@@ -302,22 +327,35 @@ int main(int argc, char **argv) {
                 if (small && sizes[si].n > 1 && sizes[si].hw == 40 && sizes[si].n != 16) continue;
                 const bench_case c = {layers[li].name, sizes[si].n, sizes[si].hw, sizes[si].hw, layers[li].cin,
                                       layers[li].cout, layers[li].k, (op_kind)op};
-                char size[32];
-                snprintf(size, sizeof size, "%dx%dx%d", c.n, c.h, c.w);
                 char label[96];
-                snprintf(label, sizeof label, "%s %s %s", c.layer, op_names[op], size);
-                if (only && !strstr(label, only)) continue;
-                const double t = time_case(&c, x, w, y);
-                const double peak = g_row_peak;
-                if (peak > peak_max) peak_max = peak;
-                const double flops = 2.0 * c.n * c.h * c.w * c.cin * c.cout * c.k * c.k * (op == OP_FWD_FUSED ? FUSED_RUN : 1);
-                const double gf = flops / t / 1e9;
-                printf("%-11s %-18s %-10s %9.3f %9.1f %7.1f %6.1f%%", c.layer, op_names[op], size, t * 1e3, gf,
-                       peak, peak > 0 ? 100.0 * gf / peak : 0.0);
-                if (check) printf(" %9.2e", check_case(&c, x, w, y));
-                printf("\n");
-                fflush(stdout);
+                snprintf(label, sizeof label, "%s %s %dx%dx%d", c.layer, op_names[op], c.n, c.h, c.w);
+                if (only && !matches(label, only)) continue;
+                if (nrows < MAX_ROWS) rows[nrows++] = c;
             }
+        }
+    }
+
+    printf("%-11s %-18s %-10s %9s %9s %7s %7s%s\n", "layer", "kernel", "size", "ms", "GFLOP/s", "peak", "%peak",
+           check ? "   rel.RMS" : "");
+    for (int r = 0; r < rounds; r++) {
+        for (int i = 0; i < nrows; i++) {
+            const bench_case *c = &rows[i];
+            const double t = time_case(c, x, w, y);
+            if (r == 0 || t < best_t[i]) best_t[i] = t;
+            if (r == 0 || g_row_peak > best_peak[i]) best_peak[i] = g_row_peak;
+            if (g_row_peak > peak_max) peak_max = g_row_peak;
+            if (r < rounds - 1) continue; /* several rounds: the table comes at the end */
+            char size[32];
+            snprintf(size, sizeof size, "%dx%dx%d", c->n, c->h, c->w);
+            const double peak = best_peak[i];
+            const double flops =
+                2.0 * c->n * c->h * c->w * c->cin * c->cout * c->k * c->k * (c->op == OP_FWD_FUSED ? FUSED_RUN : 1);
+            const double gf = flops / best_t[i] / 1e9;
+            printf("%-11s %-18s %-10s %9.3f %9.1f %7.1f %6.1f%%", c->layer, op_names[c->op], size, best_t[i] * 1e3, gf,
+                   peak, peak > 0 ? 100.0 * gf / peak : 0.0);
+            if (check) printf(" %9.2e", check_case(c, x, w, y));
+            printf("\n");
+            fflush(stdout);
         }
     }
     if (peak_level != WCM_SIMD_PORTABLE)
