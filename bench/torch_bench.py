@@ -1,6 +1,9 @@
 """PyTorch timings of the same networks as bench_net (same shapes, same
-layer structure as SPEC §3), for the ratio column. Prints one JSON object:
-{case_name: seconds}. Usage: python3 bench/torch_bench.py THREADS"""
+layer structure as SPEC §3), for the ratio column.
+Usage: python3 bench/torch_bench.py THREADS          -> one JSON object {case_name: seconds}
+       python3 bench/torch_bench.py THREADS --serve  -> reads case names, one per line, and
+         answers each with its best time in seconds (or "nan"), one line each: bench_net
+         alternates these with its own measurements so both see the same machine."""
 import json, math, sys, time
 import torch
 import torch.nn as nn
@@ -64,8 +67,11 @@ def best_time(fn, reps):
 def forward_case(rf, cin, cout, size, lowpass=False):
     net = Net(rf, cin, cout, lowpass).eval()
     x = torch.rand(1, cin, size, size)
-    with torch.no_grad():
-        return best_time(lambda: net(x), 5)
+
+    def run():
+        with torch.no_grad():
+            net(x)
+    return run, 5
 
 
 def train_case(rf, cin, cout, batch, size, lowpass=False):
@@ -79,17 +85,30 @@ def train_case(rf, cin, cout, batch, size, lowpass=False):
         loss = ((net(x) - y) ** 2).sum() / batch
         loss.backward()
         opt.step()
-    return best_time(step, 4)
+    return step, 4
 
 
-res = {
-    'forward flat RF43 160x160': forward_case(43, 1, 1, 160),
-    'forward flat RF13 160x160': forward_case(13, 1, 1, 160),
-    'forward cond RF13 160x160': forward_case(13, 4, 3, 160),
-    'forward lowpass 40x40': forward_case(0, 1, 1, 40, lowpass=True),
-    'forward flat RF43 320x320': forward_case(43, 1, 1, 320),
-    'train flat RF43 b16 40x40': train_case(43, 1, 1, 16, 40),
-    'train cond RF13 b16 40x40': train_case(13, 4, 3, 16, 40),
-    'train lowpass b64 40x40': train_case(0, 1, 1, 64, 40, lowpass=True),
+CASES = {
+    'forward flat RF43 160x160': lambda: forward_case(43, 1, 1, 160),
+    'forward flat RF13 160x160': lambda: forward_case(13, 1, 1, 160),
+    'forward cond RF13 160x160': lambda: forward_case(13, 4, 3, 160),
+    'forward lowpass 40x40': lambda: forward_case(0, 1, 1, 40, lowpass=True),
+    'forward flat RF43 320x320': lambda: forward_case(43, 1, 1, 320),
+    'train flat RF43 b16 40x40': lambda: train_case(43, 1, 1, 16, 40),
+    'train cond RF13 b16 40x40': lambda: train_case(13, 4, 3, 16, 40),
+    'train lowpass b64 40x40': lambda: train_case(0, 1, 1, 64, 40, lowpass=True),
 }
-print(json.dumps(res))
+
+if len(sys.argv) > 2 and sys.argv[2] == '--serve':
+    built = {}  # networks are built once and timed again in later rounds
+    for line in sys.stdin:
+        name = line.strip()
+        if name not in CASES:
+            print('nan', flush=True)
+            continue
+        if name not in built:
+            built[name] = CASES[name]()
+        fn, reps = built[name]
+        print(repr(best_time(fn, reps)), flush=True)
+else:
+    print(json.dumps({name: best_time(*make()) for name, make in CASES.items()}))
