@@ -12,7 +12,7 @@
 
 static inline __mmask16 lane_mask(int lanes) { return (__mmask16)((1u << lanes) - 1u); }
 
-INLINE T512 void tile512(const wcm_tile_job *j, const int NP, const int NV) {
+INLINE T512 void tile512(const wcm_tile_job *j, const int NP, const int NV, const int PF) {
     __m512 acc[WCM_TILE_MAX_ROWS][4];
     const __mmask16 tail = lane_mask(j->ncols - 16 * (NV - 1));
 #pragma GCC unroll 6
@@ -25,7 +25,8 @@ INLINE T512 void tile512(const wcm_tile_job *j, const int NP, const int NV) {
     for (int s = 0; s < j->nseg; s++) {
         const float *a = j->a[s], *b = j->b[s];
         for (int k = j->k[s]; k > 0; k--) {
-            if (pf_left > 0) {
+            if (!PF) {
+            } else if (pf_left > 0) {
                 _mm_prefetch(pf, _MM_HINT_T0);
                 pf += 64;
                 pf_left--;
@@ -101,8 +102,9 @@ INLINE T512 void dot512(const wcm_dot_job *j, const int NP, const int NQ) {
 }
 
 /* One instance per tile shape so the accumulators are named registers. */
-#define TILE_FN(NP, NV) \
-    static T512 void tile512_##NP##x##NV(const wcm_tile_job *j) { tile512(j, NP, NV); }
+#define TILE_FN(NP, NV)                                                                                 \
+    static T512 void tile512_##NP##x##NV(const wcm_tile_job *j) { tile512(j, NP, NV, 0); }             \
+    static T512 void tile512pf_##NP##x##NV(const wcm_tile_job *j) { tile512(j, NP, NV, 1); }
 #define TILE_ROW(NP) TILE_FN(NP, 1) TILE_FN(NP, 2) TILE_FN(NP, 3) TILE_FN(NP, 4)
 TILE_ROW(1)
 TILE_ROW(2)
@@ -129,12 +131,20 @@ static const tile_fn tile_table[WCM_TILE_MAX_ROWS][4] = {
     ROW_ENTRY(tile512_, 1), ROW_ENTRY(tile512_, 2), ROW_ENTRY(tile512_, 3),
     ROW_ENTRY(tile512_, 4), ROW_ENTRY(tile512_, 5), ROW_ENTRY(tile512_, 6),
 };
+/* The same with the prefetch hints (an extra test and branch per k step). */
+static const tile_fn tile_pf_table[WCM_TILE_MAX_ROWS][4] = {
+    ROW_ENTRY(tile512pf_, 1), ROW_ENTRY(tile512pf_, 2), ROW_ENTRY(tile512pf_, 3),
+    ROW_ENTRY(tile512pf_, 4), ROW_ENTRY(tile512pf_, 5), ROW_ENTRY(tile512pf_, 6),
+};
 static const dot_fn dot_table[WCM_TILE_MAX_ROWS][WCM_DOT_MAX_COLS] = {
     ROW_ENTRY(dot512_, 1), ROW_ENTRY(dot512_, 2), ROW_ENTRY(dot512_, 3),
     ROW_ENTRY(dot512_, 4), ROW_ENTRY(dot512_, 5), ROW_ENTRY(dot512_, 6),
 };
 
-static void tile_avx512(const wcm_tile_job *j) { tile_table[j->rows - 1][(j->ncols + 15) / 16 - 1](j); }
+static void tile_avx512(const wcm_tile_job *j) {
+    const tile_fn(*table)[4] = j->pf.read_lines > 0 || j->pf.write_lines > 0 ? tile_pf_table : tile_table;
+    table[j->rows - 1][(j->ncols + 15) / 16 - 1](j);
+}
 static void dot_avx512(const wcm_dot_job *j) { dot_table[j->rows - 1][j->ncols - 1](j); }
 
 extern const wcm_winograd_ops wcm_winograd_avx512;
