@@ -12,9 +12,11 @@
 
 static inline __mmask16 lane_mask(int lanes) { return (__mmask16)((1u << lanes) - 1u); }
 
-INLINE T512 void tile512(const wcm_tile_job *j, const int NP, const int NV, const int PF) {
+/* PF: issue the job's prefetch hints; TAIL: the last column vector may be
+ * partial (masked loads and stores, which cost more). */
+INLINE T512 void tile512(const wcm_tile_job *j, const int NP, const int NV, const int PF, const int TAIL) {
     __m512 acc[WCM_TILE_MAX_ROWS][4];
-    const __mmask16 tail = lane_mask(j->ncols - 16 * (NV - 1));
+    const __mmask16 tail = TAIL ? lane_mask(j->ncols - 16 * (NV - 1)) : (__mmask16)0xFFFF;
 #pragma GCC unroll 6
     for (int p = 0; p < NP; p++)
 #pragma GCC unroll 4
@@ -38,7 +40,7 @@ INLINE T512 void tile512(const wcm_tile_job *j, const int NP, const int NV, cons
             __m512 bv[4];
 #pragma GCC unroll 4
             for (int v = 0; v < NV - 1; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
-            bv[NV - 1] = _mm512_maskz_loadu_ps(tail, b + 16 * (NV - 1));
+            bv[NV - 1] = TAIL ? _mm512_maskz_loadu_ps(tail, b + 16 * (NV - 1)) : _mm512_loadu_ps(b + 16 * (NV - 1));
 #pragma GCC unroll 6
             for (int p = 0; p < NP; p++) {
                 const __m512 av = _mm512_set1_ps(a[p * ar]);
@@ -57,9 +59,12 @@ INLINE T512 void tile512(const wcm_tile_job *j, const int NP, const int NV, cons
         for (int v = 0; v < NV; v++) {
             const __mmask16 m = v == NV - 1 ? tail : (__mmask16)0xFFFF;
             __m512 r = acc[p][v];
-            if (mode & WCM_TILE_ADD) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, cp + 16 * v));
+            if (mode & WCM_TILE_ADD) r = _mm512_add_ps(r, TAIL ? _mm512_maskz_loadu_ps(m, cp + 16 * v) : _mm512_loadu_ps(cp + 16 * v));
             if (mode & WCM_TILE_RELU) r = _mm512_max_ps(r, _mm512_setzero_ps());
-            _mm512_mask_storeu_ps(cp + 16 * v, m, r);
+            if (TAIL)
+                _mm512_mask_storeu_ps(cp + 16 * v, m, r);
+            else
+                _mm512_storeu_ps(cp + 16 * v, r);
         }
     }
 }
@@ -103,8 +108,9 @@ INLINE T512 void dot512(const wcm_dot_job *j, const int NP, const int NQ) {
 
 /* One instance per tile shape so the accumulators are named registers. */
 #define TILE_FN(NP, NV)                                                                                 \
-    static T512 void tile512_##NP##x##NV(const wcm_tile_job *j) { tile512(j, NP, NV, 0); }             \
-    static T512 void tile512pf_##NP##x##NV(const wcm_tile_job *j) { tile512(j, NP, NV, 1); }
+    static T512 void tile512_##NP##x##NV(const wcm_tile_job *j) { tile512(j, NP, NV, 0, 0); }          \
+    static T512 void tile512pf_##NP##x##NV(const wcm_tile_job *j) { tile512(j, NP, NV, 1, 0); }        \
+    static T512 void tile512any_##NP##x##NV(const wcm_tile_job *j) { tile512(j, NP, NV, 1, 1); }
 #define TILE_ROW(NP) TILE_FN(NP, 1) TILE_FN(NP, 2) TILE_FN(NP, 3) TILE_FN(NP, 4)
 TILE_ROW(1)
 TILE_ROW(2)
@@ -136,13 +142,20 @@ static const tile_fn tile_pf_table[WCM_TILE_MAX_ROWS][4] = {
     ROW_ENTRY(tile512pf_, 1), ROW_ENTRY(tile512pf_, 2), ROW_ENTRY(tile512pf_, 3),
     ROW_ENTRY(tile512pf_, 4), ROW_ENTRY(tile512pf_, 5), ROW_ENTRY(tile512pf_, 6),
 };
+/* Any job, including column counts that are not a multiple of 16. */
+static const tile_fn tile_any_table[WCM_TILE_MAX_ROWS][4] = {
+    ROW_ENTRY(tile512any_, 1), ROW_ENTRY(tile512any_, 2), ROW_ENTRY(tile512any_, 3),
+    ROW_ENTRY(tile512any_, 4), ROW_ENTRY(tile512any_, 5), ROW_ENTRY(tile512any_, 6),
+};
 static const dot_fn dot_table[WCM_TILE_MAX_ROWS][WCM_DOT_MAX_COLS] = {
     ROW_ENTRY(dot512_, 1), ROW_ENTRY(dot512_, 2), ROW_ENTRY(dot512_, 3),
     ROW_ENTRY(dot512_, 4), ROW_ENTRY(dot512_, 5), ROW_ENTRY(dot512_, 6),
 };
 
 static void tile_avx512(const wcm_tile_job *j) {
-    const tile_fn(*table)[4] = j->pf.read_lines > 0 || j->pf.write_lines > 0 ? tile_pf_table : tile_table;
+    const tile_fn(*table)[4] = j->ncols % 16 != 0                                   ? tile_any_table
+                               : j->pf.read_lines > 0 || j->pf.write_lines > 0 ? tile_pf_table
+                                                                                 : tile_table;
     table[j->rows - 1][(j->ncols + 15) / 16 - 1](j);
 }
 static void dot_avx512(const wcm_dot_job *j) { dot_table[j->rows - 1][j->ncols - 1](j); }
