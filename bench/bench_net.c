@@ -110,7 +110,10 @@ static int torch_start(torch_server *ts, int threads) {
     }
     fflush(NULL);
     const pid_t pid = fork();
-    if (pid < 0) return -1;
+    if (pid < 0) {
+        close(down[0]), close(down[1]), close(up[0]), close(up[1]);
+        return -1;
+    }
     if (pid == 0) {
         dup2(down[0], 0);
         dup2(up[1], 1);

@@ -27,12 +27,11 @@ INLINE T512 void tile512(const wcm_tile_job *j, const int NP, const int NV, cons
     for (int s = 0; s < j->nseg; s++) {
         const float *a = j->a[s], *b = j->b[s];
         for (int k = j->k[s]; k > 0; k--) {
-            if (!PF) {
-            } else if (pf_left > 0) {
+            if (PF && pf_left > 0) {
                 _mm_prefetch(pf, _MM_HINT_T0);
                 pf += 64;
                 pf_left--;
-            } else if (pfw_left > 0) {
+            } else if (PF && pfw_left > 0) {
                 __builtin_prefetch(pfw, 1, 3);
                 pfw += 64;
                 pfw_left--;
