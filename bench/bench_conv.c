@@ -226,8 +226,7 @@ static int matches(const char *label, const char *pattern) {
     for (const char *p = pattern;;) {
         const char *end = strchr(p, '|');
         const size_t len = end ? (size_t)(end - p) : strlen(p);
-        for (const char *l = label; strlen(l) >= len; l++)
-            if (!strncmp(l, p, len)) return 1;
+        if (memmem(label, strlen(label), p, len)) return 1;
         if (!end) return 0;
         p = end + 1;
     }

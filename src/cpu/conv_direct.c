@@ -15,12 +15,10 @@
 #include "cpu/cpu_conv.h"
 
 static inline int imax(int a, int b) { return a > b ? a : b; }
+static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline long imin_l(long a, long b) { return a < b ? a : b; }
 /* Cache lines holding `pixels` pixels of `channels` floats each. */
 static inline int cache_lines(int pixels, int channels) { return (int)((sizeof(float) * (size_t)pixels * channels + 63) / 64); }
-
-#define NO_PREFETCH ((wcm_prefetch){NULL, NULL, 0, 0})
-static inline int imin(int a, int b) { return a < b ? a : b; }
 
 typedef struct {
     const wcm_simd_ops *ops;
@@ -106,7 +104,7 @@ static void forward_tile(const row_ctx *c, const float *ximg, int i, const conv_
     for (int kx = 0; kx < K; kx++) {
         if (kx >= kx_lo && kx < kx_hi) continue;
         const int p_lo = imax(j0, R - kx), p_hi = imin(j0 + np, W + R - kx);
-        if (p_lo < p_hi) run_job(c, ximg, i, ps, p_lo, p_hi - p_lo, kx, kx + 1, co0, ncols, yrow, WCM_TILE_ADD, NO_PREFETCH);
+        if (p_lo < p_hi) run_job(c, ximg, i, ps, p_lo, p_hi - p_lo, kx, kx + 1, co0, ncols, yrow, WCM_TILE_ADD, WCM_NO_PREFETCH);
     }
     if (relu && ps->last)
         for (int p = j0; p < j0 + np; p++) {
@@ -145,7 +143,7 @@ static void forward_row(const row_ctx *c, const pass_split *pp, long r, const fl
             for (int j0 = 0; j0 < W;) {
                 const int np = wcm_tile_step(W - j0);
                 /* 1x1, whole rows: the next tile's input pixels are contiguous. */
-                wcm_prefetch pf = NO_PREFETCH;
+                wcm_prefetch pf = WCM_NO_PREFETCH;
                 if (pp->prefetch && j0 + np < W) {
                     const int next = wcm_tile_step(W - j0 - np);
                     pf.read = (const char *)(ximg + ((size_t)i * W + j0 + np) * c->CI);
@@ -300,7 +298,7 @@ static void dw_unit_span(const wcm_simd_ops *ops, const wcm_conv_shape *s, const
 static void dw_unit_segment(const wcm_simd_ops *ops, const wcm_conv_shape *s, const dw_unit *u, int transposed,
                             const float *x, const float *dy, float *dw, int n, int i, int js, int je) {
     const dw_span sp = {1, {n}, {i}, {js}, {je}};
-    dw_unit_span(ops, s, u, transposed, x, dy, dw, &sp, NO_PREFETCH);
+    dw_unit_span(ops, s, u, transposed, x, dy, dw, &sp, WCM_NO_PREFETCH);
 }
 
 /* Pixels per job in the heavy scheme. */
@@ -368,7 +366,7 @@ static void dw_span_blocks(const wcm_conv_shape *s, int seg, long g0, long g1, c
 /* Unit q of nu loads an even share of one block (the blocks are dealt to
  * groups of consecutive units). */
 static wcm_prefetch dw_blocks_share(const dw_blocks *b, int q, int nu) {
-    wcm_prefetch pf = NO_PREFETCH;
+    wcm_prefetch pf = WCM_NO_PREFETCH;
     if (b->count == 0 || nu < b->count) return pf;
     const int blk = (int)((long)q * b->count / nu);
     const int g0 = (int)(((long)blk * nu + b->count - 1) / b->count), g1 = (int)(((long)(blk + 1) * nu + b->count - 1) / b->count);

@@ -39,6 +39,7 @@ typedef struct {
     const char *read, *write;
     int read_lines, write_lines;
 } wcm_prefetch;
+#define WCM_NO_PREFETCH ((wcm_prefetch){NULL, NULL, 0, 0})
 
 /* C[p][0..ncols) (=, +=) sum over segments s, k < k[s] of
  *     A_s[p * a_row + k * a_col] * B_s[k * ldb + 0..ncols)

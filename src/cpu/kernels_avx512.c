@@ -132,30 +132,25 @@ typedef void (*tile_fn)(const wcm_tile_job *);
 typedef void (*dot_fn)(const wcm_dot_job *);
 
 #define ROW_ENTRY(pre, NP) {pre##NP##x1, pre##NP##x2, pre##NP##x3, pre##NP##x4}
-static const tile_fn tile_table[WCM_TILE_MAX_ROWS][4] = {
-    ROW_ENTRY(tile512_, 1), ROW_ENTRY(tile512_, 2), ROW_ENTRY(tile512_, 3),
-    ROW_ENTRY(tile512_, 4), ROW_ENTRY(tile512_, 5), ROW_ENTRY(tile512_, 6),
-};
-/* The same with the prefetch hints (an extra test and branch per k step). */
-static const tile_fn tile_pf_table[WCM_TILE_MAX_ROWS][4] = {
-    ROW_ENTRY(tile512pf_, 1), ROW_ENTRY(tile512pf_, 2), ROW_ENTRY(tile512pf_, 3),
-    ROW_ENTRY(tile512pf_, 4), ROW_ENTRY(tile512pf_, 5), ROW_ENTRY(tile512pf_, 6),
-};
-/* Any job, including column counts that are not a multiple of 16. */
-static const tile_fn tile_any_table[WCM_TILE_MAX_ROWS][4] = {
-    ROW_ENTRY(tile512any_, 1), ROW_ENTRY(tile512any_, 2), ROW_ENTRY(tile512any_, 3),
-    ROW_ENTRY(tile512any_, 4), ROW_ENTRY(tile512any_, 5), ROW_ENTRY(tile512any_, 6),
-};
+#define TILE_VARIANT(pre)                                                                 \
+    {ROW_ENTRY(pre, 1), ROW_ENTRY(pre, 2), ROW_ENTRY(pre, 3), ROW_ENTRY(pre, 4), ROW_ENTRY(pre, 5), \
+     ROW_ENTRY(pre, 6)}
+/* [variant][rows - 1][vectors - 1]. Variants: whole vectors without prefetch
+ * hints; whole vectors with hints (an extra test and branch per k step); any
+ * job (a partial last vector, masked). */
+enum { TILE_PLAIN, TILE_PREFETCH, TILE_ANY };
+static const tile_fn tile_table[3][WCM_TILE_MAX_ROWS][4] = {
+    TILE_VARIANT(tile512_), TILE_VARIANT(tile512pf_), TILE_VARIANT(tile512any_)};
 static const dot_fn dot_table[WCM_TILE_MAX_ROWS][WCM_DOT_MAX_COLS] = {
     ROW_ENTRY(dot512_, 1), ROW_ENTRY(dot512_, 2), ROW_ENTRY(dot512_, 3),
     ROW_ENTRY(dot512_, 4), ROW_ENTRY(dot512_, 5), ROW_ENTRY(dot512_, 6),
 };
 
 static void tile_avx512(const wcm_tile_job *j) {
-    const tile_fn(*table)[4] = j->ncols % 16 != 0                                   ? tile_any_table
-                               : j->pf.read_lines > 0 || j->pf.write_lines > 0 ? tile_pf_table
-                                                                                 : tile_table;
-    table[j->rows - 1][(j->ncols + 15) / 16 - 1](j);
+    const int variant = j->ncols % 16 != 0                                   ? TILE_ANY
+                        : j->pf.read_lines > 0 || j->pf.write_lines > 0 ? TILE_PREFETCH
+                                                                          : TILE_PLAIN;
+    tile_table[variant][j->rows - 1][(j->ncols + 15) / 16 - 1](j);
 }
 static void dot_avx512(const wcm_dot_job *j) { dot_table[j->rows - 1][j->ncols - 1](j); }
 

@@ -74,7 +74,7 @@ void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape 
             for (int t = 0; t < nt; t++) wg->input(ximg, H, W, CI, 4 * ti - 1, 4 * (tj0 + t) - 1, V + (size_t)t * CI, v_stride);
             for (int xi = 0; xi < 36; xi++) {
                 wcm_tile_job j;
-                j.pf = (wcm_prefetch){NULL, NULL, 0, 0};
+                j.pf = WCM_NO_PREFETCH;
                 j.nseg = 1;
                 j.mode = WCM_TILE_STORE;
                 j.k[0] = CI;
@@ -145,7 +145,7 @@ int wcm_winograd_backward_weights(const wcm_simd_ops *ops, const wcm_conv_shape 
             for (int q = 0; q < 36 * ncb; q++) {
                 const int xi = q / ncb, co0 = q % ncb * step;
                 wcm_tile_job j;
-                j.pf = (wcm_prefetch){NULL, NULL, 0, 0};
+                j.pf = WCM_NO_PREFETCH;
                 j.nseg = 1;
                 j.mode = b == 0 ? WCM_TILE_STORE : WCM_TILE_ADD;
                 j.ncols = CO - co0 < step ? CO - co0 : step;
