@@ -1,17 +1,20 @@
 /* Winograd F(4x4,3x3) convolution driver.
  *
  * Each work item is a run of up to WG_TILES 4x4 output tiles along one tile
- * row of one image: the input patches are transformed into V[36][tiles][cin],
+ * row of one image: the input patches are transformed into V[tiles][36][cin],
  * multiplied per transform point by U[36][cin][cout] with the level's tile
  * kernel (36 small GEMMs whose B matrix stays in L1), and the results
- * M[36][tiles][cout] are transformed back into the output. 36 multiplies per
+ * M[tiles][36][cout] are transformed back into the output. 36 multiplies per
  * 16 outputs instead of 144. Every output is computed by one thread in a fixed
  * order, so results do not depend on the thread count. */
 #include <omp.h>
 
 #include "cpu/cpu_conv.h"
 
-#define WG_TILES 24
+/* Measured on flat RF 43 networks: 40 (a whole 160-wide tile row) is 3-5%
+ * faster than 24 at 160x160 and 320x320; 10 is 4% slower (U is re-read from
+ * L2 for every item). */
+#define WG_TILES 40
 
 int wcm_winograd_qualifies(const wcm_simd_ops *ops, const wcm_conv_shape *s) {
     return ops->winograd && s->k == 3 && s->cin >= 16 && s->cout >= 16 && s->cin % 16 == 0 && s->cout % 16 == 0 &&
@@ -34,7 +37,19 @@ static int tiles_per_block(int w) {
     return (tiles_w + blocks - 1) / blocks;
 }
 
+/* M overwrites V in place when the tile kernel covers all output channels in
+ * one column block and cin == cout: the kernel reads its whole A block (V
+ * rows) before it stores C (the same rows of M). */
+static int forward_in_place(const wcm_simd_ops *ops, const wcm_conv_shape *s) {
+    return s->cin == s->cout && s->cout <= ops->max_cols;
+}
+
+static size_t forward_floats_per_thread(const wcm_simd_ops *ops, const wcm_conv_shape *s) {
+    return (size_t)36 * tiles_per_block(s->w) * (size_t)(s->cin + (forward_in_place(ops, s) ? 0 : s->cout));
+}
+
 size_t wcm_winograd_scratch_floats(const wcm_conv_shape *s, int threads) {
+    /* Sized for either layout, so that callers need not know which. */
     return (size_t)36 * tiles_per_block(s->w) * (size_t)(s->cin + s->cout) * (size_t)(threads > 0 ? threads : 1);
 }
 
@@ -47,54 +62,84 @@ int wcm_winograd_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const
     return 0;
 }
 
+/* Work item `it`: image n, tile row ti, tiles [tj0, tj0 + nt). */
+typedef struct {
+    long n;
+    int ti, tj0, nt;
+} wg_item;
+
+static wg_item item_at(long it, int tiles_h, int tiles_w, int per_block) {
+    const int blocks = (tiles_w + per_block - 1) / per_block;
+    wg_item r;
+    r.n = it / ((long)blocks * tiles_h);
+    r.ti = (int)(it / blocks % tiles_h);
+    r.tj0 = (int)(it % blocks) * per_block;
+    r.nt = tiles_w - r.tj0 < per_block ? tiles_w - r.tj0 : per_block;
+    return r;
+}
+
+/* Each thread takes a contiguous run of items. The transform points of one
+ * tile are contiguous (V[tile][36][cin], M[tile][36][cout]), and the items
+ * are software-pipelined: tile t of item i is transformed back to the output
+ * just before tile t of item i + 1 is transformed in, into the same 9 KB
+ * (64 channels), which the output transform has just brought into L1. With M
+ * in place of V, no transform point is ever written to a line that is not in
+ * L1 already (measured 3-10% faster per layer than separate V and M). */
 void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u,
                                   float *y, int flags, float *scratch) {
     const int H = s->h, W = s->w, CI = s->cin, CO = s->cout;
     const int tiles_h = (H + 3) / 4, tiles_w = (W + 3) / 4;
     const int per_block = tiles_per_block(W);
-    const int blocks = (tiles_w + per_block - 1) / per_block;
-    const long items = (long)s->n * tiles_h * blocks;
-    const size_t v_size = (size_t)36 * per_block * CI, m_size = (size_t)36 * per_block * CO;
+    const long items = (long)s->n * tiles_h * ((tiles_w + per_block - 1) / per_block);
+    const int in_place = forward_in_place(ops, s);
+    const size_t per_thread = forward_floats_per_thread(ops, s);
+    const ptrdiff_t v_tile = (ptrdiff_t)36 * CI, m_tile = (ptrdiff_t)36 * CO;
     const int relu = (flags & WCM_CONV_RELU) != 0;
     const int step = ops->max_cols;
     const wcm_winograd_ops *wg = ops->winograd;
+    const size_t in_img = (size_t)H * W * CI, out_img = (size_t)H * W * CO;
 #pragma omp parallel
     {
-        float *V = scratch + (v_size + m_size) * (size_t)omp_get_thread_num();
-        float *M = V + v_size;
-        const ptrdiff_t v_stride = (ptrdiff_t)per_block * CI, m_stride = (ptrdiff_t)per_block * CO;
-#pragma omp for schedule(static)
-        for (long it = 0; it < items; it++) {
-            const int b = (int)(it % blocks), ti = (int)(it / blocks % tiles_h);
-            const long n = it / ((long)blocks * tiles_h);
-            const int tj0 = b * per_block;
-            const int nt = tiles_w - tj0 < per_block ? tiles_w - tj0 : per_block;
-            const float *ximg = x + (size_t)n * H * W * CI;
-            float *yimg = y + (size_t)n * H * W * CO;
-            for (int t = 0; t < nt; t++) wg->input(ximg, H, W, CI, 4 * ti - 1, 4 * (tj0 + t) - 1, V + (size_t)t * CI, v_stride);
+        const int nth = omp_get_num_threads(), th = omp_get_thread_num();
+        float *V = scratch + per_thread * (size_t)th;
+        float *M = in_place ? V : V + (size_t)per_block * v_tile;
+        const long it0 = items * th / nth, it1 = items * (th + 1) / nth;
+        wg_item cur = item_at(it0, tiles_h, tiles_w, per_block);
+        if (it0 < it1)
+            for (int t = 0; t < cur.nt; t++)
+                wg->input(x + cur.n * in_img, H, W, CI, 4 * cur.ti - 1, 4 * (cur.tj0 + t) - 1, V + t * v_tile, CI);
+        for (long it = it0; it < it1; it++) {
             for (int xi = 0; xi < 36; xi++) {
                 wcm_tile_job j;
                 j.pf = WCM_NO_PREFETCH;
                 j.nseg = 1;
                 j.mode = WCM_TILE_STORE;
                 j.k[0] = CI;
-                j.a_row = CI;
+                j.a_row = v_tile;
                 j.a_col = 1;
                 j.ldb = CO;
-                j.ldc = CO;
+                j.ldc = m_tile;
                 for (int co0 = 0; co0 < CO; co0 += step) {
                     j.ncols = CO - co0 < step ? CO - co0 : step;
                     j.b[0] = u + (size_t)xi * CI * CO + co0;
-                    for (int t0 = 0; t0 < nt;) {
-                        j.rows = wcm_tile_step(nt - t0);
-                        j.a[0] = V + xi * v_stride + (ptrdiff_t)t0 * CI;
-                        j.c = M + xi * m_stride + (ptrdiff_t)t0 * CO + co0;
+                    for (int t0 = 0; t0 < cur.nt;) {
+                        j.rows = wcm_tile_step(cur.nt - t0);
+                        j.a[0] = V + t0 * v_tile + (ptrdiff_t)xi * CI;
+                        j.c = M + t0 * m_tile + (ptrdiff_t)xi * CO + co0;
                         ops->tile(&j);
                         t0 += j.rows;
                     }
                 }
             }
-            for (int t = 0; t < nt; t++) wg->output(M + (size_t)t * CO, m_stride, CO, yimg, H, W, 4 * ti, 4 * (tj0 + t), relu);
+            const wg_item next = item_at(it + 1, tiles_h, tiles_w, per_block);
+            const int next_nt = it + 1 < it1 ? next.nt : 0;
+            float *yimg = y + cur.n * out_img;
+            for (int t = 0; t < cur.nt || t < next_nt; t++) {
+                if (t < cur.nt) wg->output(M + t * m_tile, CO, CO, yimg, H, W, 4 * cur.ti, 4 * (cur.tj0 + t), relu);
+                if (t < next_nt)
+                    wg->input(x + next.n * in_img, H, W, CI, 4 * next.ti - 1, 4 * (next.tj0 + t) - 1, V + t * v_tile, CI);
+            }
+            cur = next;
         }
     }
 }

@@ -157,7 +157,9 @@ INLINE T512 void wg_input_impl(const float *x, int h, int w, int c, int row, int
  * offsets instead of spilled registers (64 channels: 7-12% faster). */
 static T512 void wg_input(const float *x, int h, int w, int c, int row, int col, float *v, ptrdiff_t v_stride) {
     if (row >= 0 && col >= 0 && row + 6 <= h && col + 6 <= w) {
-        if (c == 64)
+        if (c == 64 && v_stride == 64)
+            wg_input_impl(x, h, w, 64, row, col, v, 64, 1);
+        else if (c == 64)
             wg_input_impl(x, h, w, 64, row, col, v, v_stride, 1);
         else
             wg_input_impl(x, h, w, c, row, col, v, v_stride, 1);
@@ -197,7 +199,12 @@ INLINE T512 void wg_output_impl(const float *m, ptrdiff_t m_stride, int c, float
 
 static T512 void wg_output(const float *m, ptrdiff_t m_stride, int c, float *y, int h, int w, int row, int col,
                            int relu) {
-    if (row + 4 <= h && col + 4 <= w) {
+    if (row + 4 <= h && col + 4 <= w && c == 64 && m_stride == 64) {
+        if (relu)
+            wg_output_impl(m, 64, 64, y, h, w, row, col, 1, 1);
+        else
+            wg_output_impl(m, 64, 64, y, h, w, row, col, 0, 1);
+    } else if (row + 4 <= h && col + 4 <= w) {
         if (relu)
             wg_output_impl(m, m_stride, c, y, h, w, row, col, 1, 1);
         else
