@@ -208,7 +208,7 @@ int main(void) {
           "cpu backend has all three kernels");
     static const shape6 thread_shapes[] = {
         {2, 13, 17, 64, 64, 3}, {1, 40, 40, 64, 64, 1}, {3, 20, 30, 64, 64, 1}, {2, 13, 17, 64, 3, 3},
-        {2, 9, 7, 4, 64, 3}, {4, 40, 40, 4, 64, 3}, {5, 40, 40, 64, 64, 3}, {2, 5, 170, 64, 64, 3}};
+        {2, 9, 7, 4, 64, 3}, {4, 40, 40, 4, 64, 3}, {5, 40, 40, 64, 64, 3}, {1, 5, 170, 64, 64, 3}};
     for (int level = WCM_SIMD_PORTABLE; level <= max_level; level++) {
         CHECK(wcm_cpu_force_simd_level(level) == level, "forced SIMD level %d", level);
         const char *name = wcm_cpu_simd_level();
