@@ -45,7 +45,9 @@ typedef struct {
  *     A_s[p * a_row + k * a_col] * B_s[k * ldb + 0..ncols)
  * for rows p < rows. Accumulation starts from zero in registers, runs through
  * the segments in order and k ascending (a fixed order: results do not depend
- * on how work is split among threads). */
+ * on how work is split among threads). Every kernel reads all of A and B
+ * before it stores C, so C may overwrite A's own rows (the Winograd forward
+ * computes M in place of V that way). */
 typedef struct {
     int rows;  /* 1 .. WCM_TILE_MAX_ROWS */
     int ncols; /* 1 .. simd_ops.max_cols */
