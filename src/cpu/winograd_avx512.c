@@ -199,19 +199,12 @@ INLINE T512 void wg_output_impl(const float *m, ptrdiff_t m_stride, int c, float
 
 static T512 void wg_output(const float *m, ptrdiff_t m_stride, int c, float *y, int h, int w, int row, int col,
                            int relu) {
-    if (row + 4 <= h && col + 4 <= w && c == 64 && m_stride == 64) {
-        if (relu)
-            wg_output_impl(m, 64, 64, y, h, w, row, col, 1, 1);
-        else
-            wg_output_impl(m, 64, 64, y, h, w, row, col, 0, 1);
-    } else if (row + 4 <= h && col + 4 <= w) {
-        if (relu)
-            wg_output_impl(m, m_stride, c, y, h, w, row, col, 1, 1);
-        else
-            wg_output_impl(m, m_stride, c, y, h, w, row, col, 0, 1);
-    } else {
+    if (row + 4 > h || col + 4 > w)
         wg_output_impl(m, m_stride, c, y, h, w, row, col, relu, 0);
-    }
+    else if (c == 64 && m_stride == 64) /* constant offsets, as in wg_input */
+        relu ? wg_output_impl(m, 64, 64, y, h, w, row, col, 1, 1) : wg_output_impl(m, 64, 64, y, h, w, row, col, 0, 1);
+    else
+        relu ? wg_output_impl(m, m_stride, c, y, h, w, row, col, 1, 1) : wg_output_impl(m, m_stride, c, y, h, w, row, col, 0, 1);
 }
 
 /* The transpose of G for the backward-weights adjoint. */
