@@ -225,7 +225,12 @@ int wcm_net_forward(wcm_net *net, const wcm_tensor *in, wcm_tensor *out, wcm_err
         int rc = wcm_tensor_alloc(out, in->n, in->h, in->w, net->cout, err);
         if (rc) return rc;
     }
-    size_t need = (size_t)in->n * in->h * in->w * WCM_CHANNELS;
+    const wcm_backend *be = wcm_get_backend();
+    const int planned = be->plan_size && be->plan && be->scratch_size && be->forward_plan;
+    /* Shifted layers need WCM_SHIFT_ROWS spare rows in their buffer. */
+    const int shifting = planned && be->can_shift && be->forward_shifted && in->n == 1;
+    const size_t margin = shifting ? (size_t)WCM_SHIFT_ROWS * in->w * WCM_CHANNELS : 0;
+    size_t need = (size_t)in->n * in->h * in->w * WCM_CHANNELS + margin;
     if (need > net->work_size) {
         wcm_free(net->work[0]);
         wcm_free(net->work[1]);
@@ -238,8 +243,6 @@ int wcm_net_forward(wcm_net *net, const wcm_tensor *in, wcm_tensor *out, wcm_err
         }
     }
     if (!net->folded_valid) fold_weights(net);
-    const wcm_backend *be = wcm_get_backend();
-    const int planned = be->plan_size && be->plan && be->scratch_size && be->forward_plan;
     if (planned) {
         if (!net->plans_valid || net->plan_backend != (const void *)be || net->plan_winograd != wcm_get_winograd()) {
             int rc = make_plans(net, be, err);
@@ -248,14 +251,30 @@ int wcm_net_forward(wcm_net *net, const wcm_tensor *in, wcm_tensor *out, wcm_err
         int rc = ensure_scratch(net, be, in->n, in->h, in->w, err);
         if (rc) return rc;
     }
-    /* Ping-pong between the two work buffers; the last layer writes out. */
+    /* Ping-pong between the two work buffers; the last layer writes out. A
+     * shifted layer stays in its buffer, moving the activations between its
+     * start and `margin` floats in (the spare rows alternate sides). */
     const float *src = in->data;
-    int next = 0;
+    int buf = -1, at_margin = 0; /* src: work[buf] (+ margin), or the input */
     for (int l = 0; l < net->nlayers;) {
+        if (shifting && buf >= 0 && l + 1 < net->nlayers && net->layers[l].k != 1) {
+            const wcm_conv_shape s = layer_shape(net, l, in->n, in->h, in->w);
+            const float *plan = net->plans + net->plan_offset[l];
+            if (be->can_shift(&s, plan)) {
+                float *x = net->work[buf] + (at_margin ? margin : 0);
+                be->forward_shifted(&s, x, plan, !at_margin, net->layers[l].bn ? WCM_CONV_RELU : 0, net->scratch);
+                at_margin = !at_margin;
+                src = net->work[buf] + (at_margin ? margin : 0);
+                l++;
+                continue;
+            }
+        }
         int run = planned && be->forward_pointwise ? pointwise_run(net, l) : 0;
         if (run > RF_NET_LAYERS) run = RF_NET_LAYERS;
         const int count = run >= 2 ? run : 1;
-        float *dst = l + count == net->nlayers ? out->data : net->work[next];
+        buf = buf < 0 ? 0 : buf ^ 1;
+        at_margin = 0;
+        float *dst = l + count == net->nlayers ? out->data : net->work[buf];
         if (count > 1) {
             wcm_conv_shape shapes[RF_NET_LAYERS + 1];
             const float *plans[RF_NET_LAYERS + 1];
@@ -275,7 +294,6 @@ int wcm_net_forward(wcm_net *net, const wcm_tensor *in, wcm_tensor *out, wcm_err
                 be->conv_forward(&s, src, net->folded + (net->layers[l].weight - net->params), dst, flags);
         }
         src = dst;
-        next ^= 1;
         l += count;
     }
     return WCM_OK;

@@ -2,7 +2,8 @@
  * plain layer-by-layer forward passes: flat RF 5 (a run of 19 1x1 layers),
  * conditional RF 13 (runs of 3) and the low-pass net (all 3x3, Winograd) on
  * odd sizes and batches give bit-identical outputs, with 1 and 2 threads and
- * with Winograd on and off; repeated forward passes and extra sampler
+ * with Winograd on and off; the shifted Winograd forward (output over its
+ * own input) equals the plain one; repeated forward passes and extra sampler
  * iterations allocate nothing (wcm_alloc_calls). */
 #include <omp.h>
 #include <string.h>
@@ -63,6 +64,8 @@ static void check_net(const char *name, wcm_net_kind kind, int rf, int n, int h,
     unplanned.scratch_size = NULL;
     unplanned.forward_plan = NULL;
     unplanned.forward_pointwise = NULL;
+    unplanned.can_shift = NULL;
+    unplanned.forward_shifted = NULL;
 
     for (int winograd = 1; winograd >= 0; winograd--) {
         wcm_set_winograd(winograd);
@@ -100,6 +103,50 @@ static void check_net(const char *name, wcm_net_kind kind, int rf, int n, int h,
     wcm_net_free(net);
 }
 
+/* The shifted forward (output over its own input buffer, WCM_SHIFT_ROWS rows
+ * up or down) against forward_plan into a separate buffer, with 1, 2 and 3
+ * threads: bit-identical, and the rows beyond the output untouched. */
+static void check_shifted(int h, int w) {
+    const wcm_backend *be = wcm_backend_cpu();
+    const wcm_conv_shape s = {1, h, w, 64, 64, 3};
+    wcm_set_winograd(1);
+    float *wt = wcm_alloc(sizeof(float) * 9 * 64 * 64), *plan = wcm_alloc(sizeof(float) * be->plan_size(&s));
+    unsigned long long seed = 17;
+    for (int i = 0; i < 9 * 64 * 64; i++) wt[i] = 0.06f * t_rand(&seed);
+    be->plan(&s, wt, plan);
+    const size_t img = (size_t)h * w * 64, margin = (size_t)WCM_SHIFT_ROWS * w * 64;
+    float *x = wcm_alloc(sizeof(float) * img), *want = wcm_alloc(sizeof(float) * img);
+    float *buf = wcm_alloc(sizeof(float) * (img + margin));
+    for (size_t i = 0; i < img; i++) x[i] = t_rand(&seed);
+    for (int threads = 1; threads <= 3; threads++) {
+        wcm_set_threads(threads);
+        float *scratch = wcm_alloc(sizeof(float) * be->scratch_size(&s, 0));
+        be->forward_plan(&s, x, plan, want, WCM_CONV_RELU, scratch);
+        for (int down = 0; down <= 1; down++) {
+            /* up: x at buf + margin, y at buf; down: x at buf, y at buf + margin. */
+            float *xin = down ? buf : buf + margin, *y = down ? buf + margin : buf;
+            /* The rows beyond the output keep the input's first (down) or last (up) rows. */
+            const float *spare = down ? buf : buf + img, *spare_want = down ? x : x + img - margin;
+            for (size_t i = 0; i < img + margin; i++) buf[i] = -7.0f;
+            memcpy(xin, x, sizeof(float) * img);
+            be->forward_shifted(&s, xin, plan, down, WCM_CONV_RELU, scratch);
+            double d = 0;
+            for (size_t i = 0; i < img; i++) d = fmax(d, fabs((double)y[i] - want[i]));
+            int spare_ok = 1;
+            for (size_t i = 0; i < margin; i++) spare_ok &= spare[i] == spare_want[i];
+            CHECK(d == 0.0 && spare_ok, "shifted forward %dx%d %s, %d thread%s: == forward_plan, max |diff| %.3g",
+                  h, w, down ? "down" : "up", threads, threads > 1 ? "s" : "", d);
+        }
+        wcm_free(scratch);
+    }
+    wcm_set_threads(0);
+    wcm_free(wt);
+    wcm_free(plan);
+    wcm_free(x);
+    wcm_free(want);
+    wcm_free(buf);
+}
+
 /* Allocations of a conditional sampler run capped at `iters` iterations. */
 static unsigned long sampler_allocs(wcm_net *net, const wcm_tensor *low, int iters) {
     wcm_error err;
@@ -128,6 +175,11 @@ int main(void) {
     check_net("conditional RF 9", WCM_NET_CONDITIONAL, 9, 1, 5, 3);
     check_net("low-pass", WCM_NET_LOWPASS, 40, 2, 21, 18);
     check_net("low-pass", WCM_NET_LOWPASS, 40, 1, 40, 40);
+    check_net("low-pass", WCM_NET_LOWPASS, 40, 1, 130, 170); /* shifted Winograd layers */
+    check_shifted(4, 4);
+    check_shifted(5, 170);
+    check_shifted(9, 40);
+    check_shifted(130, 170);
 
     wcm_net *net = make_net(WCM_NET_CONDITIONAL, 13, 9);
     wcm_error err;

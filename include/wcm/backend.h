@@ -45,14 +45,26 @@ typedef struct wcm_backend {
      * forward_plan: as conv_forward.
      * forward_pointwise: a run of nlayers consecutive 1x1 layers (shapes[l],
      *   flags[l]) from x to y, computed tile by tile so the intermediate
-     *   activations stay in cache; x and y must not overlap. */
+     *   activations stay in cache; x and y must not overlap.
+     * can_shift, forward_shifted (optional pair): whether forward_shifted
+     *   computes layer s from its plan, which it then does as forward_plan
+     *   but over the input's own buffer: y = x - WCM_SHIFT_ROWS rows (up,
+     *   down == 0) or x + WCM_SHIFT_ROWS rows (down); rows of w * cout floats.
+     *   The buffer must extend that far; n = 1 and cin = cout. Output lines
+     *   are then input lines still in cache rather than lines fetched only
+     *   to be overwritten. */
     size_t (*plan_size)(const wcm_conv_shape *s);
     void (*plan)(const wcm_conv_shape *s, const float *w, float *plan);
     size_t (*scratch_size)(const wcm_conv_shape *s, int pointwise);
     void (*forward_plan)(const wcm_conv_shape *s, const float *x, const float *plan, float *y, int flags, float *scratch);
     void (*forward_pointwise)(int nlayers, const wcm_conv_shape *shapes, const float *const *plans, const int *flags,
                               const float *x, float *y, float *scratch);
+    int (*can_shift)(const wcm_conv_shape *s, const float *plan);
+    void (*forward_shifted)(const wcm_conv_shape *s, float *x, const float *plan, int down, int flags, float *scratch);
 } wcm_backend;
+
+/* Rows between the input and output of forward_shifted. */
+#define WCM_SHIFT_ROWS 4
 
 /* The fast CPU backend (default). */
 const wcm_backend *wcm_backend_cpu(void);

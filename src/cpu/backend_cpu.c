@@ -321,6 +321,20 @@ static void cpu_forward_plan(const wcm_conv_shape *s, const float *x, const floa
     plan_layer(s, x, plan, y, flags & ~WCM_CPU_SERIAL, scratch);
 }
 
+static int cpu_can_shift(const wcm_conv_shape *s, const float *plan) {
+    int parts;
+    memcpy(&parts, plan, sizeof parts);
+    return !shape_empty(s) && route_of(s) == ROUTE_WINOGRAD && (parts & PLAN_WINOGRAD) && wcm_winograd_shift_pays(s);
+}
+
+static void cpu_forward_shifted(const wcm_conv_shape *s, float *x, const float *plan, int down, int flags,
+                                float *scratch) {
+    int parts;
+    memcpy(&parts, plan, sizeof parts);
+    const float *u = plan + PLAN_HEADER + weight_floats(s) * (parts & PLAN_DOT ? 2 : 1);
+    wcm_winograd_forward_shifted(wcm_cpu_ops(), s, x, u, down, flags & ~WCM_CPU_SERIAL, scratch);
+}
+
 static void cpu_forward_pointwise(int nlayers, const wcm_conv_shape *shapes, const float *const *plans, const int *flags,
                                   const float *x, float *y, float *scratch) {
     if (nlayers <= 0 || shape_empty(&shapes[0])) return;
@@ -363,6 +377,8 @@ static const wcm_backend cpu_backend = {
     .scratch_size = cpu_scratch_size,
     .forward_plan = cpu_forward_plan,
     .forward_pointwise = cpu_forward_pointwise,
+    .can_shift = cpu_can_shift,
+    .forward_shifted = cpu_forward_shifted,
 };
 
 const wcm_backend *wcm_backend_cpu(void) { return &cpu_backend; }
