@@ -1,8 +1,10 @@
 /* Convolution kernel benchmark: measured fp32 FMA peak, then per-layer
  * timings of the CPU kernels (GFLOP/s = 2 * nominal MACs / time, and the
  * fraction of the measured peak). Winograd rows count the direct
- * convolution's MACs ("effective" GFLOP/s); "fwd fused run x3" is three 1x1
- * layers computed tile by tile as the networks run them. Not a test.
+ * convolution's MACs ("effective" GFLOP/s); "fwd wg shifted" is the Winograd
+ * forward writing over its own input (as one-image networks run it), and
+ * "fwd fused run x3" three 1x1 layers computed tile by tile as the networks
+ * run them. Not a test.
  *
  * With --check, each row also gives the relative RMS error of the result
  * against the double-precision reference backend (slow for large sizes).
@@ -95,9 +97,18 @@ static double peak_window(int level, int threads, double seconds, double per_thr
 
 /* ---- layers ---- */
 
-typedef enum { OP_FWD, OP_FWD_WG, OP_BWD_DATA, OP_BWD_DATA_WG, OP_BWD_WEIGHTS, OP_BWD_WEIGHTS_WG, OP_FWD_FUSED } op_kind;
-static const char *op_names[] = {"fwd direct",  "fwd winograd",    "bwd-data direct", "bwd-data winograd",
-                                 "bwd-weights", "bwd-weights wg", "fwd fused run x3"};
+typedef enum {
+    OP_FWD,
+    OP_FWD_WG,
+    OP_FWD_WG_SHIFTED,
+    OP_BWD_DATA,
+    OP_BWD_DATA_WG,
+    OP_BWD_WEIGHTS,
+    OP_BWD_WEIGHTS_WG,
+    OP_FWD_FUSED
+} op_kind;
+static const char *op_names[] = {"fwd direct",      "fwd winograd",      "fwd wg shifted", "bwd-data direct",
+                                 "bwd-data winograd", "bwd-weights",     "bwd-weights wg", "fwd fused run x3"};
 /* A run of 1x1 layers as networks compute it (tile by tile, in cache). */
 #define FUSED_RUN 3
 
@@ -111,6 +122,10 @@ static double g_min_time = 0.3;
 
 /* Best seconds per call over repeated timing windows. */
 static float *g_out, *g_dw, *g_plan, *g_scratch;
+/* The shifted forward: one buffer with WCM_SHIFT_ROWS spare rows; calls
+ * alternate up and down as in a network. */
+static float *g_shift_buf;
+static int g_shift_down;
 
 static void run_case(const wcm_backend *be, const bench_case *c, const wcm_conv_shape *s, const float *x,
                      const float *w, const float *y) {
@@ -121,6 +136,13 @@ static void run_case(const wcm_backend *be, const bench_case *c, const wcm_conv_
         case OP_BWD_DATA_WG: be->conv_backward_data(s, y, w, g_out); break;
         case OP_BWD_WEIGHTS:
         case OP_BWD_WEIGHTS_WG: be->conv_backward_weights(s, x, y, g_dw, 0); break;
+        case OP_FWD_WG_SHIFTED: {
+            const size_t margin = (size_t)WCM_SHIFT_ROWS * s->w * s->cin;
+            be->forward_shifted(s, g_shift_down ? g_shift_buf : g_shift_buf + margin, g_plan, g_shift_down,
+                                WCM_CONV_RELU, g_scratch);
+            g_shift_down ^= 1;
+            break;
+        }
         case OP_FWD_FUSED: {
             const wcm_conv_shape shapes[FUSED_RUN] = {*s, *s, *s};
             const float *plans[FUSED_RUN] = {g_plan, g_plan, g_plan};
@@ -139,12 +161,19 @@ static double g_peak1, g_row_peak;
 static double time_case(const bench_case *c, const float *x, const float *w, const float *y) {
     const wcm_backend *be = wcm_backend_cpu();
     const wcm_conv_shape s = {c->n, c->h, c->w, c->cin, c->cout, c->k};
-    wcm_set_winograd(c->op == OP_FWD_WG || c->op == OP_BWD_DATA_WG || c->op == OP_BWD_WEIGHTS_WG);
-    if (c->op == OP_FWD_FUSED) {
+    const int shifted = c->op == OP_FWD_WG_SHIFTED;
+    wcm_set_winograd(c->op == OP_FWD_WG || shifted || c->op == OP_BWD_DATA_WG || c->op == OP_BWD_WEIGHTS_WG);
+    if (c->op == OP_FWD_FUSED || shifted) {
+        const size_t img = (size_t)s.h * s.w * s.cin;
         g_plan = wcm_alloc(sizeof(float) * be->plan_size(&s));
-        g_scratch = wcm_alloc(sizeof(float) * be->scratch_size(&s, 1));
-        if (!g_plan || !g_scratch) return 1e30;
+        g_scratch = wcm_alloc(sizeof(float) * be->scratch_size(&s, !shifted));
+        g_shift_buf = shifted ? wcm_alloc(sizeof(float) * (img + (size_t)WCM_SHIFT_ROWS * s.w * s.cin)) : NULL;
+        if (!g_plan || !g_scratch || (shifted && !g_shift_buf)) return 1e30;
         be->plan(&s, w, g_plan);
+        if (shifted) {
+            memcpy(g_shift_buf + (size_t)WCM_SHIFT_ROWS * s.w * s.cin, x, sizeof(float) * img);
+            g_shift_down = 0;
+        }
     }
     double best = 1e30, total = 0;
     int calls = 0;
@@ -174,10 +203,11 @@ static double time_case(const bench_case *c, const float *x, const float *w, con
         calls++;
     }
     wcm_set_winograd(1);
-    if (c->op == OP_FWD_FUSED) {
+    if (c->op == OP_FWD_FUSED || shifted) {
         wcm_free(g_plan);
         wcm_free(g_scratch);
-        g_plan = g_scratch = NULL;
+        wcm_free(g_shift_buf);
+        g_plan = g_scratch = g_shift_buf = NULL;
     }
     return best;
 }
@@ -208,6 +238,7 @@ static double check_case(const bench_case *c, const float *x, const float *w, co
             n = nw, got = g_dw, want = wcm_alloc(sizeof(float) * n);
             if (want) ref->conv_backward_weights(&s, x, y, want, 0);
             break;
+        case OP_FWD_WG_SHIFTED: /* its input is the previous call's output: test_plan checks it instead */
         case OP_FWD_FUSED: return -1; /* not checked */
     }
     if (!want) return -1;
@@ -320,9 +351,10 @@ int main(int argc, char **argv) {
             for (int op = OP_FWD; op <= OP_FWD_FUSED; op++) {
                 const int small = layers[li].cin < 16 || layers[li].cout < 16;
                 if (op == OP_FWD_FUSED && (layers[li].k != 1 || small)) continue;
-                if ((op == OP_FWD_WG || op == OP_BWD_DATA_WG || op == OP_BWD_WEIGHTS_WG) &&
+                if ((op == OP_FWD_WG || op == OP_FWD_WG_SHIFTED || op == OP_BWD_DATA_WG || op == OP_BWD_WEIGHTS_WG) &&
                     (layers[li].k != 3 || small || !wcm_cpu_ops()->winograd))
                     continue;
+                if (op == OP_FWD_WG_SHIFTED && (sizes[si].n != 1 || layers[li].cin != layers[li].cout)) continue;
                 if (small && sizes[si].n > 1 && sizes[si].hw == 40 && sizes[si].n != 16) continue;
                 const bench_case c = {layers[li].name, sizes[si].n, sizes[si].hw, sizes[si].hw, layers[li].cin,
                                       layers[li].cout, layers[li].k, (op_kind)op};
