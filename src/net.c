@@ -228,7 +228,7 @@ int wcm_net_forward(wcm_net *net, const wcm_tensor *in, wcm_tensor *out, wcm_err
     const wcm_backend *be = wcm_get_backend();
     const int planned = be->plan_size && be->plan && be->scratch_size && be->forward_plan;
     /* Shifted layers need WCM_SHIFT_ROWS spare rows in their buffer. */
-    const int shifting = planned && be->can_shift && be->forward_shifted && in->n == 1;
+    const int shifting = planned && be->can_shift && be->forward_shifted;
     const size_t margin = shifting ? (size_t)WCM_SHIFT_ROWS * in->w * WCM_CHANNELS : 0;
     size_t need = (size_t)in->n * in->h * in->w * WCM_CHANNELS + margin;
     if (need > net->work_size) {

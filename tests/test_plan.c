@@ -104,17 +104,17 @@ static void check_net(const char *name, wcm_net_kind kind, int rf, int n, int h,
 }
 
 /* The shifted forward (output over its own input buffer, WCM_SHIFT_ROWS rows
- * up or down) against forward_plan into a separate buffer, with 1, 2 and 3
+ * up or down; n images as one stack of rows) against forward_plan into a separate buffer, with 1, 2 and 3
  * threads: bit-identical, and the rows beyond the output untouched. */
-static void check_shifted(int h, int w) {
+static void check_shifted(int n, int h, int w) {
     const wcm_backend *be = wcm_backend_cpu();
-    const wcm_conv_shape s = {1, h, w, 64, 64, 3};
+    const wcm_conv_shape s = {n, h, w, 64, 64, 3};
     wcm_set_winograd(1);
     float *wt = wcm_alloc(sizeof(float) * 9 * 64 * 64), *plan = wcm_alloc(sizeof(float) * be->plan_size(&s));
     unsigned long long seed = 17;
     for (int i = 0; i < 9 * 64 * 64; i++) wt[i] = 0.06f * t_rand(&seed);
     be->plan(&s, wt, plan);
-    const size_t img = (size_t)h * w * 64, margin = (size_t)WCM_SHIFT_ROWS * w * 64;
+    const size_t img = (size_t)n * h * w * 64, margin = (size_t)WCM_SHIFT_ROWS * w * 64;
     float *x = wcm_alloc(sizeof(float) * img), *want = wcm_alloc(sizeof(float) * img);
     float *buf = wcm_alloc(sizeof(float) * (img + margin));
     for (size_t i = 0; i < img; i++) x[i] = t_rand(&seed);
@@ -134,8 +134,8 @@ static void check_shifted(int h, int w) {
             for (size_t i = 0; i < img; i++) d = fmax(d, fabs((double)y[i] - want[i]));
             int spare_ok = 1;
             for (size_t i = 0; i < margin; i++) spare_ok &= spare[i] == spare_want[i];
-            CHECK(d == 0.0 && spare_ok, "shifted forward %dx%d %s, %d thread%s: == forward_plan, max |diff| %.3g",
-                  h, w, down ? "down" : "up", threads, threads > 1 ? "s" : "", d);
+            CHECK(d == 0.0 && spare_ok, "shifted forward %dx%dx%d %s, %d thread%s: == forward_plan, max |diff| %.3g",
+                  n, h, w, down ? "down" : "up", threads, threads > 1 ? "s" : "", d);
         }
         wcm_free(scratch);
     }
@@ -176,10 +176,13 @@ int main(void) {
     check_net("low-pass", WCM_NET_LOWPASS, 40, 2, 21, 18);
     check_net("low-pass", WCM_NET_LOWPASS, 40, 1, 40, 40);
     check_net("low-pass", WCM_NET_LOWPASS, 40, 1, 130, 170); /* shifted Winograd layers */
-    check_shifted(4, 4);
-    check_shifted(5, 170);
-    check_shifted(9, 40);
-    check_shifted(130, 170);
+    check_net("low-pass", WCM_NET_LOWPASS, 40, 3, 41, 30); /* shifted, a stack of 3 images */
+    check_shifted(1, 4, 4);
+    check_shifted(1, 5, 170);
+    check_shifted(1, 9, 40);
+    check_shifted(1, 130, 170);
+    check_shifted(3, 41, 30);
+    check_shifted(2, 4, 170);
 
     wcm_net *net = make_net(WCM_NET_CONDITIONAL, 13, 9);
     wcm_error err;

@@ -49,8 +49,9 @@ typedef struct wcm_backend {
      * can_shift, forward_shifted (optional pair): whether forward_shifted
      *   computes layer s from its plan, which it then does as forward_plan
      *   but over the input's own buffer: y = x - WCM_SHIFT_ROWS rows (up,
-     *   down == 0) or x + WCM_SHIFT_ROWS rows (down); rows of w * cout floats.
-     *   The buffer must extend that far; n = 1 and cin = cout. Output lines
+     *   down == 0) or x + WCM_SHIFT_ROWS rows (down); rows of w * cout floats,
+     *   the n images one stack of rows (cin = cout). The buffer must extend
+     *   that far beyond the stack. Output lines
      *   are then input lines still in cache rather than lines fetched only
      *   to be overwritten. */
     size_t (*plan_size)(const wcm_conv_shape *s);

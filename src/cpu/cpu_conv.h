@@ -152,11 +152,11 @@ size_t wcm_winograd_scratch_floats(const wcm_conv_shape *s, int threads);
 void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u,
                                   float *y, int flags, float *scratch);
 /* The forward written over its own input buffer, 4 rows up (y = x - 4 rows,
- * down == 0) or down (y = x + 4 rows); n = 1 and cin = cout; scratch as above.
- * The buffer must hold the 4 rows beyond x on that side. */
+ * down == 0) or down (y = x + 4 rows); cin = cout, the n images one stack of
+ * rows; scratch as above. The buffer must hold the 4 rows beyond x on that side. */
 void wcm_winograd_forward_shifted(const wcm_simd_ops *ops, const wcm_conv_shape *s, float *x, const float *u, int down,
                                   int flags, float *scratch);
-/* Whether the shifted forward is worth it for shape s (n = 1, cin = cout, enough work items). */
+/* Whether the shifted forward is worth it for shape s (cin = cout, enough work items). */
 int wcm_winograd_shift_pays(const wcm_conv_shape *s);
 /* 36 * cin * cout floats. */
 void wcm_winograd_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *w, float *u);

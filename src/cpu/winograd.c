@@ -106,7 +106,7 @@ typedef struct {
     long first, count;
     long *claims;
     int *input_read;
-    int down, blocks, tiles_h;
+    int down, blocks, rows; /* rows: tile rows of all images */
 } wg_sequence;
 
 /* The k-th position of this pipeline (k = 0, 1, ... in turn), or -1 after the last. */
@@ -118,7 +118,7 @@ static long sequence_next(const wg_sequence *q, long k) {
 
 static long sequence_item(const wg_sequence *q, long p) {
     if (!q->claims || !q->down) return p;
-    return (long)(q->tiles_h - 1 - p / q->blocks) * q->blocks + p % q->blocks;
+    return (long)(q->rows - 1 - p / q->blocks) * q->blocks + p % q->blocks;
 }
 
 static void wait_input_read(const wg_sequence *q, long p) {
@@ -241,11 +241,13 @@ void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape 
 }
 
 /* The shifted forward: y = x - 4 rows (up) or x + 4 rows (down) in one buffer
- * (n = 1, cin = cout), so that the output lines are input lines just read,
+ * (cin = cout; the images of a batch form one stack of rows), so that the output lines are input lines just read,
  * still in this core's cache, instead of lines fetched from L3 only to be
  * overwritten (one thread: 4-6% faster per 160x160 layer).
  * Output tile row r overwrites input rows 4r-4 .. 4r-1 (up), which tile rows
- * r-2, r-1 and r read; down is the mirror image. So tile rows are taken in
+ * r-2, r-1 and r read (row 0 of an image: the previous image's last rows,
+ * read by its last two tile rows); down is the mirror image. So tile rows
+ * of the stack are taken in
  * order (ascending up, descending down), each row's items left to right, one
  * item at a time from a shared counter, and an item's output waits until the
  * inputs it overwrites have been read: those of the two previous rows and of
@@ -262,7 +264,7 @@ void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape 
 
 int wcm_winograd_shift_pays(const wcm_conv_shape *s) {
     const int tiles_w = (s->w + 3) / 4, per_block = tiles_per_block(s->w);
-    return s->n == 1 && s->cin == s->cout && (long)((s->h + 3) / 4) * ((tiles_w + per_block - 1) / per_block) >= WG_SHIFT_MIN_ITEMS;
+    return s->cin == s->cout && (long)s->n * ((s->h + 3) / 4) * ((tiles_w + per_block - 1) / per_block) >= WG_SHIFT_MIN_ITEMS;
 }
 
 void wcm_winograd_forward_shifted(const wcm_simd_ops *ops, const wcm_conv_shape *s, float *x, const float *u, int down,
@@ -273,11 +275,11 @@ void wcm_winograd_forward_shifted(const wcm_simd_ops *ops, const wcm_conv_shape 
     const int blocks = (f.tiles_w + f.per_block - 1) / f.per_block;
     const size_t per_thread = forward_floats_per_thread(ops, s);
     const int in_place = forward_in_place(ops, s);
-    const long items = (long)f.tiles_h * blocks;
+    const long items = (long)s->n * f.tiles_h * blocks;
     long *claims = (long *)scratch;
     int *input_read = (int *)(claims + 4);
     float *areas = scratch + shifted_shared_floats(s);
-    const wg_sequence q = {0, items, claims, input_read, down, blocks, f.tiles_h};
+    const wg_sequence q = {0, items, claims, input_read, down, blocks, (int)(s->n * f.tiles_h)};
 #pragma omp parallel
     {
         const int th = omp_get_thread_num();
