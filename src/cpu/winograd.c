@@ -143,7 +143,7 @@ static void wait_overwritten_inputs(const wg_sequence *q, long p, long next) {
     if (p + 1 < row0 + q->blocks && p + 1 < q->count && p + 1 != next) wait_input_read(q, p + 1);
 }
 
-/* Items [it0, it1) with this thread's V (and M, which may be V). The
+/* The items of sequence q with this thread's V (and M, which may be V). The
  * transform points of one tile are contiguous (V[tile][36][cin],
  * M[tile][36][cout]), and the items are software-pipelined: tile t of item i
  * is transformed back to the output just before tile t of item i + 1 is
@@ -241,25 +241,26 @@ void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape 
 }
 
 /* The shifted forward: y = x - 4 rows (up) or x + 4 rows (down) in one buffer
- * (cin = cout; the images of a batch form one stack of rows), so that the output lines are input lines just read,
- * still in this core's cache, instead of lines fetched from L3 only to be
- * overwritten (one thread: 4-6% faster per 160x160 layer).
+ * (cin = cout; the images of a batch form one stack of rows), so that the
+ * output lines are input lines just read, still in this core's cache,
+ * instead of lines fetched from L3 only to be overwritten (one 160x160 layer:
+ * 6.5% faster on 2 threads, 6.7% on 1).
  * Output tile row r overwrites input rows 4r-4 .. 4r-1 (up), which tile rows
- * r-2, r-1 and r read (row 0 of an image: the previous image's last rows,
- * read by its last two tile rows); down is the mirror image. So tile rows
- * of the stack are taken in
- * order (ascending up, descending down), each row's items left to right, one
- * item at a time from a shared counter, and an item's output waits until the
- * inputs it overwrites have been read: those of the two previous rows and of
- * its row neighbours. Within one pipeline the next item's first input tile
- * is read before the current item's last output tile is written, so the
- * next item needs no wait. Nothing ever waits for a later position except
- * the row neighbour just after, whose input its claimer reads before any
- * wait of its own that could depend on us: no deadlock. Every output is
- * computed exactly as by wcm_winograd_forward_scratch. */
-/* Below about 32 items the threads' waits for each other's inputs cost more
- * than the shift saves (measured with 2 threads: 40x40 low-pass net 7%
- * slower, 80x80 even, 160x160 1-3% and 320x320 5% faster). */
+ * r-2, r-1 and r read (for row 0 of an image: the previous image's last
+ * rows, read by its last two tile rows); down is the mirror image. So the
+ * tile rows of the stack are taken in order (ascending up, descending down),
+ * each row's items left to right, one item at a time from a shared counter,
+ * and an item's output waits until the inputs it overwrites have been read:
+ * those of the two previous rows and of its row neighbours. Within one
+ * pipeline the next item's first input tile is read before the current
+ * item's last output tile is written, so the next item needs no wait.
+ * Nothing ever waits for a later position except the row neighbour just
+ * after, whose input its claimer reads before any wait of its own that could
+ * depend on us: no deadlock. Every output is computed exactly as by
+ * wcm_winograd_forward_scratch.
+ * Below 32 items the threads' waits for each other's inputs cost more than
+ * the shift saves (whole networks, 2 threads: the 40x40 low-pass net 7%
+ * slower, 80x80 even, 160x160 1-2% and 320x320 5-6% faster). */
 #define WG_SHIFT_MIN_ITEMS 32
 
 int wcm_winograd_shift_pays(const wcm_conv_shape *s) {
