@@ -1,8 +1,10 @@
 /* Convolution kernel benchmark: measured fp32 FMA peak, then per-layer
  * timings of the CPU kernels (GFLOP/s = 2 * nominal MACs / time, and the
  * fraction of the measured peak). Winograd rows count the direct
- * convolution's MACs ("effective" GFLOP/s); "fwd wg shifted" is the Winograd
- * forward writing over its own input (as one-image networks run it), and
+ * convolution's MACs ("effective" GFLOP/s). "fwd winograd" is a plain
+ * conv_forward call (the weights transformed and scratch allocated per call),
+ * "fwd wg planned" the forward from a plan as networks run it, "fwd wg
+ * shifted" the same writing over its own input (networks' 64->64 layers), and
  * "fwd fused run x3" three 1x1 layers computed tile by tile as the networks
  * run them. Not a test.
  *
@@ -100,6 +102,7 @@ static double peak_window(int level, int threads, double seconds, double per_thr
 typedef enum {
     OP_FWD,
     OP_FWD_WG,
+    OP_FWD_WG_PLANNED,
     OP_FWD_WG_SHIFTED,
     OP_BWD_DATA,
     OP_BWD_DATA_WG,
@@ -107,8 +110,9 @@ typedef enum {
     OP_BWD_WEIGHTS_WG,
     OP_FWD_FUSED
 } op_kind;
-static const char *op_names[] = {"fwd direct",      "fwd winograd",      "fwd wg shifted", "bwd-data direct",
-                                 "bwd-data winograd", "bwd-weights",     "bwd-weights wg", "fwd fused run x3"};
+static const char *op_names[] = {"fwd direct",      "fwd winograd", "fwd wg planned", "fwd wg shifted",
+                                 "bwd-data direct", "bwd-data winograd", "bwd-weights",    "bwd-weights wg",
+                                 "fwd fused run x3"};
 /* A run of 1x1 layers as networks compute it (tile by tile, in cache). */
 #define FUSED_RUN 3
 
@@ -136,6 +140,7 @@ static void run_case(const wcm_backend *be, const bench_case *c, const wcm_conv_
         case OP_BWD_DATA_WG: be->conv_backward_data(s, y, w, g_out); break;
         case OP_BWD_WEIGHTS:
         case OP_BWD_WEIGHTS_WG: be->conv_backward_weights(s, x, y, g_dw, 0); break;
+        case OP_FWD_WG_PLANNED: be->forward_plan(s, x, g_plan, g_out, WCM_CONV_RELU, g_scratch); break;
         case OP_FWD_WG_SHIFTED: {
             const size_t margin = (size_t)WCM_SHIFT_ROWS * s->w * s->cin;
             be->forward_shifted(s, g_shift_down ? g_shift_buf : g_shift_buf + margin, g_plan, g_shift_down,
@@ -161,12 +166,12 @@ static double g_peak1, g_row_peak;
 static double time_case(const bench_case *c, const float *x, const float *w, const float *y) {
     const wcm_backend *be = wcm_backend_cpu();
     const wcm_conv_shape s = {c->n, c->h, c->w, c->cin, c->cout, c->k};
-    const int shifted = c->op == OP_FWD_WG_SHIFTED;
-    wcm_set_winograd(c->op == OP_FWD_WG || shifted || c->op == OP_BWD_DATA_WG || c->op == OP_BWD_WEIGHTS_WG);
-    if (c->op == OP_FWD_FUSED || shifted) {
-        const size_t img = (size_t)s.h * s.w * s.cin;
+    const int shifted = c->op == OP_FWD_WG_SHIFTED, planned = shifted || c->op == OP_FWD_WG_PLANNED;
+    wcm_set_winograd(c->op == OP_FWD_WG || planned || c->op == OP_BWD_DATA_WG || c->op == OP_BWD_WEIGHTS_WG);
+    if (c->op == OP_FWD_FUSED || planned) {
+        const size_t img = (size_t)s.n * s.h * s.w * s.cin;
         g_plan = wcm_alloc(sizeof(float) * be->plan_size(&s));
-        g_scratch = wcm_alloc(sizeof(float) * be->scratch_size(&s, !shifted));
+        g_scratch = wcm_alloc(sizeof(float) * be->scratch_size(&s, !planned));
         g_shift_buf = shifted ? wcm_alloc(sizeof(float) * (img + (size_t)WCM_SHIFT_ROWS * s.w * s.cin)) : NULL;
         if (!g_plan || !g_scratch || (shifted && !g_shift_buf)) return 1e30;
         be->plan(&s, w, g_plan);
@@ -203,7 +208,7 @@ static double time_case(const bench_case *c, const float *x, const float *w, con
         calls++;
     }
     wcm_set_winograd(1);
-    if (c->op == OP_FWD_FUSED || shifted) {
+    if (c->op == OP_FWD_FUSED || planned) {
         wcm_free(g_plan);
         wcm_free(g_scratch);
         wcm_free(g_shift_buf);
@@ -225,6 +230,7 @@ static double check_case(const bench_case *c, const float *x, const float *w, co
     switch (c->op) {
         case OP_FWD:
         case OP_FWD_WG:
+        case OP_FWD_WG_PLANNED:
             n = ny, got = g_out, want = wcm_alloc(sizeof(float) * n);
             if (want) ref->conv_forward(&s, x, w, want, WCM_CONV_RELU);
             break;
@@ -351,10 +357,11 @@ int main(int argc, char **argv) {
             for (int op = OP_FWD; op <= OP_FWD_FUSED; op++) {
                 const int small = layers[li].cin < 16 || layers[li].cout < 16;
                 if (op == OP_FWD_FUSED && (layers[li].k != 1 || small)) continue;
-                if ((op == OP_FWD_WG || op == OP_FWD_WG_SHIFTED || op == OP_BWD_DATA_WG || op == OP_BWD_WEIGHTS_WG) &&
+                if ((op == OP_FWD_WG || op == OP_FWD_WG_PLANNED || op == OP_FWD_WG_SHIFTED || op == OP_BWD_DATA_WG ||
+                     op == OP_BWD_WEIGHTS_WG) &&
                     (layers[li].k != 3 || small || !wcm_cpu_ops()->winograd))
                     continue;
-                if (op == OP_FWD_WG_SHIFTED && (sizes[si].n != 1 || layers[li].cin != layers[li].cout)) continue;
+                if (op == OP_FWD_WG_SHIFTED && layers[li].cin != layers[li].cout) continue;
                 if (small && sizes[si].n > 1 && sizes[si].hw == 40 && sizes[si].n != 16) continue;
                 const bench_case c = {layers[li].name, sizes[si].n, sizes[si].hw, sizes[si].hw, layers[li].cin,
                                       layers[li].cout, layers[li].k, (op_kind)op};

@@ -260,9 +260,9 @@ int wcm_net_forward(wcm_net *net, const wcm_tensor *in, wcm_tensor *out, wcm_err
         if (shifting && buf >= 0 && l + 1 < net->nlayers && net->layers[l].k != 1) {
             const wcm_conv_shape s = layer_shape(net, l, in->n, in->h, in->w);
             const float *plan = net->plans + net->plan_offset[l];
-            if (be->can_shift(&s, plan)) {
-                float *x = net->work[buf] + (at_margin ? margin : 0);
-                be->forward_shifted(&s, x, plan, !at_margin, net->layers[l].bn ? WCM_CONV_RELU : 0, net->scratch);
+            float *x = net->work[buf] + (at_margin ? margin : 0);
+            if (be->can_shift(&s, plan) &&
+                be->forward_shifted(&s, x, plan, !at_margin, net->layers[l].bn ? WCM_CONV_RELU : 0, net->scratch) == 0) {
                 at_margin = !at_margin;
                 src = net->work[buf] + (at_margin ? margin : 0);
                 l++;

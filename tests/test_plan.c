@@ -129,7 +129,11 @@ static void check_shifted(int n, int h, int w) {
             const float *spare = down ? buf : buf + img, *spare_want = down ? x : x + img - margin;
             for (size_t i = 0; i < img + margin; i++) buf[i] = -7.0f;
             memcpy(xin, x, sizeof(float) * img);
-            be->forward_shifted(&s, xin, plan, down, WCM_CONV_RELU, scratch);
+            if (be->forward_shifted(&s, xin, plan, down, WCM_CONV_RELU, scratch) != 0) {
+                /* Only the AVX-512 kernels have Winograd transforms. */
+                if (threads == 1 && !down) printf("skip shifted forward %dx%dx%d: no Winograd kernels at SIMD level %s\n", n, h, w, wcm_cpu_simd_level());
+                continue;
+            }
             double d = 0;
             for (size_t i = 0; i < img; i++) d = fmax(d, fabs((double)y[i] - want[i]));
             int spare_ok = 1;
@@ -175,7 +179,7 @@ int main(void) {
     check_net("conditional RF 9", WCM_NET_CONDITIONAL, 9, 1, 5, 3);
     check_net("low-pass", WCM_NET_LOWPASS, 40, 2, 21, 18);
     check_net("low-pass", WCM_NET_LOWPASS, 40, 1, 40, 40);
-    check_net("low-pass", WCM_NET_LOWPASS, 40, 1, 130, 170); /* shifted Winograd layers */
+    check_net("low-pass", WCM_NET_LOWPASS, 40, 1, 129, 24); /* shifted Winograd layers (33 items) */
     check_net("low-pass", WCM_NET_LOWPASS, 40, 3, 41, 30); /* shifted, a stack of 3 images */
     check_shifted(1, 4, 4);
     check_shifted(1, 5, 170);

@@ -47,8 +47,10 @@ typedef struct wcm_backend {
      *   flags[l]) from x to y, computed tile by tile so the intermediate
      *   activations stay in cache; x and y must not overlap.
      * can_shift, forward_shifted (optional pair): whether forward_shifted
-     *   computes layer s from its plan, which it then does as forward_plan
-     *   but over the input's own buffer: y = x - WCM_SHIFT_ROWS rows (up,
+     *   pays for layer s with this plan; forward_shifted computes it as
+     *   forward_plan but over the input's own buffer, or returns -1 without
+     *   writing anything when the plan cannot (no Winograd part, cin != cout):
+     *   y = x - WCM_SHIFT_ROWS rows (up,
      *   down == 0) or x + WCM_SHIFT_ROWS rows (down); rows of w * cout floats,
      *   the n images one stack of rows (cin = cout). The buffer must extend
      *   that far beyond the stack. Output lines
@@ -61,7 +63,7 @@ typedef struct wcm_backend {
     void (*forward_pointwise)(int nlayers, const wcm_conv_shape *shapes, const float *const *plans, const int *flags,
                               const float *x, float *y, float *scratch);
     int (*can_shift)(const wcm_conv_shape *s, const float *plan);
-    void (*forward_shifted)(const wcm_conv_shape *s, float *x, const float *plan, int down, int flags, float *scratch);
+    int (*forward_shifted)(const wcm_conv_shape *s, float *x, const float *plan, int down, int flags, float *scratch);
 } wcm_backend;
 
 /* Rows between the input and output of forward_shifted. */

@@ -327,12 +327,14 @@ static int cpu_can_shift(const wcm_conv_shape *s, const float *plan) {
     return !shape_empty(s) && route_of(s) == ROUTE_WINOGRAD && (parts & PLAN_WINOGRAD) && wcm_winograd_shift_pays(s);
 }
 
-static void cpu_forward_shifted(const wcm_conv_shape *s, float *x, const float *plan, int down, int flags,
-                                float *scratch) {
+static int cpu_forward_shifted(const wcm_conv_shape *s, float *x, const float *plan, int down, int flags,
+                               float *scratch) {
     int parts;
     memcpy(&parts, plan, sizeof parts);
+    if (shape_empty(s) || route_of(s) != ROUTE_WINOGRAD || !(parts & PLAN_WINOGRAD) || s->cin != s->cout) return -1;
     const float *u = plan + PLAN_HEADER + weight_floats(s) * (parts & PLAN_DOT ? 2 : 1);
     wcm_winograd_forward_shifted(wcm_cpu_ops(), s, x, u, down, flags & ~WCM_CPU_SERIAL, scratch);
+    return 0;
 }
 
 static void cpu_forward_pointwise(int nlayers, const wcm_conv_shape *shapes, const float *const *plans, const int *flags,
