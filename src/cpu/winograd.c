@@ -243,8 +243,7 @@ void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape 
 /* The shifted forward: y = x - 4 rows (up) or x + 4 rows (down) in one buffer
  * (cin = cout; the images of a batch form one stack of rows), so that the
  * output lines are input lines just read, still in this core's cache,
- * instead of lines fetched from L3 only to be overwritten (one 160x160 layer:
- * 6.5% faster on 2 threads, 6.7% on 1).
+ * instead of lines fetched from L3 only to be overwritten.
  * Output tile row r overwrites input rows 4r-4 .. 4r-1 (up), which tile rows
  * r-2, r-1 and r read (for row 0 of an image: the previous image's last
  * rows, read by its last two tile rows); down is the mirror image. So the
@@ -258,14 +257,22 @@ void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape 
  * after, whose input its claimer reads before any wait of its own that could
  * depend on us: no deadlock. Every output is computed exactly as by
  * wcm_winograd_forward_scratch.
- * Below 32 items the threads' waits for each other's inputs cost more than
- * the shift saves (whole networks, 2 threads: the 40x40 low-pass net 7%
- * slower, 80x80 even, 160x160 1-2% and 320x320 5-6% faster). */
+ * When it pays (one 3x3 64->64 layer on the quiet host, bench_conv 'fwd wg
+ * shifted' against 'fwd wg planned'): 1 thread, 160x160: 8% faster. With 2
+ * threads the claims alternate between the threads; with two items per tile
+ * row (wider than 160) each thread tends to keep one vertical strip, and
+ * 320x320 is 7-12% faster; with one item per row every tile row's
+ * neighbours were read by the other core, and 160x160 is 5% slower, a batch
+ * of 16 40x40 images 11% slower. Below 32 items the waits dominate (the
+ * 40x40 low-pass net: 7% slower). So: 32 items or more, and two items per
+ * row or a single thread. */
 #define WG_SHIFT_MIN_ITEMS 32
 
 int wcm_winograd_shift_pays(const wcm_conv_shape *s) {
     const int tiles_w = (s->w + 3) / 4, per_block = tiles_per_block(s->w);
-    return s->cin == s->cout && (long)s->n * ((s->h + 3) / 4) * ((tiles_w + per_block - 1) / per_block) >= WG_SHIFT_MIN_ITEMS;
+    const int blocks = (tiles_w + per_block - 1) / per_block;
+    return s->cin == s->cout && (long)s->n * ((s->h + 3) / 4) * blocks >= WG_SHIFT_MIN_ITEMS &&
+           (blocks >= 2 || omp_get_max_threads() == 1);
 }
 
 void wcm_winograd_forward_shifted(const wcm_simd_ops *ops, const wcm_conv_shape *s, float *x, const float *u, int down,
