@@ -113,6 +113,10 @@ typedef enum {
 static const char *op_names[] = {"fwd direct",      "fwd winograd", "fwd wg planned", "fwd wg shifted",
                                  "bwd-data direct", "bwd-data winograd", "bwd-weights",    "bwd-weights wg",
                                  "fwd fused run x3"};
+static int winograd_op(op_kind op) {
+    return op == OP_FWD_WG || op == OP_FWD_WG_PLANNED || op == OP_FWD_WG_SHIFTED || op == OP_BWD_DATA_WG ||
+           op == OP_BWD_WEIGHTS_WG;
+}
 /* A run of 1x1 layers as networks compute it (tile by tile, in cache). */
 #define FUSED_RUN 3
 
@@ -167,7 +171,7 @@ static double time_case(const bench_case *c, const float *x, const float *w, con
     const wcm_backend *be = wcm_backend_cpu();
     const wcm_conv_shape s = {c->n, c->h, c->w, c->cin, c->cout, c->k};
     const int shifted = c->op == OP_FWD_WG_SHIFTED, planned = shifted || c->op == OP_FWD_WG_PLANNED;
-    wcm_set_winograd(c->op == OP_FWD_WG || planned || c->op == OP_BWD_DATA_WG || c->op == OP_BWD_WEIGHTS_WG);
+    wcm_set_winograd(winograd_op(c->op));
     if (c->op == OP_FWD_FUSED || planned) {
         const size_t img = (size_t)s.n * s.h * s.w * s.cin;
         g_plan = wcm_alloc(sizeof(float) * be->plan_size(&s));
@@ -357,9 +361,7 @@ int main(int argc, char **argv) {
             for (int op = OP_FWD; op <= OP_FWD_FUSED; op++) {
                 const int small = layers[li].cin < 16 || layers[li].cout < 16;
                 if (op == OP_FWD_FUSED && (layers[li].k != 1 || small)) continue;
-                if ((op == OP_FWD_WG || op == OP_FWD_WG_PLANNED || op == OP_FWD_WG_SHIFTED || op == OP_BWD_DATA_WG ||
-                     op == OP_BWD_WEIGHTS_WG) &&
-                    (layers[li].k != 3 || small || !wcm_cpu_ops()->winograd))
+                if (winograd_op((op_kind)op) && (layers[li].k != 3 || small || !wcm_cpu_ops()->winograd))
                     continue;
                 if (op == OP_FWD_WG_SHIFTED && layers[li].cin != layers[li].cout) continue;
                 if (small && sizes[si].n > 1 && sizes[si].hw == 40 && sizes[si].n != 16) continue;

@@ -287,6 +287,15 @@ static size_t cpu_scratch_size(const wcm_conv_shape *s, int pointwise) {
     return route_of(s) == ROUTE_WINOGRAD ? wcm_winograd_scratch_floats(s, (int)threads) : 0;
 }
 
+/* The Winograd transform U inside a layer's plan, or NULL when this layer
+ * does not run through Winograd with it (route or settings changed). */
+static const float *plan_winograd_u(const wcm_conv_shape *s, const float *plan) {
+    int parts;
+    memcpy(&parts, plan, sizeof parts);
+    if (route_of(s) != ROUTE_WINOGRAD || !(parts & PLAN_WINOGRAD)) return NULL;
+    return plan + PLAN_HEADER + weight_floats(s) * (parts & PLAN_DOT ? 2 : 1);
+}
+
 /* One layer from its plan, on the route an unplanned call would take; flags
  * may include WCM_CPU_SERIAL (direct and dot paths only). */
 static void plan_layer(const wcm_conv_shape *s, const float *x, const float *plan, float *y, int flags, float *scratch) {
@@ -297,13 +306,14 @@ static void plan_layer(const wcm_conv_shape *s, const float *x, const float *pla
     const wcm_simd_ops *ops = wcm_cpu_ops();
     switch (route_of(s)) {
         case ROUTE_PLAIN: plain_forward(s, x, w, y, flags); return;
-        case ROUTE_WINOGRAD:
-            if ((parts & PLAN_WINOGRAD) && scratch) {
-                wcm_winograd_forward_scratch(ops, s, x, extra + (parts & PLAN_DOT ? weight_floats(s) : 0), y, flags,
-                                             scratch);
+        case ROUTE_WINOGRAD: {
+            const float *u = plan_winograd_u(s, plan);
+            if (u && scratch) {
+                wcm_winograd_forward_scratch(ops, s, x, u, y, flags, scratch);
                 return;
             }
             break;
+        }
         case ROUTE_DOT:
             if (parts & PLAN_DOT) {
                 wcm_dot_forward(ops, s, x, extra, y, flags);
@@ -322,17 +332,13 @@ static void cpu_forward_plan(const wcm_conv_shape *s, const float *x, const floa
 }
 
 static int cpu_can_shift(const wcm_conv_shape *s, const float *plan) {
-    int parts;
-    memcpy(&parts, plan, sizeof parts);
-    return !shape_empty(s) && route_of(s) == ROUTE_WINOGRAD && (parts & PLAN_WINOGRAD) && wcm_winograd_shift_pays(s);
+    return !shape_empty(s) && plan_winograd_u(s, plan) && wcm_winograd_shift_pays(s);
 }
 
 static int cpu_forward_shifted(const wcm_conv_shape *s, float *x, const float *plan, int down, int flags,
                                float *scratch) {
-    int parts;
-    memcpy(&parts, plan, sizeof parts);
-    if (shape_empty(s) || route_of(s) != ROUTE_WINOGRAD || !(parts & PLAN_WINOGRAD) || s->cin != s->cout) return -1;
-    const float *u = plan + PLAN_HEADER + weight_floats(s) * (parts & PLAN_DOT ? 2 : 1);
+    const float *u = shape_empty(s) || s->cin != s->cout ? NULL : plan_winograd_u(s, plan);
+    if (!u) return -1;
     wcm_winograd_forward_shifted(wcm_cpu_ops(), s, x, u, down, flags & ~WCM_CPU_SERIAL, scratch);
     return 0;
 }

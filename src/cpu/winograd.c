@@ -39,6 +39,14 @@ static int tiles_per_block(int w) {
     return (tiles_w + blocks - 1) / blocks;
 }
 
+/* Work items per tile row, and in all (n images). */
+static int blocks_per_row(int w) {
+    const int tiles_w = (w + 3) / 4, per_block = tiles_per_block(w);
+    return (tiles_w + per_block - 1) / per_block;
+}
+
+static long item_count(const wcm_conv_shape *s) { return (long)s->n * ((s->h + 3) / 4) * blocks_per_row(s->w); }
+
 /* M overwrites V in place when the tile kernel covers all output channels in
  * one column block and cin == cout: the kernel reads its whole A block (V
  * rows) before it stores C (the same rows of M). */
@@ -52,8 +60,7 @@ static size_t forward_floats_per_thread(const wcm_simd_ops *ops, const wcm_conv_
 
 /* The shifted forward's shared state: a claim counter and one flag per item. */
 static size_t shifted_shared_floats(const wcm_conv_shape *s) {
-    const size_t items = (size_t)s->n * ((s->h + 3) / 4) * (((s->w + 3) / 4 + tiles_per_block(s->w) - 1) / tiles_per_block(s->w));
-    return (16 + items + 15) / 16 * 16; /* keeps the thread areas 64-byte aligned */
+    return (16 + (size_t)item_count(s) + 15) / 16 * 16; /* keeps the thread areas 64-byte aligned */
 }
 
 size_t wcm_winograd_scratch_floats(const wcm_conv_shape *s, int threads) {
@@ -216,7 +223,7 @@ static void forward_items(const wg_forward_job *f, const wg_sequence *q, float *
 void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u,
                                   float *y, int flags, float *scratch) {
     wg_forward_job f = {ops, s, x, u, y, (flags & WCM_CONV_RELU) != 0, (s->h + 3) / 4, (s->w + 3) / 4, tiles_per_block(s->w)};
-    const long items = (long)s->n * f.tiles_h * ((f.tiles_w + f.per_block - 1) / f.per_block);
+    const long items = item_count(s);
     const size_t per_thread = forward_floats_per_thread(ops, s);
     const int in_place = forward_in_place(ops, s);
 #pragma omp parallel
@@ -269,10 +276,8 @@ void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape 
 #define WG_SHIFT_MIN_ITEMS 32
 
 int wcm_winograd_shift_pays(const wcm_conv_shape *s) {
-    const int tiles_w = (s->w + 3) / 4, per_block = tiles_per_block(s->w);
-    const int blocks = (tiles_w + per_block - 1) / per_block;
-    return s->cin == s->cout && (long)s->n * ((s->h + 3) / 4) * blocks >= WG_SHIFT_MIN_ITEMS &&
-           (blocks >= 2 || omp_get_max_threads() == 1);
+    return s->cin == s->cout && item_count(s) >= WG_SHIFT_MIN_ITEMS &&
+           (blocks_per_row(s->w) >= 2 || omp_get_max_threads() == 1);
 }
 
 void wcm_winograd_forward_shifted(const wcm_simd_ops *ops, const wcm_conv_shape *s, float *x, const float *u, int down,
@@ -280,10 +285,10 @@ void wcm_winograd_forward_shifted(const wcm_simd_ops *ops, const wcm_conv_shape 
     const ptrdiff_t shift = (ptrdiff_t)4 * s->w * s->cout;
     wg_forward_job f = {ops, s, x, u, down ? x + shift : x - shift, (flags & WCM_CONV_RELU) != 0, (s->h + 3) / 4,
                         (s->w + 3) / 4, tiles_per_block(s->w)};
-    const int blocks = (f.tiles_w + f.per_block - 1) / f.per_block;
+    const int blocks = blocks_per_row(s->w);
     const size_t per_thread = forward_floats_per_thread(ops, s);
     const int in_place = forward_in_place(ops, s);
-    const long items = (long)s->n * f.tiles_h * blocks;
+    const long items = item_count(s);
     long *claims = (long *)scratch;
     int *input_read = (int *)(claims + 4);
     float *areas = scratch + shifted_shared_floats(s);
