@@ -23,6 +23,9 @@ static const shape6 shapes[] = {
     {1, 1, 1, 1, 1, 1},    {1, 2, 3, 1, 1, 3},     {1, 3, 2, 64, 64, 3},
     /* wider than one Winograd work item: two runs of tiles per tile row */
     {1, 5, 170, 64, 64, 3},
+    /* 1x1 backward weights through the outer-product kernel: row units of 6, 6, 5;
+     * two column blocks (64 + 16) */
+    {1, 9, 11, 17, 32, 1}, {2, 7, 9, 20, 80, 1},
     /* kernel sizes beyond the network's: even (no centre tap), and 9 (plain loops) */
     {2, 6, 7, 4, 5, 2},    {1, 5, 4, 3, 6, 4},     {1, 5, 6, 3, 4, 9},
 };
@@ -208,7 +211,8 @@ int main(void) {
           "cpu backend has all three kernels");
     static const shape6 thread_shapes[] = {
         {2, 13, 17, 64, 64, 3}, {1, 40, 40, 64, 64, 1}, {3, 20, 30, 64, 64, 1}, {2, 13, 17, 64, 3, 3},
-        {2, 9, 7, 4, 64, 3}, {4, 40, 40, 4, 64, 3}, {5, 40, 40, 64, 64, 3}, {1, 5, 170, 64, 64, 3}};
+        {2, 9, 7, 4, 64, 3}, {4, 40, 40, 4, 64, 3}, {5, 40, 40, 64, 64, 3}, {1, 5, 170, 64, 64, 3},
+        {4, 40, 40, 20, 80, 1}};
     for (int level = WCM_SIMD_PORTABLE; level <= max_level; level++) {
         CHECK(wcm_cpu_force_simd_level(level) == level, "forced SIMD level %d", level);
         const char *name = wcm_cpu_simd_level();

@@ -377,6 +377,33 @@ static wcm_prefetch dw_blocks_share(const dw_blocks *b, int q, int nu) {
     return pf;
 }
 
+/* Chunks for a sum over `pixels` pixels (see DW_CHUNK_PIXELS). */
+static long dw_chunk_count(long pixels) {
+    long nchunks = imin_l(DW_MAX_CHUNKS, pixels / DW_CHUNK_PIXELS);
+    if (nchunks > 1) nchunks &= ~1L;
+    return nchunks < 1 ? 1 : nchunks;
+}
+
+/* dw (=, +=) the sum of nchunks partial sums of wsize values, added in
+ * chunk order. */
+static void sum_chunks(const float *partial, long nchunks, size_t wsize, float *dw, int flags) {
+#pragma omp parallel for schedule(static)
+    for (long e0 = 0; e0 < (long)wsize; e0 += 256) {
+        const int len = (int)((long)wsize - e0 < 256 ? (long)wsize - e0 : 256);
+        float acc[256];
+        for (int e = 0; e < len; e++) acc[e] = 0.0f;
+        for (long c = 0; c < nchunks; c++) {
+            const float *pc = partial + wsize * (size_t)c + e0;
+            for (int e = 0; e < len; e++) acc[e] += pc[e];
+        }
+        float *d = dw + e0;
+        if (flags & WCM_CONV_ACCUMULATE)
+            for (int e = 0; e < len; e++) d[e] += acc[e];
+        else
+            for (int e = 0; e < len; e++) d[e] = acc[e];
+    }
+}
+
 /* Layers with little work per pixel (1x1, few channels): each thread would
  * re-read every pixel for a small share of the work, so instead fixed chunks
  * of segments (independent of the thread count) get private partial sums,
@@ -385,44 +412,55 @@ static int backward_weights_chunked(const wcm_simd_ops *ops, const wcm_conv_shap
                                     int transposed, int seg, const float *x, const float *dy, float *dw, int flags) {
     const size_t wsize = (size_t)s->k * s->k * s->cin * s->cout;
     const long nsegs = (long)s->n * s->h * ((s->w + seg - 1) / seg);
-    long nchunks = imin_l(DW_MAX_CHUNKS, nsegs * seg / DW_CHUNK_PIXELS);
-    if (nchunks > 1) nchunks &= ~1L;
-    if (nchunks < 1) nchunks = 1;
+    const long nchunks = dw_chunk_count(nsegs * seg);
     float *partial = wcm_alloc(sizeof(float) * wsize * (size_t)nchunks);
     if (!partial) return -1;
-#pragma omp parallel
-    {
-#pragma omp for schedule(dynamic)
-        for (long c = 0; c < nchunks; c++) {
-            float *pc = partial + wsize * (size_t)c;
-            memset(pc, 0, sizeof(float) * wsize);
-            /* Chunk c: segments [c * nsegs / nchunks, (c + 1) * nsegs / nchunks). */
-            const long g1 = (c + 1) * nsegs / nchunks;
-            for (long g = c * nsegs / nchunks; g < g1; g++) {
-                dw_span sp;
-                dw_blocks next; /* loaded while this segment computes */
-                dw_span_at(s, seg, g, g + 1, &sp);
-                dw_span_blocks(s, seg, g + 1, imin_l(g + 2, g1), x, dy, units, nu, &next);
-                for (int q = 0; q < nu; q++)
-                    dw_unit_span(ops, s, &units[q], transposed, x, dy, pc, &sp, dw_blocks_share(&next, q, nu));
-            }
-        }
-#pragma omp for schedule(static)
-        for (long e0 = 0; e0 < (long)wsize; e0 += 256) {
-            const int len = (int)((long)wsize - e0 < 256 ? (long)wsize - e0 : 256);
-            float acc[256];
-            for (int e = 0; e < len; e++) acc[e] = 0.0f;
-            for (long c = 0; c < nchunks; c++) {
-                const float *pc = partial + wsize * (size_t)c + e0;
-                for (int e = 0; e < len; e++) acc[e] += pc[e];
-            }
-            float *d = dw + e0;
-            if (flags & WCM_CONV_ACCUMULATE)
-                for (int e = 0; e < len; e++) d[e] += acc[e];
-            else
-                for (int e = 0; e < len; e++) d[e] = acc[e];
+#pragma omp parallel for schedule(dynamic)
+    for (long c = 0; c < nchunks; c++) {
+        float *pc = partial + wsize * (size_t)c;
+        memset(pc, 0, sizeof(float) * wsize);
+        /* Chunk c: segments [c * nsegs / nchunks, (c + 1) * nsegs / nchunks). */
+        const long g1 = (c + 1) * nsegs / nchunks;
+        for (long g = c * nsegs / nchunks; g < g1; g++) {
+            dw_span sp;
+            dw_blocks next; /* loaded while this segment computes */
+            dw_span_at(s, seg, g, g + 1, &sp);
+            dw_span_blocks(s, seg, g + 1, imin_l(g + 2, g1), x, dy, units, nu, &next);
+            for (int q = 0; q < nu; q++)
+                dw_unit_span(ops, s, &units[q], transposed, x, dy, pc, &sp, dw_blocks_share(&next, q, nu));
         }
     }
+    sum_chunks(partial, nchunks, wsize, dw, flags);
+    wcm_free(partial);
+    return 0;
+}
+
+/* 1x1 layers through the outer-product kernel: the pixels of the whole
+ * tensor (one row) in the fixed chunks of the chunked scheme, each chunk's
+ * sum private, the chunks added in order. Returns -1 when the kernel does
+ * not apply or without scratch memory. */
+static int backward_weights_outer(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *dy,
+                                  float *dw, int flags) {
+    const long pixels = (long)s->n * s->h * s->w;
+    if (!ops->outer || s->k != 1 || s->cout % 16 != 0 || s->cin < WCM_TILE_MAX_ROWS || pixels < 1) return -1;
+    const int CI = s->cin, CO = s->cout, block = ops->max_cols;
+    const size_t wsize = (size_t)CI * CO;
+    const long nchunks = dw_chunk_count(pixels);
+    float *partial = wcm_alloc(sizeof(float) * wsize * (size_t)nchunks);
+    if (!partial) return -1;
+    /* Contiguous runs of chunks per thread: each job's last segment loads
+     * the thread's next chunk. */
+#pragma omp parallel for schedule(static)
+    for (long c = 0; c < nchunks; c++) {
+        const long p0 = c * pixels / nchunks, p1 = (c + 1) * pixels / nchunks;
+        for (int co0 = 0; co0 < CO; co0 += block) {
+            const long ahead = co0 + block < CO ? 0 : imin_l(pixels - p1, WCM_OUTER_SEGMENT);
+            const wcm_outer_job j = {p1 - p0, ahead, CI, imin(block, CO - co0), 0, x + (size_t)p0 * CI,
+                                     dy + (size_t)p0 * CO + co0, partial + wsize * (size_t)c + co0, CI, CO, CO};
+            ops->outer(&j);
+        }
+    }
+    sum_chunks(partial, nchunks, wsize, dw, flags);
     wcm_free(partial);
     return 0;
 }
@@ -483,7 +521,8 @@ static int backward_weights_units(const wcm_simd_ops *ops, const wcm_conv_shape 
 
 void wcm_direct_backward_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *dy,
                                  float *dw, int flags) {
-    if (backward_weights_units(ops, s, x, dy, dw, flags) == 0) return;
+    if (backward_weights_outer(ops, s, x, dy, dw, flags) == 0 || backward_weights_units(ops, s, x, dy, dw, flags) == 0)
+        return;
     /* Out of memory for the unit list: one dw row at a time (slower). */
     const int K = s->k, CI = s->cin, CO = s->cout;
     const long M = (long)K * K * CI;

@@ -98,6 +98,24 @@ typedef struct {
     void (*weights_adjoint)(const float *du, int cin, int cout, int ci0, int ci1, float *dw, int accumulate);
 } wcm_winograd_ops;
 
+/* Sum of outer products, the backward-weights pass of a 1x1 layer:
+ *     dw[ci * ldw + co] (=, += when accumulate) sum over p < np of
+ *         x[p * ldx + ci] * dy[p * ldy + co],   ci < cin, co < cout,
+ * cout a multiple of 16 and at most max_cols. The pixels are summed in
+ * ceil(np / WCM_OUTER_SEGMENT) segments of even length, in order, each
+ * segment onto the running dw (an order fixed by np alone). While one segment
+ * computes, the kernel loads the next into L1: one cache line per step, so
+ * the stream from memory stays steady. The last segment loads the first
+ * pixels after np (up to ahead of them: the caller's next job). */
+#define WCM_OUTER_SEGMENT 64
+typedef struct {
+    long np, ahead;
+    int cin, cout, accumulate;
+    const float *x, *dy;
+    float *dw;
+    ptrdiff_t ldx, ldy, ldw;
+} wcm_outer_job;
+
 typedef struct {
     int level;
     const char *name;
@@ -105,6 +123,7 @@ typedef struct {
     void (*tile)(const wcm_tile_job *job);
     void (*dot)(const wcm_dot_job *job);
     const wcm_winograd_ops *winograd;
+    void (*outer)(const wcm_outer_job *job); /* NULL: backward weights through tile jobs */
 } wcm_simd_ops;
 
 extern const wcm_simd_ops wcm_simd_portable;

@@ -4,6 +4,7 @@
  * the two-per-cycle limit. Compiled with function-level target attributes so
  * the library itself needs no -march flag. */
 #include <immintrin.h>
+#include <stdint.h>
 
 #include "cpu/cpu_conv.h"
 
@@ -24,32 +25,42 @@ INLINE T512 void tile512(const wcm_tile_job *j, const int NP, const int NV, cons
     const ptrdiff_t ar = j->a_row, ac = j->a_col, ldb = j->ldb;
     const char *pf = j->pf.read, *pfw = j->pf.write;
     int pf_left = j->pf.read_lines, pfw_left = j->pf.write_lines;
+    /* The hinted steps run as their own loops, so no step tests whether
+     * hints are left. */
+#define TILE_STEP                                                                                            \
+    do {                                                                                                     \
+        __m512 bv[4];                                                                                        \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV - 1; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);        \
+        bv[NV - 1] = TAIL ? _mm512_maskz_loadu_ps(tail, b + 16 * (NV - 1)) : _mm512_loadu_ps(b + 16 * (NV - 1)); \
+        _Pragma("GCC unroll 6") for (int p = 0; p < NP; p++) {                                               \
+            const __m512 av = _mm512_set1_ps(a[p * ar]);                                                     \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[p][v] = _mm512_fmadd_ps(av, bv[v], acc[p][v]); \
+        }                                                                                                    \
+        a += ac;                                                                                             \
+        b += ldb;                                                                                            \
+    } while (0)
     for (int s = 0; s < j->nseg; s++) {
         const float *a = j->a[s], *b = j->b[s];
-        for (int k = j->k[s]; k > 0; k--) {
-            if (PF && pf_left > 0) {
+        int k = j->k[s];
+        if (PF) {
+            const int kr = k < pf_left ? k : pf_left;
+            for (int q = 0; q < kr; q++, pf += 64) {
                 _mm_prefetch(pf, _MM_HINT_T0);
-                pf += 64;
-                pf_left--;
-            } else if (PF && pfw_left > 0) {
+                TILE_STEP;
+            }
+            pf_left -= kr;
+            k -= kr;
+            const int kw = k < pfw_left ? k : pfw_left;
+            for (int q = 0; q < kw; q++, pfw += 64) {
                 __builtin_prefetch(pfw, 1, 3);
-                pfw += 64;
-                pfw_left--;
+                TILE_STEP;
             }
-            __m512 bv[4];
-#pragma GCC unroll 4
-            for (int v = 0; v < NV - 1; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
-            bv[NV - 1] = TAIL ? _mm512_maskz_loadu_ps(tail, b + 16 * (NV - 1)) : _mm512_loadu_ps(b + 16 * (NV - 1));
-#pragma GCC unroll 6
-            for (int p = 0; p < NP; p++) {
-                const __m512 av = _mm512_set1_ps(a[p * ar]);
-#pragma GCC unroll 4
-                for (int v = 0; v < NV; v++) acc[p][v] = _mm512_fmadd_ps(av, bv[v], acc[p][v]);
-            }
-            a += ac;
-            b += ldb;
+            pfw_left -= kw;
+            k -= kw;
         }
+        for (; k > 0; k--) TILE_STEP;
     }
+#undef TILE_STEP
     const int mode = j->mode;
 #pragma GCC unroll 6
     for (int p = 0; p < NP; p++) {
@@ -138,6 +149,119 @@ typedef void (*dot_fn)(const wcm_dot_job *);
 /* [variant][rows - 1][vectors - 1]. Variants: whole vectors without prefetch
  * hints; whole vectors with hints (an extra test and branch per k step); any
  * job (a partial last vector, masked). */
+/* Outer-product sums (1x1 backward weights): dw rows ci0 .. ci0+NR-1, NV
+ * vectors of columns, over k pixels. The first hinted steps load the next
+ * segment's lines: `na` lines from `a` on, then `nb` from `b` on. */
+typedef struct {
+    const char *a, *b;
+    int na, nb;
+} outer_hints;
+
+INLINE T512 void outer512(const float *x, ptrdiff_t ldx, const float *dy, ptrdiff_t ldy, float *dw, ptrdiff_t ldw, int k,
+                          int fresh, outer_hints h, const int NR, const int NV) {
+    __m512 acc[WCM_TILE_MAX_ROWS][4];
+#pragma GCC unroll 6
+    for (int r = 0; r < NR; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+#define OUTER_STEP                                                                                                \
+    do {                                                                                                          \
+        __m512 bv[4];                                                                                             \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(dy + 16 * v);                \
+        _Pragma("GCC unroll 6") for (int r = 0; r < NR; r++) {                                                    \
+            const __m512 av = _mm512_set1_ps(x[r]);                                                               \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]); \
+        }                                                                                                         \
+        x += ldx;                                                                                                 \
+        dy += ldy;                                                                                                \
+    } while (0)
+    const int ka = k < h.na ? k : h.na;
+    for (int q = 0; q < ka; q++) {
+        _mm_prefetch(h.a + 64 * (ptrdiff_t)q, _MM_HINT_T0);
+        OUTER_STEP;
+    }
+    k -= ka;
+    const int kb = k < h.nb ? k : h.nb;
+    for (int q = 0; q < kb; q++) {
+        _mm_prefetch(h.b + 64 * (ptrdiff_t)q, _MM_HINT_T0);
+        OUTER_STEP;
+    }
+    for (k -= kb; k > 0; k--) OUTER_STEP;
+#undef OUTER_STEP
+#pragma GCC unroll 6
+    for (int r = 0; r < NR; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            float *d = dw + r * ldw + 16 * v;
+            _mm512_storeu_ps(d, fresh ? acc[r][v] : _mm512_add_ps(acc[r][v], _mm512_loadu_ps(d)));
+        }
+}
+
+typedef void (*outer_fn)(const float *, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t, int, int, outer_hints);
+#define OUTER_FN(NR, NV)                                                                                     \
+    static T512 void outer512_##NR##x##NV(const float *x, ptrdiff_t ldx, const float *dy, ptrdiff_t ldy, float *dw, \
+                                          ptrdiff_t ldw, int k, int fresh, outer_hints h) {                  \
+        outer512(x, ldx, dy, ldy, dw, ldw, k, fresh, h, NR, NV);                                             \
+    }
+#define OUTER_ROW(NR) OUTER_FN(NR, 1) OUTER_FN(NR, 2) OUTER_FN(NR, 3) OUTER_FN(NR, 4)
+OUTER_ROW(1)
+OUTER_ROW(2)
+OUTER_ROW(3)
+OUTER_ROW(4)
+OUTER_ROW(5)
+OUTER_ROW(6)
+static const outer_fn outer_table[WCM_TILE_MAX_ROWS][4] = {
+    ROW_ENTRY(outer512_, 1), ROW_ENTRY(outer512_, 2), ROW_ENTRY(outer512_, 3),
+    ROW_ENTRY(outer512_, 4), ROW_ENTRY(outer512_, 5), ROW_ENTRY(outer512_, 6),
+};
+
+/* The cache lines holding `count` values at stride `ld` times `pixels`. */
+static void line_span(const float *p, long pixels, ptrdiff_t ld, int count, const char **start, int *lines) {
+    const uintptr_t a = (uintptr_t)p & ~(uintptr_t)63;
+    const uintptr_t e = (uintptr_t)(p + (pixels - 1) * ld + count);
+    *start = (const char *)a;
+    *lines = (int)((e - a + 63) / 64);
+}
+
+static void outer_avx512(const wcm_outer_job *j) {
+    const int nv = j->cout / 16;
+    int nu = 0;
+    for (int ci0 = 0; ci0 < j->cin; ci0 += wcm_tile_step(j->cin - ci0)) nu++;
+    const long nseg = (j->np + WCM_OUTER_SEGMENT - 1) / WCM_OUTER_SEGMENT;
+    for (long g = 0; g < nseg; g++) {
+        const long p0 = j->np * g / nseg, p1 = j->np * (g + 1) / nseg;
+        const int k = (int)(p1 - p0);
+        const long kn = g + 1 < nseg ? j->np * (g + 2) / nseg - p1 : (j->ahead < WCM_OUTER_SEGMENT ? j->ahead : WCM_OUTER_SEGMENT);
+        const char *xs = NULL, *ys = NULL;
+        int lx = 0, ly = 0;
+        if (kn > 0) {
+            line_span(j->x + p1 * j->ldx, kn, j->ldx, j->cin, &xs, &lx);
+            line_span(j->dy + p1 * j->ldy, kn, j->ldy, j->cout, &ys, &ly);
+        }
+        /* The units take equal shares of the next segment's x lines, then
+         * its dy lines. */
+        const int total = lx + ly, share = (total + nu - 1) / nu;
+        int u = 0;
+        for (int ci0 = 0; ci0 < j->cin; u++) {
+            const int nr = wcm_tile_step(j->cin - ci0);
+            const int l0 = u * share < total ? u * share : total, l1 = l0 + share < total ? l0 + share : total;
+            outer_hints h = {NULL, NULL, 0, 0};
+            if (l0 < lx) {
+                h.a = xs + 64 * (ptrdiff_t)l0;
+                h.na = (l1 < lx ? l1 : lx) - l0;
+            }
+            if (l1 > lx) {
+                const int y0 = l0 > lx ? l0 - lx : 0;
+                h.b = ys + 64 * (ptrdiff_t)y0;
+                h.nb = l1 - lx - y0;
+            }
+            outer_table[nr - 1][nv - 1](j->x + p0 * j->ldx + ci0, j->ldx, j->dy + p0 * j->ldy, j->ldy,
+                                        j->dw + ci0 * j->ldw, j->ldw, k, p0 == 0 && !j->accumulate, h);
+            ci0 += nr;
+        }
+    }
+}
+
 enum { TILE_PLAIN, TILE_PREFETCH, TILE_ANY };
 static const tile_fn tile_table[3][WCM_TILE_MAX_ROWS][4] = {
     TILE_VARIANT(tile512_), TILE_VARIANT(tile512pf_), TILE_VARIANT(tile512any_)};
@@ -163,4 +287,5 @@ const wcm_simd_ops wcm_simd_avx512 = {
     .tile = tile_avx512,
     .dot = dot_avx512,
     .winograd = &wcm_winograd_avx512,
+    .outer = outer_avx512,
 };
