@@ -24,8 +24,8 @@ static const shape6 shapes[] = {
     /* wider than one Winograd work item: two runs of tiles per tile row */
     {1, 5, 170, 64, 64, 3},
     /* 1x1 backward weights through the outer-product kernel: row units of 6, 6, 5;
-     * two column blocks (64 + 16) */
-    {1, 9, 11, 17, 32, 1}, {2, 7, 9, 20, 80, 1},
+     * two column blocks (64 + 16); a single unit of 3 rows */
+    {1, 9, 11, 17, 32, 1}, {2, 7, 9, 20, 80, 1}, {2, 6, 5, 3, 16, 1},
     /* kernel sizes beyond the network's: even (no centre tap), and 9 (plain loops) */
     {2, 6, 7, 4, 5, 2},    {1, 5, 4, 3, 6, 4},     {1, 5, 6, 3, 4, 9},
 };

@@ -442,7 +442,7 @@ static int backward_weights_chunked(const wcm_simd_ops *ops, const wcm_conv_shap
 static int backward_weights_outer(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *dy,
                                   float *dw, int flags) {
     const long pixels = (long)s->n * s->h * s->w;
-    if (!ops->outer || s->k != 1 || s->cout % 16 != 0 || s->cin < WCM_TILE_MAX_ROWS || pixels < 1) return -1;
+    if (!ops->outer || s->k != 1 || s->cout % 16 != 0 || pixels < 1) return -1;
     const int CI = s->cin, CO = s->cout, block = ops->max_cols;
     const size_t wsize = (size_t)CI * CO;
     const long nchunks = dw_chunk_count(pixels);

@@ -103,10 +103,11 @@ typedef struct {
  *         x[p * ldx + ci] * dy[p * ldy + co],   ci < cin, co < cout,
  * cout a multiple of 16 and at most max_cols. The pixels are summed in
  * ceil(np / WCM_OUTER_SEGMENT) segments of even length, in order, each
- * segment onto the running dw (an order fixed by np alone). While one segment
- * computes, the kernel loads the next into L1: one cache line per step, so
- * the stream from memory stays steady. The last segment loads the first
- * pixels after np (up to ahead of them: the caller's next job). */
+ * summed from zero in registers, then added to dw (an order fixed by np).
+ * While one segment computes, the kernel loads the next into L1, one cache
+ * line per step, so the stream from memory stays steady; the last segment
+ * loads the first pixels after np (up to `ahead` of them: the caller's next
+ * job). */
 #define WCM_OUTER_SEGMENT 64
 typedef struct {
     long np, ahead;

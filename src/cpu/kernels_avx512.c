@@ -146,9 +146,6 @@ typedef void (*dot_fn)(const wcm_dot_job *);
 #define TILE_VARIANT(pre)                                                                 \
     {ROW_ENTRY(pre, 1), ROW_ENTRY(pre, 2), ROW_ENTRY(pre, 3), ROW_ENTRY(pre, 4), ROW_ENTRY(pre, 5), \
      ROW_ENTRY(pre, 6)}
-/* [variant][rows - 1][vectors - 1]. Variants: whole vectors without prefetch
- * hints; whole vectors with hints (an extra test and branch per k step); any
- * job (a partial last vector, masked). */
 /* Outer-product sums (1x1 backward weights): dw rows ci0 .. ci0+NR-1, NV
  * vectors of columns, over k pixels. The first hinted steps load the next
  * segment's lines: `na` lines from `a` on, then `nb` from `b` on. */
@@ -262,6 +259,9 @@ static void outer_avx512(const wcm_outer_job *j) {
     }
 }
 
+/* [variant][rows - 1][vectors - 1]. Variants: whole vectors without prefetch
+ * hints; whole vectors with hints; any job (a partial last vector, masked,
+ * with hints). */
 enum { TILE_PLAIN, TILE_PREFETCH, TILE_ANY };
 static const tile_fn tile_table[3][WCM_TILE_MAX_ROWS][4] = {
     TILE_VARIANT(tile512_), TILE_VARIANT(tile512pf_), TILE_VARIANT(tile512any_)};
