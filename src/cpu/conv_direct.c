@@ -10,6 +10,7 @@
  * Determinism: every output value is computed by one thread in an order fixed
  * by the shape alone, so results do not depend on the thread count. */
 #include <omp.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "cpu/cpu_conv.h"
@@ -435,30 +436,88 @@ static int backward_weights_chunked(const wcm_simd_ops *ops, const wcm_conv_shap
     return 0;
 }
 
+/* Pixels per segment of the outer-product scheme: x and dy of one segment
+ * (32 KB for 64->64) stay in L1 while every register tile sweeps them
+ * (measured on 1x1 64->64, 2 threads: 64 pixels 87-88% of the peak, 96 and
+ * 128 85%). */
+#define DW_OUTER_SEGMENT 64
+
+/* The cache lines holding `count` floats at stride `ld` for `pixels` pixels. */
+static void line_span(const float *p, long pixels, ptrdiff_t ld, int count, const char **start, int *lines) {
+    const uintptr_t a = (uintptr_t)p & ~(uintptr_t)63, e = (uintptr_t)(p + (pixels - 1) * ld + count);
+    *start = (const char *)a;
+    *lines = (int)((e - a + 63) / 64);
+}
+
+/* dwc = sum over pixels [0, np) of x (x) dy, for 1x1 layers (rows ci, columns
+ * co): ceil(np / DW_OUTER_SEGMENT) segments of even length, each swept by
+ * every register tile in turn. While one segment computes, its tiles load
+ * the next one (for the last: the first `ahead` pixels after np) into L1,
+ * one line per step, so the stream from L3 is steady instead of arriving in
+ * bursts when the first tile of a segment starts. */
+static void outer_chunk(const wcm_simd_ops *ops, int CI, int CO, long np, long ahead, const float *x, const float *dy,
+                        float *dwc) {
+    const int block = ops->max_cols;
+    int nu = 0;
+    for (int ci0 = 0; ci0 < CI; ci0 += wcm_tile_step(CI - ci0)) nu++;
+    nu *= (CO + block - 1) / block;
+    const long nseg = (np + DW_OUTER_SEGMENT - 1) / DW_OUTER_SEGMENT;
+    for (long g = 0; g < nseg; g++) {
+        const long p0 = np * g / nseg, p1 = np * (g + 1) / nseg;
+        const long kn = g + 1 < nseg ? np * (g + 2) / nseg - p1 : imin_l(ahead, DW_OUTER_SEGMENT);
+        const char *start[2] = {NULL, NULL};
+        int lines[2] = {0, 0};
+        if (kn > 0) {
+            line_span(x + p1 * CI, kn, CI, CI, &start[0], &lines[0]);
+            line_span(dy + p1 * CO, kn, CO, CO, &start[1], &lines[1]);
+        }
+        /* The tiles take equal shares of the next segment's x lines, then of its dy lines. */
+        const int total = lines[0] + lines[1], share = (total + nu - 1) / nu;
+        wcm_outer_job j = {0};
+        j.ldx = CI;
+        j.ldy = CO;
+        j.ldw = CO;
+        j.k = (int)(p1 - p0);
+        j.fresh = g == 0;
+        int u = 0;
+        for (int co0 = 0; co0 < CO; co0 += block)
+            for (int ci0 = 0; ci0 < CI; ci0 += j.rows, u++) {
+                j.rows = wcm_tile_step(CI - ci0);
+                j.cols = imin(block, CO - co0);
+                j.x = x + p0 * CI + ci0;
+                j.dy = dy + p0 * CO + co0;
+                j.dw = dwc + (size_t)ci0 * CO + co0;
+                const int l0 = imin(total, u * share), l1 = imin(total, l0 + share);
+                j.hint[0] = start[0] + 64 * (ptrdiff_t)l0;
+                j.hint_lines[0] = imax(0, imin(l1, lines[0]) - l0);
+                const int y0 = imax(0, l0 - lines[0]);
+                j.hint[1] = start[1] + 64 * (ptrdiff_t)y0;
+                j.hint_lines[1] = imax(0, l1 - lines[0] - y0);
+                ops->outer(&j);
+            }
+    }
+}
+
 /* 1x1 layers through the outer-product kernel: the pixels of the whole
- * tensor (one row) in the fixed chunks of the chunked scheme, each chunk's
- * sum private, the chunks added in order. Returns -1 when the kernel does
- * not apply or without scratch memory. */
+ * tensor in the fixed chunks of the chunked scheme, each chunk's sum
+ * private, the chunks added in order. Returns -1 when the kernel does not
+ * apply or without scratch memory. */
 static int backward_weights_outer(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *dy,
                                   float *dw, int flags) {
     const long pixels = (long)s->n * s->h * s->w;
     if (!ops->outer || s->k != 1 || s->cout % 16 != 0 || pixels < 1) return -1;
-    const int CI = s->cin, CO = s->cout, block = ops->max_cols;
+    const int CI = s->cin, CO = s->cout;
     const size_t wsize = (size_t)CI * CO;
     const long nchunks = dw_chunk_count(pixels);
     float *partial = wcm_alloc(sizeof(float) * wsize * (size_t)nchunks);
     if (!partial) return -1;
-    /* Contiguous runs of chunks per thread: each job's last segment loads
-     * the thread's next chunk. */
+    /* Contiguous runs of chunks per thread: a chunk's last segment loads the
+     * thread's next chunk. */
 #pragma omp parallel for schedule(static)
     for (long c = 0; c < nchunks; c++) {
         const long p0 = c * pixels / nchunks, p1 = (c + 1) * pixels / nchunks;
-        for (int co0 = 0; co0 < CO; co0 += block) {
-            const long ahead = co0 + block < CO ? 0 : imin_l(pixels - p1, WCM_OUTER_SEGMENT);
-            const wcm_outer_job j = {p1 - p0, ahead, CI, imin(block, CO - co0), 0, x + (size_t)p0 * CI,
-                                     dy + (size_t)p0 * CO + co0, partial + wsize * (size_t)c + co0, CI, CO, CO};
-            ops->outer(&j);
-        }
+        outer_chunk(ops, CI, CO, p1 - p0, pixels - p1, x + (size_t)p0 * CI, dy + (size_t)p0 * CO,
+                    partial + wsize * (size_t)c);
     }
     sum_chunks(partial, nchunks, wsize, dw, flags);
     wcm_free(partial);

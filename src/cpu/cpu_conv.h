@@ -98,23 +98,21 @@ typedef struct {
     void (*weights_adjoint)(const float *du, int cin, int cout, int ci0, int ci1, float *dw, int accumulate);
 } wcm_winograd_ops;
 
-/* Sum of outer products, the backward-weights pass of a 1x1 layer:
- *     dw[ci * ldw + co] (=, += when accumulate) sum over p < np of
- *         x[p * ldx + ci] * dy[p * ldy + co],   ci < cin, co < cout,
- * cout a multiple of 16 and at most max_cols. The pixels are summed in
- * ceil(np / WCM_OUTER_SEGMENT) segments of even length, in order, each
- * summed from zero in registers, then added to dw (an order fixed by np).
- * While one segment computes, the kernel loads the next into L1, one cache
- * line per step, so the stream from memory stays steady; the last segment
- * loads the first pixels after np (up to `ahead` of them: the caller's next
- * job). */
-#define WCM_OUTER_SEGMENT 64
+/* One register tile of a sum of outer products (the backward-weights pass of
+ * 1x1 layers):
+ *     dw[r * ldw + c] (= when fresh, else +=) sum over p < k of
+ *         x[p * ldx + r] * dy[p * ldy + c],   r < rows, c < cols,
+ * rows <= WCM_TILE_MAX_ROWS, cols a multiple of 16 up to max_cols, summed
+ * from zero in registers in order of p, then stored or added. Each of the
+ * first steps loads one cache line of a later job's operands into L1:
+ * hint_lines[0] lines from hint[0] on, then hint_lines[1] from hint[1] on. */
 typedef struct {
-    long np, ahead;
-    int cin, cout, accumulate;
     const float *x, *dy;
     float *dw;
     ptrdiff_t ldx, ldy, ldw;
+    int rows, cols, k, fresh;
+    const char *hint[2];
+    int hint_lines[2];
 } wcm_outer_job;
 
 typedef struct {
@@ -124,7 +122,7 @@ typedef struct {
     void (*tile)(const wcm_tile_job *job);
     void (*dot)(const wcm_dot_job *job);
     const wcm_winograd_ops *winograd;
-    void (*outer)(const wcm_outer_job *job); /* NULL: backward weights through tile jobs */
+    void (*outer)(const wcm_outer_job *job); /* NULL: 1x1 backward weights through tile jobs */
 } wcm_simd_ops;
 
 extern const wcm_simd_ops wcm_simd_portable;

@@ -116,6 +116,54 @@ static const tile_fn tile_table[WCM_TILE_MAX_ROWS][2] = {
 
 static void tile_avx2(const wcm_tile_job *j) { tile_table[j->rows - 1][(j->ncols + 7) / 8 - 1](j); }
 
+/* One outer-product tile (see wcm_outer_job): NR rows x 16 columns. */
+INLINE T256 void outer256(const wcm_outer_job *j, const int NR) {
+    __m256 acc[WCM_TILE_MAX_ROWS][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < NR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    const float *x = j->x, *dy = j->dy;
+    const ptrdiff_t ldx = j->ldx, ldy = j->ldy;
+#define OUTER_STEP                                                                    \
+    do {                                                                              \
+        const __m256 b0 = _mm256_loadu_ps(dy), b1 = _mm256_loadu_ps(dy + 8);          \
+        _Pragma("GCC unroll 6") for (int r = 0; r < NR; r++) {                        \
+            const __m256 av = _mm256_broadcast_ss(x + r);                             \
+            acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);                           \
+            acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);                           \
+        }                                                                             \
+        x += ldx;                                                                     \
+        dy += ldy;                                                                    \
+    } while (0)
+    int k = j->k;
+    for (int h = 0; h < 2; h++) {
+        const int kh = k < j->hint_lines[h] ? k : j->hint_lines[h];
+        for (int q = 0; q < kh; q++) {
+            _mm_prefetch(j->hint[h] + 64 * (ptrdiff_t)q, _MM_HINT_T0);
+            OUTER_STEP;
+        }
+        k -= kh;
+    }
+    for (; k > 0; k--) OUTER_STEP;
+#undef OUTER_STEP
+#pragma GCC unroll 6
+    for (int r = 0; r < NR; r++)
+        for (int v = 0; v < 2; v++) {
+            float *d = j->dw + r * j->ldw + 8 * v;
+            _mm256_storeu_ps(d, j->fresh ? acc[r][v] : _mm256_add_ps(acc[r][v], _mm256_loadu_ps(d)));
+        }
+}
+
+static T256 void outer_avx2(const wcm_outer_job *j) {
+    switch (j->rows) {
+        case 1: outer256(j, 1); break;
+        case 2: outer256(j, 2); break;
+        case 3: outer256(j, 3); break;
+        case 4: outer256(j, 4); break;
+        case 5: outer256(j, 5); break;
+        default: outer256(j, 6); break;
+    }
+}
+
 /* Row groups: 6 rows for up to 2 outputs, 3 for 3, 2 for 4. */
 static T256 void dot_avx2(const wcm_dot_job *j) {
     const int nq = j->ncols, group = nq <= 2 ? 6 : nq == 3 ? 3 : 2;
@@ -141,4 +189,5 @@ const wcm_simd_ops wcm_simd_avx2 = {
     .tile = tile_avx2,
     .dot = dot_avx2,
     .winograd = 0,
+    .outer = outer_avx2,
 };

@@ -4,7 +4,6 @@
  * the two-per-cycle limit. Compiled with function-level target attributes so
  * the library itself needs no -march flag. */
 #include <immintrin.h>
-#include <stdint.h>
 
 #include "cpu/cpu_conv.h"
 
@@ -146,21 +145,15 @@ typedef void (*dot_fn)(const wcm_dot_job *);
 #define TILE_VARIANT(pre)                                                                 \
     {ROW_ENTRY(pre, 1), ROW_ENTRY(pre, 2), ROW_ENTRY(pre, 3), ROW_ENTRY(pre, 4), ROW_ENTRY(pre, 5), \
      ROW_ENTRY(pre, 6)}
-/* Outer-product sums (1x1 backward weights): dw rows ci0 .. ci0+NR-1, NV
- * vectors of columns, over k pixels. The first hinted steps load the next
- * segment's lines: `na` lines from `a` on, then `nb` from `b` on. */
-typedef struct {
-    const char *a, *b;
-    int na, nb;
-} outer_hints;
-
-INLINE T512 void outer512(const float *x, ptrdiff_t ldx, const float *dy, ptrdiff_t ldy, float *dw, ptrdiff_t ldw, int k,
-                          int fresh, outer_hints h, const int NR, const int NV) {
+/* One outer-product tile (see wcm_outer_job): NR rows x NV vectors. */
+INLINE T512 void outer512(const wcm_outer_job *j, const int NR, const int NV) {
     __m512 acc[WCM_TILE_MAX_ROWS][4];
 #pragma GCC unroll 6
     for (int r = 0; r < NR; r++)
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+    const float *x = j->x, *dy = j->dy;
+    const ptrdiff_t ldx = j->ldx, ldy = j->ldy;
 #define OUTER_STEP                                                                                                \
     do {                                                                                                          \
         __m512 bv[4];                                                                                             \
@@ -172,34 +165,29 @@ INLINE T512 void outer512(const float *x, ptrdiff_t ldx, const float *dy, ptrdif
         x += ldx;                                                                                                 \
         dy += ldy;                                                                                                \
     } while (0)
-    const int ka = k < h.na ? k : h.na;
-    for (int q = 0; q < ka; q++) {
-        _mm_prefetch(h.a + 64 * (ptrdiff_t)q, _MM_HINT_T0);
-        OUTER_STEP;
+    int k = j->k;
+    for (int h = 0; h < 2; h++) {
+        const int kh = k < j->hint_lines[h] ? k : j->hint_lines[h];
+        for (int q = 0; q < kh; q++) {
+            _mm_prefetch(j->hint[h] + 64 * (ptrdiff_t)q, _MM_HINT_T0);
+            OUTER_STEP;
+        }
+        k -= kh;
     }
-    k -= ka;
-    const int kb = k < h.nb ? k : h.nb;
-    for (int q = 0; q < kb; q++) {
-        _mm_prefetch(h.b + 64 * (ptrdiff_t)q, _MM_HINT_T0);
-        OUTER_STEP;
-    }
-    for (k -= kb; k > 0; k--) OUTER_STEP;
+    for (; k > 0; k--) OUTER_STEP;
 #undef OUTER_STEP
 #pragma GCC unroll 6
     for (int r = 0; r < NR; r++)
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) {
-            float *d = dw + r * ldw + 16 * v;
-            _mm512_storeu_ps(d, fresh ? acc[r][v] : _mm512_add_ps(acc[r][v], _mm512_loadu_ps(d)));
+            float *d = j->dw + r * j->ldw + 16 * v;
+            _mm512_storeu_ps(d, j->fresh ? acc[r][v] : _mm512_add_ps(acc[r][v], _mm512_loadu_ps(d)));
         }
 }
 
-typedef void (*outer_fn)(const float *, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t, int, int, outer_hints);
-#define OUTER_FN(NR, NV)                                                                                     \
-    static T512 void outer512_##NR##x##NV(const float *x, ptrdiff_t ldx, const float *dy, ptrdiff_t ldy, float *dw, \
-                                          ptrdiff_t ldw, int k, int fresh, outer_hints h) {                  \
-        outer512(x, ldx, dy, ldy, dw, ldw, k, fresh, h, NR, NV);                                             \
-    }
+typedef void (*outer_fn)(const wcm_outer_job *);
+#define OUTER_FN(NR, NV) \
+    static T512 void outer512_##NR##x##NV(const wcm_outer_job *j) { outer512(j, NR, NV); }
 #define OUTER_ROW(NR) OUTER_FN(NR, 1) OUTER_FN(NR, 2) OUTER_FN(NR, 3) OUTER_FN(NR, 4)
 OUTER_ROW(1)
 OUTER_ROW(2)
@@ -211,53 +199,7 @@ static const outer_fn outer_table[WCM_TILE_MAX_ROWS][4] = {
     ROW_ENTRY(outer512_, 1), ROW_ENTRY(outer512_, 2), ROW_ENTRY(outer512_, 3),
     ROW_ENTRY(outer512_, 4), ROW_ENTRY(outer512_, 5), ROW_ENTRY(outer512_, 6),
 };
-
-/* The cache lines holding `count` values at stride `ld` times `pixels`. */
-static void line_span(const float *p, long pixels, ptrdiff_t ld, int count, const char **start, int *lines) {
-    const uintptr_t a = (uintptr_t)p & ~(uintptr_t)63;
-    const uintptr_t e = (uintptr_t)(p + (pixels - 1) * ld + count);
-    *start = (const char *)a;
-    *lines = (int)((e - a + 63) / 64);
-}
-
-static void outer_avx512(const wcm_outer_job *j) {
-    const int nv = j->cout / 16;
-    int nu = 0;
-    for (int ci0 = 0; ci0 < j->cin; ci0 += wcm_tile_step(j->cin - ci0)) nu++;
-    const long nseg = (j->np + WCM_OUTER_SEGMENT - 1) / WCM_OUTER_SEGMENT;
-    for (long g = 0; g < nseg; g++) {
-        const long p0 = j->np * g / nseg, p1 = j->np * (g + 1) / nseg;
-        const int k = (int)(p1 - p0);
-        const long kn = g + 1 < nseg ? j->np * (g + 2) / nseg - p1 : (j->ahead < WCM_OUTER_SEGMENT ? j->ahead : WCM_OUTER_SEGMENT);
-        const char *xs = NULL, *ys = NULL;
-        int lx = 0, ly = 0;
-        if (kn > 0) {
-            line_span(j->x + p1 * j->ldx, kn, j->ldx, j->cin, &xs, &lx);
-            line_span(j->dy + p1 * j->ldy, kn, j->ldy, j->cout, &ys, &ly);
-        }
-        /* The units take equal shares of the next segment's x lines, then
-         * its dy lines. */
-        const int total = lx + ly, share = (total + nu - 1) / nu;
-        int u = 0;
-        for (int ci0 = 0; ci0 < j->cin; u++) {
-            const int nr = wcm_tile_step(j->cin - ci0);
-            const int l0 = u * share < total ? u * share : total, l1 = l0 + share < total ? l0 + share : total;
-            outer_hints h = {NULL, NULL, 0, 0};
-            if (l0 < lx) {
-                h.a = xs + 64 * (ptrdiff_t)l0;
-                h.na = (l1 < lx ? l1 : lx) - l0;
-            }
-            if (l1 > lx) {
-                const int y0 = l0 > lx ? l0 - lx : 0;
-                h.b = ys + 64 * (ptrdiff_t)y0;
-                h.nb = l1 - lx - y0;
-            }
-            outer_table[nr - 1][nv - 1](j->x + p0 * j->ldx + ci0, j->ldx, j->dy + p0 * j->ldy, j->ldy,
-                                        j->dw + ci0 * j->ldw, j->ldw, k, p0 == 0 && !j->accumulate, h);
-            ci0 += nr;
-        }
-    }
-}
+static void outer_avx512(const wcm_outer_job *j) { outer_table[j->rows - 1][j->cols / 16 - 1](j); }
 
 /* [variant][rows - 1][vectors - 1]. Variants: whole vectors without prefetch
  * hints; whole vectors with hints; any job (a partial last vector, masked,
