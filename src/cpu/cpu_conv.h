@@ -115,6 +115,22 @@ typedef struct {
     int hint_lines[2];
 } wcm_outer_job;
 
+/* Runs STEP job->k times, the first steps each loading one hinted line (for
+ * the SIMD kernels of wcm_outer_job). */
+#define WCM_OUTER_STEPS(job, STEP)                                                  \
+    do {                                                                            \
+        int k_ = (job)->k;                                                          \
+        for (int h_ = 0; h_ < 2; h_++) {                                            \
+            const int kh_ = k_ < (job)->hint_lines[h_] ? k_ : (job)->hint_lines[h_]; \
+            for (int q_ = 0; q_ < kh_; q_++) {                                      \
+                __builtin_prefetch((job)->hint[h_] + 64 * (ptrdiff_t)q_, 0, 3);     \
+                STEP;                                                               \
+            }                                                                       \
+            k_ -= kh_;                                                              \
+        }                                                                           \
+        for (; k_ > 0; k_--) STEP;                                                  \
+    } while (0)
+
 typedef struct {
     int level;
     const char *name;

@@ -165,16 +165,7 @@ INLINE T512 void outer512(const wcm_outer_job *j, const int NR, const int NV) {
         x += ldx;                                                                                                 \
         dy += ldy;                                                                                                \
     } while (0)
-    int k = j->k;
-    for (int h = 0; h < 2; h++) {
-        const int kh = k < j->hint_lines[h] ? k : j->hint_lines[h];
-        for (int q = 0; q < kh; q++) {
-            _mm_prefetch(j->hint[h] + 64 * (ptrdiff_t)q, _MM_HINT_T0);
-            OUTER_STEP;
-        }
-        k -= kh;
-    }
-    for (; k > 0; k--) OUTER_STEP;
+    WCM_OUTER_STEPS(j, OUTER_STEP);
 #undef OUTER_STEP
 #pragma GCC unroll 6
     for (int r = 0; r < NR; r++)
