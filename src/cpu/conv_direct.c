@@ -488,11 +488,11 @@ static void outer_chunk(const wcm_simd_ops *ops, int CI, int CO, long np, long a
                 j.dy = dy + p0 * CO + co0;
                 j.dw = dwc + (size_t)ci0 * CO + co0;
                 const int l0 = imin(total, u * share), l1 = imin(total, l0 + share);
-                j.hint[0] = start[0] + 64 * (ptrdiff_t)l0;
-                j.hint_lines[0] = imax(0, imin(l1, lines[0]) - l0);
                 const int y0 = imax(0, l0 - lines[0]);
-                j.hint[1] = start[1] + 64 * (ptrdiff_t)y0;
+                j.hint_lines[0] = imax(0, imin(l1, lines[0]) - l0);
                 j.hint_lines[1] = imax(0, l1 - lines[0] - y0);
+                j.hint[0] = j.hint_lines[0] > 0 ? start[0] + 64 * (ptrdiff_t)l0 : NULL;
+                j.hint[1] = j.hint_lines[1] > 0 ? start[1] + 64 * (ptrdiff_t)y0 : NULL;
                 ops->outer(&j);
             }
     }
