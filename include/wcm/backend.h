@@ -50,12 +50,11 @@ typedef struct wcm_backend {
      *   pays for layer s with this plan; forward_shifted computes it as
      *   forward_plan but over the input's own buffer, or returns -1 without
      *   writing anything when the plan cannot (no Winograd part, cin != cout):
-     *   y = x - WCM_SHIFT_ROWS rows (up,
-     *   down == 0) or x + WCM_SHIFT_ROWS rows (down); rows of w * cout floats,
-     *   the n images one stack of rows (cin = cout). The buffer must extend
-     *   that far beyond the stack. Output lines
-     *   are then input lines still in cache rather than lines fetched only
-     *   to be overwritten. */
+     *   y = x - WCM_SHIFT_ROWS rows (up, down == 0) or x + WCM_SHIFT_ROWS
+     *   rows (down); rows of w * cout floats, the n images one stack of rows
+     *   (cin = cout). The buffer must extend that far beyond the stack.
+     *   Output lines are then input lines still in cache rather than lines
+     *   fetched only to be overwritten. */
     size_t (*plan_size)(const wcm_conv_shape *s);
     void (*plan)(const wcm_conv_shape *s, const float *w, float *plan);
     size_t (*scratch_size)(const wcm_conv_shape *s, int pointwise);

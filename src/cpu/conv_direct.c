@@ -455,12 +455,10 @@ static void line_span(const float *p, long pixels, ptrdiff_t ld, int count, cons
  * the next one (for the last: the first `ahead` pixels after np) into L1,
  * one line per step, so the stream from L3 is steady instead of arriving in
  * bursts when the first tile of a segment starts. */
-static void outer_chunk(const wcm_simd_ops *ops, int CI, int CO, long np, long ahead, const float *x, const float *dy,
-                        float *dwc) {
-    const int block = ops->max_cols;
-    int nu = 0;
-    for (int ci0 = 0; ci0 < CI; ci0 += wcm_tile_step(CI - ci0)) nu++;
-    nu *= (CO + block - 1) / block;
+static void outer_chunk(const wcm_simd_ops *ops, const wcm_conv_shape *s, long np, long ahead, const float *x,
+                        const float *dy, float *dwc) {
+    const int CI = s->cin, CO = s->cout, block = ops->max_cols;
+    const int nu = dw_units(s, 0, block, NULL); /* as many as the register tiles below */
     const long nseg = (np + DW_OUTER_SEGMENT - 1) / DW_OUTER_SEGMENT;
     for (long g = 0; g < nseg; g++) {
         const long p0 = np * g / nseg, p1 = np * (g + 1) / nseg;
@@ -516,8 +514,7 @@ static int backward_weights_outer(const wcm_simd_ops *ops, const wcm_conv_shape 
 #pragma omp parallel for schedule(static)
     for (long c = 0; c < nchunks; c++) {
         const long p0 = c * pixels / nchunks, p1 = (c + 1) * pixels / nchunks;
-        outer_chunk(ops, CI, CO, p1 - p0, pixels - p1, x + (size_t)p0 * CI, dy + (size_t)p0 * CO,
-                    partial + wsize * (size_t)c);
+        outer_chunk(ops, s, p1 - p0, pixels - p1, x + (size_t)p0 * CI, dy + (size_t)p0 * CO, partial + wsize * (size_t)c);
     }
     sum_chunks(partial, nchunks, wsize, dw, flags);
     wcm_free(partial);

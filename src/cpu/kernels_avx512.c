@@ -24,42 +24,32 @@ INLINE T512 void tile512(const wcm_tile_job *j, const int NP, const int NV, cons
     const ptrdiff_t ar = j->a_row, ac = j->a_col, ldb = j->ldb;
     const char *pf = j->pf.read, *pfw = j->pf.write;
     int pf_left = j->pf.read_lines, pfw_left = j->pf.write_lines;
-    /* The hinted steps run as their own loops, so no step tests whether
-     * hints are left. */
-#define TILE_STEP                                                                                            \
-    do {                                                                                                     \
-        __m512 bv[4];                                                                                        \
-        _Pragma("GCC unroll 4") for (int v = 0; v < NV - 1; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);        \
-        bv[NV - 1] = TAIL ? _mm512_maskz_loadu_ps(tail, b + 16 * (NV - 1)) : _mm512_loadu_ps(b + 16 * (NV - 1)); \
-        _Pragma("GCC unroll 6") for (int p = 0; p < NP; p++) {                                               \
-            const __m512 av = _mm512_set1_ps(a[p * ar]);                                                     \
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[p][v] = _mm512_fmadd_ps(av, bv[v], acc[p][v]); \
-        }                                                                                                    \
-        a += ac;                                                                                             \
-        b += ldb;                                                                                            \
-    } while (0)
     for (int s = 0; s < j->nseg; s++) {
         const float *a = j->a[s], *b = j->b[s];
-        int k = j->k[s];
-        if (PF) {
-            const int kr = k < pf_left ? k : pf_left;
-            for (int q = 0; q < kr; q++, pf += 64) {
+        for (int k = j->k[s]; k > 0; k--) {
+            if (PF && pf_left > 0) {
                 _mm_prefetch(pf, _MM_HINT_T0);
-                TILE_STEP;
-            }
-            pf_left -= kr;
-            k -= kr;
-            const int kw = k < pfw_left ? k : pfw_left;
-            for (int q = 0; q < kw; q++, pfw += 64) {
+                pf += 64;
+                pf_left--;
+            } else if (PF && pfw_left > 0) {
                 __builtin_prefetch(pfw, 1, 3);
-                TILE_STEP;
+                pfw += 64;
+                pfw_left--;
             }
-            pfw_left -= kw;
-            k -= kw;
+            __m512 bv[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV - 1; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
+            bv[NV - 1] = TAIL ? _mm512_maskz_loadu_ps(tail, b + 16 * (NV - 1)) : _mm512_loadu_ps(b + 16 * (NV - 1));
+#pragma GCC unroll 6
+            for (int p = 0; p < NP; p++) {
+                const __m512 av = _mm512_set1_ps(a[p * ar]);
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++) acc[p][v] = _mm512_fmadd_ps(av, bv[v], acc[p][v]);
+            }
+            a += ac;
+            b += ldb;
         }
-        for (; k > 0; k--) TILE_STEP;
     }
-#undef TILE_STEP
     const int mode = j->mode;
 #pragma GCC unroll 6
     for (int p = 0; p < NP; p++) {
@@ -145,6 +135,7 @@ typedef void (*dot_fn)(const wcm_dot_job *);
 #define TILE_VARIANT(pre)                                                                 \
     {ROW_ENTRY(pre, 1), ROW_ENTRY(pre, 2), ROW_ENTRY(pre, 3), ROW_ENTRY(pre, 4), ROW_ENTRY(pre, 5), \
      ROW_ENTRY(pre, 6)}
+
 /* One outer-product tile (see wcm_outer_job): NR rows x NV vectors. */
 INLINE T512 void outer512(const wcm_outer_job *j, const int NR, const int NV) {
     __m512 acc[WCM_TILE_MAX_ROWS][4];
@@ -193,8 +184,8 @@ static const outer_fn outer_table[WCM_TILE_MAX_ROWS][4] = {
 static void outer_avx512(const wcm_outer_job *j) { outer_table[j->rows - 1][j->cols / 16 - 1](j); }
 
 /* [variant][rows - 1][vectors - 1]. Variants: whole vectors without prefetch
- * hints; whole vectors with hints; any job (a partial last vector, masked,
- * with hints). */
+ * hints; whole vectors with hints (an extra test and branch per k step); any
+ * job (a partial last vector, masked). */
 enum { TILE_PLAIN, TILE_PREFETCH, TILE_ANY };
 static const tile_fn tile_table[3][WCM_TILE_MAX_ROWS][4] = {
     TILE_VARIANT(tile512_), TILE_VARIANT(tile512pf_), TILE_VARIANT(tile512any_)};

@@ -274,6 +274,8 @@ void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape 
  * 40x40 low-pass net: 7% slower). So: 32 items or more, and two items per
  * row or a single thread. */
 #define WG_SHIFT_MIN_ITEMS 32
+/* The waits above assume the shift is one tile row. */
+_Static_assert(WCM_SHIFT_ROWS == 4, "the shifted forward moves by one 4-row tile row");
 
 int wcm_winograd_shift_pays(const wcm_conv_shape *s) {
     return s->cin == s->cout && item_count(s) >= WG_SHIFT_MIN_ITEMS &&
@@ -282,7 +284,7 @@ int wcm_winograd_shift_pays(const wcm_conv_shape *s) {
 
 void wcm_winograd_forward_shifted(const wcm_simd_ops *ops, const wcm_conv_shape *s, float *x, const float *u, int down,
                                   int flags, float *scratch) {
-    const ptrdiff_t shift = (ptrdiff_t)4 * s->w * s->cout;
+    const ptrdiff_t shift = (ptrdiff_t)WCM_SHIFT_ROWS * s->w * s->cout;
     wg_forward_job f = {ops, s, x, u, down ? x + shift : x - shift, (flags & WCM_CONV_RELU) != 0, (s->h + 3) / 4,
                         (s->w + 3) / 4, tiles_per_block(s->w)};
     const int blocks = blocks_per_row(s->w);
