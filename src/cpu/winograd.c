@@ -103,29 +103,80 @@ typedef struct {
     int relu, tiles_h, tiles_w, per_block;
 } wg_forward_job;
 
-/* The items one pipeline computes: items [first, first + count), or, with
- * `claims` (the shifted forward), positions taken one at a time from a
- * shared counter: tile rows in processing order (downwards with `down`),
- * each row's items left to right. The pipeline then marks each position's
- * input as read in `input_read` and, before it writes an item's output,
- * waits for the inputs that output overwrites (see forward_shifted). */
+/* The items one pipeline computes, in one of two orders:
+ * - guided claims (`units` > 0): the items cut into `units_per_item` equal
+ *   parts (units) and taken from the shared counter `claims` in runs of
+ *   contiguous units, each run a share of what is left (at most
+ *   WG_RUN_ITEMS items), so that the last runs are single units and the threads
+ *   finish together; each piece of a run within one item is one step of the
+ *   pipeline;
+ * - shifted claims (`input_read` set, see forward_shifted): positions taken
+ *   one at a time from `claims`, tile rows in processing order (downwards
+ *   with `down`), each row's items left to right. The pipeline then marks
+ *   each position's input as read in `input_read` and, before it writes an
+ *   item's output, waits for the inputs that output overwrites. */
 typedef struct {
-    long first, count;
     long *claims;
+    long count; /* shifted claims: positions */
     int *input_read;
     int down, blocks, rows; /* rows: tile rows of all images */
+    long units, unit_next, unit_end; /* unit_next, unit_end: this pipeline's current run */
+    int units_per_item, threads;
 } wg_sequence;
 
-/* The k-th position of this pipeline (k = 0, 1, ... in turn), or -1 after the last. */
-static long sequence_next(const wg_sequence *q, long k) {
-    if (!q->claims) return k < q->count ? q->first + k : -1;
-    const long p = __atomic_fetch_add(q->claims, 1, __ATOMIC_RELAXED);
-    return p < q->count ? p : -1;
+/* Units per claim at most: 4 whole items keep a thread on neighbouring tile
+ * rows (inputs shared through its own cache). */
+#define WG_RUN_ITEMS 4
+/* Units per item: parts of about 10 tiles, the smallest piece whose GEMM
+ * still amortises U (see WG_TILES). */
+static int units_per_item(int per_block) {
+    const int u = per_block / 10;
+    return u < 1 ? 1 : u > 4 ? 4 : u;
 }
 
-static long sequence_item(const wg_sequence *q, long p) {
-    if (!q->claims || !q->down) return p;
-    return (long)(q->rows - 1 - p / q->blocks) * q->blocks + p % q->blocks;
+/* Claims this pipeline's next run of units, [unit_next, unit_end) (0 when
+ * none is left): half a thread's share of what is left, at most
+ * WG_RUN_ITEMS items. */
+static int claim_run(wg_sequence *q) {
+    long c = __atomic_load_n(q->claims, __ATOMIC_RELAXED);
+    for (;;) {
+        const long left = q->units - c;
+        if (left <= 0) return 0;
+        long run = (left + 2L * q->threads - 1) / (2L * q->threads);
+        const long max_run = (long)WG_RUN_ITEMS * q->units_per_item;
+        run = run > max_run ? max_run : run;
+        if (__atomic_compare_exchange_n(q->claims, &c, c + run, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+            q->unit_next = c;
+            q->unit_end = c + run;
+            return 1;
+        }
+    }
+}
+
+/* The next step of this pipeline: its item (or part of an item) and position;
+ * 0 after the last. */
+static int sequence_next(wg_sequence *q, const wg_forward_job *f, wg_item *it, long *pos) {
+    if (q->units > 0) {
+        if (q->unit_next >= q->unit_end && !claim_run(q)) return 0;
+        const int upi = q->units_per_item;
+        const long item = q->unit_next / upi, item_end_unit = (item + 1) * upi;
+        const int part0 = (int)(q->unit_next % upi);
+        const long stop = q->unit_end < item_end_unit ? q->unit_end : item_end_unit;
+        const int part1 = (int)(stop - item * upi);
+        *it = item_at(item, f->tiles_h, f->tiles_w, f->per_block);
+        const int a = it->nt * part0 / upi, b = it->nt * part1 / upi;
+        it->tj0 += a;
+        it->nt = b - a;
+        *pos = item;
+        q->unit_next = stop;
+        return 1;
+    }
+    const long p = __atomic_fetch_add(q->claims, 1, __ATOMIC_RELAXED);
+    if (p >= q->count) return 0;
+    const long item = q->down ? (long)(q->rows - 1 - p / q->blocks) * q->blocks + p % q->blocks : p;
+    *it = item_at(item, f->tiles_h, f->tiles_w, f->per_block);
+    *pos = p;
+    return 1;
 }
 
 static void wait_input_read(const wg_sequence *q, long p) {
@@ -158,20 +209,20 @@ static void wait_overwritten_inputs(const wg_sequence *q, long p, long next) {
  * transform has just brought into L1. With M in place of V, no transform
  * point is ever written to a line that is not in L1 already (measured 3-10%
  * faster per layer than separate V and M). */
-static void forward_items(const wg_forward_job *f, const wg_sequence *q, float *V, float *M) {
+static void forward_items(const wg_forward_job *f, wg_sequence *q, float *V, float *M) {
     const wcm_conv_shape *s = f->s;
     const int H = s->h, W = s->w, CI = s->cin, CO = s->cout;
     const ptrdiff_t v_tile = (ptrdiff_t)36 * CI, m_tile = (ptrdiff_t)36 * CO;
     const size_t in_img = (size_t)H * W * CI, out_img = (size_t)H * W * CO;
     const int step = f->ops->max_cols;
     const wcm_winograd_ops *wg = f->ops->winograd;
-    long pos = sequence_next(q, 0);
-    if (pos < 0) return;
-    wg_item cur = item_at(sequence_item(q, pos), f->tiles_h, f->tiles_w, f->per_block);
+    wg_item cur;
+    long pos;
+    if (!sequence_next(q, f, &cur, &pos)) return;
     for (int t = 0; t < cur.nt; t++)
         wg->input(f->x + cur.n * in_img, H, W, CI, 4 * cur.ti - 1, 4 * (cur.tj0 + t) - 1, V + t * v_tile, CI);
     if (q->input_read) __atomic_store_n(&q->input_read[pos], 1, __ATOMIC_RELEASE);
-    for (long k = 1; pos >= 0; k++) {
+    for (int more = 1; more;) {
         for (int xi = 0; xi < 36; xi++) {
             wcm_tile_job j;
             j.pf = WCM_NO_PREFETCH;
@@ -194,9 +245,10 @@ static void forward_items(const wg_forward_job *f, const wg_sequence *q, float *
                 }
             }
         }
-        const long next_pos = sequence_next(q, k);
-        const wg_item next = next_pos >= 0 ? item_at(sequence_item(q, next_pos), f->tiles_h, f->tiles_w, f->per_block) : cur;
-        const int next_nt = next_pos >= 0 ? next.nt : 0;
+        wg_item next = cur;
+        long next_pos = -1;
+        more = sequence_next(q, f, &next, &next_pos);
+        const int next_nt = more ? next.nt : 0;
         if (q->input_read) wait_overwritten_inputs(q, pos, next_pos);
         float *yimg = f->y + cur.n * out_img;
         for (int t = 0; t < cur.nt || t < next_nt; t++) {
@@ -210,40 +262,28 @@ static void forward_items(const wg_forward_job *f, const wg_sequence *q, float *
     }
 }
 
-/* Threads take runs of WG_CHUNK_ITEMS items as they finish (each run is one
- * pipeline), or, with fewer than WG_DYNAMIC_MIN_CHUNKS runs per thread, one
- * contiguous share each. Measured with alternating A/B on the 2-core host
- * (flat RF 43): from even, when both cores run free, to 10% (160x160) and
- * 7-14% (320x320) faster than contiguous shares while a neighbour slows one
- * core; runs of 1 item (no pipelining) cost 8% on the 40x40 low-pass net.
- * Each item is computed alike either way, so results do not depend on it. */
-#define WG_CHUNK_ITEMS 4
-#define WG_DYNAMIC_MIN_CHUNKS 4
-
+/* Threads take runs of units from a shared counter as they finish (see
+ * wg_sequence; all of a thread's runs form one pipeline). Measured against
+ * runs of 4 whole items taken with an OpenMP dynamic schedule (alternating
+ * A/B, 19 layers, 2 threads): each thread had waited 0.1 ms per 160x160
+ * layer for the other at the end, 10 us with the shrinking runs; 160x160 4-5%
+ * faster, 320x320 3%, a batch of 16 40x40 images 1%, one 40x40 image 6%.
+ * Each tile is computed alike in any run, so results do not depend on it. */
 void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u,
                                   float *y, int flags, float *scratch) {
     wg_forward_job f = {ops, s, x, u, y, (flags & WCM_CONV_RELU) != 0, (s->h + 3) / 4, (s->w + 3) / 4, tiles_per_block(s->w)};
     const long items = item_count(s);
     const size_t per_thread = forward_floats_per_thread(ops, s);
     const int in_place = forward_in_place(ops, s);
+    const int upi = units_per_item(f.per_block);
+    long claims = 0;
 #pragma omp parallel
     {
-        const int nth = omp_get_num_threads(), th = omp_get_thread_num();
+        const int th = omp_get_thread_num();
         float *V = scratch + per_thread * (size_t)th;
         float *M = in_place ? V : V + (size_t)f.per_block * 36 * s->cin;
-        if (items < WG_DYNAMIC_MIN_CHUNKS * WG_CHUNK_ITEMS * (long)nth) {
-            const long i0 = items * th / nth, i1 = items * (th + 1) / nth;
-            const wg_sequence q = {i0, i1 - i0, NULL, NULL, 0, 1, 0};
-            forward_items(&f, &q, V, M);
-        } else {
-            const long nchunks = (items + WG_CHUNK_ITEMS - 1) / WG_CHUNK_ITEMS;
-#pragma omp for schedule(dynamic, 1)
-            for (long c = 0; c < nchunks; c++) {
-                const long i0 = c * WG_CHUNK_ITEMS, i1 = c + 1 < nchunks ? (c + 1) * WG_CHUNK_ITEMS : items;
-                const wg_sequence q = {i0, i1 - i0, NULL, NULL, 0, 1, 0};
-                forward_items(&f, &q, V, M);
-            }
-        }
+        wg_sequence q = {&claims, 0, NULL, 0, 1, 0, items * upi, 0, 0, upi, omp_get_num_threads()};
+        forward_items(&f, &q, V, M);
     }
 }
 
@@ -294,7 +334,7 @@ void wcm_winograd_forward_shifted(const wcm_simd_ops *ops, const wcm_conv_shape 
     long *claims = (long *)scratch;
     int *input_read = (int *)(claims + 4);
     float *areas = scratch + shifted_shared_floats(s);
-    const wg_sequence q = {0, items, claims, input_read, down, blocks, (int)(s->n * f.tiles_h)};
+    const wg_sequence shared = {claims, items, input_read, down, blocks, (int)(s->n * f.tiles_h), 0, 0, 0, 1, 1};
 #pragma omp parallel
     {
         const int th = omp_get_thread_num();
@@ -305,6 +345,7 @@ void wcm_winograd_forward_shifted(const wcm_simd_ops *ops, const wcm_conv_shape 
             *claims = 0;
             memset(input_read, 0, sizeof(int) * (size_t)items);
         }
+        wg_sequence q = shared;
         forward_items(&f, &q, V, M);
     }
 }
