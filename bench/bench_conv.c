@@ -4,7 +4,8 @@
  * convolution's MACs ("effective" GFLOP/s). "fwd winograd" is a plain
  * conv_forward call (the weights transformed and scratch allocated per call),
  * "fwd wg planned" the forward from a plan as networks run it, "fwd wg
- * shifted" the same writing over its own input (networks' 64->64 layers), and
+ * shifted" the same writing over its own input (networks' 64->64 layers; no
+ * row at the sizes where the forward takes F(6x6,3x3), e.g. 160x160), and
  * "fwd fused run x3" three 1x1 layers computed tile by tile as the networks
  * run them. Not a test.
  *
@@ -364,6 +365,9 @@ int main(int argc, char **argv) {
                 if (winograd_op((op_kind)op) && (layers[li].k != 3 || small || !wcm_cpu_ops()->winograd))
                     continue;
                 if (op == OP_FWD_WG_SHIFTED && layers[li].cin != layers[li].cout) continue;
+                const wcm_conv_shape shape = {sizes[si].n, sizes[si].hw, sizes[si].hw, layers[li].cin, layers[li].cout,
+                                              layers[li].k};
+                if (op == OP_FWD_WG_SHIFTED && wcm_winograd6_pays(wcm_cpu_ops(), &shape)) continue; /* F(6x6) there */
                 if (small && sizes[si].n > 1 && sizes[si].hw == 40 && sizes[si].n != 16) continue;
                 const bench_case c = {layers[li].name, sizes[si].n, sizes[si].hw, sizes[si].hw, layers[li].cin,
                                       layers[li].cout, layers[li].k, (op_kind)op};

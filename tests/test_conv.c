@@ -1,8 +1,8 @@
 /* The fast CPU convolution kernels against the double-precision reference:
- * forward (with and without ReLU, direct and Winograd), backward-data and
- * backward-weights (with and without ACCUMULATE), on odd image sizes and
- * channel counts, at every SIMD level this CPU has; plus bit-identical
- * results for 1, 2 and 3 threads. */
+ * forward (with and without ReLU, direct and Winograd F(4x4) and F(6x6)),
+ * backward-data and backward-weights (with and without ACCUMULATE), on odd
+ * image sizes and channel counts, at every SIMD level this CPU has; plus
+ * bit-identical results for 1, 2 and 3 threads. */
 #include <omp.h>
 
 #include "cpu/cpu_conv.h"
@@ -57,6 +57,18 @@ static int all_finite(const float *p, size_t n) {
 static int relu_exact(const float *got, const float *want, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (want[i] == 0.0f && got[i] != 0.0f) return 0;
+    return 1;
+}
+
+/* ReLU applied: no negative output, and where the reference clamps to zero
+ * at most rounding-sized values (an exact zero cannot be promised where the
+ * pre-activation is itself within rounding of zero). */
+static int relu_applied(const float *got, const float *want, size_t n) {
+    double ss = 0;
+    for (size_t i = 0; i < n; i++) ss += (double)want[i] * want[i];
+    const double small = 1e-4 * sqrt(ss / (double)(n ? n : 1));
+    for (size_t i = 0; i < n; i++)
+        if (!(got[i] >= 0.0f) || (want[i] == 0.0f && got[i] > small)) return 0;
     return 1;
 }
 
@@ -203,6 +215,57 @@ static void check_winograd_positive(void) {
     wcm_free(y2);
 }
 
+/* Winograd F(6x6,3x3) where the kernels have it: through conv_forward at a
+ * size that takes it (96x100: partial tiles at the right edge), and directly
+ * on odd shapes (partial tiles everywhere, a batch, cin != cout, more than
+ * one work item per tile row): relative RMS error against the double
+ * reference <= 1e-5, ReLU zeros exact, 1, 2 and 3 threads bit-identical. */
+static void check_winograd6(const char *level) {
+    const wcm_simd_ops *ops = wcm_cpu_ops();
+    const wcm_conv_shape big = {1, 96, 100, 64, 64, 3};
+    if (!ops->winograd6) {
+        printf("skip F(6x6) checks: no F(6x6) kernels at level %s\n", level);
+        return;
+    }
+    CHECK(wcm_winograd6_pays(ops, &big), "%s: 96x100 64->64 takes F(6x6)", level);
+    static const shape6 odd[] = {{1, 96, 100, 64, 64, 3}, {2, 13, 19, 64, 64, 3}, {1, 7, 45, 16, 32, 3},
+                                 {1, 8, 250, 64, 64, 3},  {3, 1, 1, 32, 16, 3}};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        const wcm_conv_shape s = {odd[i].n, odd[i].h, odd[i].w, odd[i].cin, odd[i].cout, 3};
+        const size_t nx = (size_t)s.n * s.h * s.w * s.cin, ny = (size_t)s.n * s.h * s.w * s.cout;
+        const size_t nw = (size_t)9 * s.cin * s.cout;
+        unsigned long long seed = 77 + i;
+        float *x = rand_buf(nx, &seed), *w = rand_buf(nw, &seed);
+        float *want = wcm_alloc(sizeof(float) * ny), *y[3];
+        float *u6 = wcm_alloc(sizeof(float) * 64 * s.cin * s.cout);
+        float *scratch = wcm_alloc(sizeof(float) * wcm_winograd_scratch_floats(&s, 3));
+        wcm_backend_reference()->conv_forward(&s, x, w, want, WCM_CONV_RELU);
+        wcm_winograd6_weights(ops, &s, w, u6);
+        for (int t = 0; t < 3; t++) {
+            y[t] = wcm_alloc(sizeof(float) * ny);
+            omp_set_num_threads(t + 1);
+            if (i == 0 && t == 1) /* the router's path */
+                wcm_backend_cpu()->conv_forward(&s, x, w, y[t], WCM_CONV_RELU);
+            else
+                wcm_winograd6_forward_scratch(ops, &s, x, u6, y[t], WCM_CONV_RELU, scratch);
+        }
+        omp_set_num_threads(omp_get_num_procs());
+        const double e = rel_rms(y[0], want, ny);
+        int same = 1;
+        for (size_t k = 0; k < ny; k++) same &= y[0][k] == y[1][k] && y[0][k] == y[2][k];
+        CHECK(e <= 1e-5 && relu_applied(y[0], want, ny), "%s F(6x6) forward+relu n%d %dx%d %d->%d: rel RMS %.2e <= 1e-5",
+              level, s.n, s.h, s.w, s.cin, s.cout, e);
+        CHECK(same, "%s F(6x6) n%d %dx%d %d->%d: 1, 2 and 3 threads%s bit-identical", level, s.n, s.h, s.w, s.cin,
+              s.cout, i == 0 ? " (2 through conv_forward)" : "");
+        for (int t = 0; t < 3; t++) wcm_free(y[t]);
+        wcm_free(x);
+        wcm_free(w);
+        wcm_free(want);
+        wcm_free(u6);
+        wcm_free(scratch);
+    }
+}
+
 int main(void) {
     const int max_level = wcm_cpu_max_simd_level();
     printf("CPU supports up to %s\n", max_level == WCM_SIMD_AVX512 ? "avx512" : max_level == WCM_SIMD_AVX2 ? "avx2" : "portable");
@@ -220,6 +283,7 @@ int main(void) {
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) check_shape(&shapes[i], name, 2e-6);
         for (size_t i = 0; i < sizeof thread_shapes / sizeof thread_shapes[0]; i++) check_threads(&thread_shapes[i], name);
         check_winograd_positive();
+        check_winograd6(name);
     }
     wcm_cpu_force_simd_level(max_level);
     return t_done("test_conv");

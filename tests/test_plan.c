@@ -1,13 +1,15 @@
 /* Inference plans and the pointwise-run fusion of the CPU backend against
  * plain layer-by-layer forward passes: flat RF 5 (a run of 19 1x1 layers),
- * conditional RF 13 (runs of 3) and the low-pass net (all 3x3, Winograd) on
- * odd sizes and batches give bit-identical outputs, with 1 and 2 threads and
- * with Winograd on and off; the shifted Winograd forward (output over its
- * own input) equals the plain one; repeated forward passes and extra sampler
- * iterations allocate nothing (wcm_alloc_calls). */
+ * conditional RF 13 (runs of 3), the low-pass net (all 3x3, Winograd) and,
+ * with AVX-512, flat RF 13 at sizes whose 3x3 layers take Winograd F(6x6)
+ * (160x160, 96x100), on odd sizes and batches give bit-identical outputs,
+ * with 1 and 2 threads and with Winograd on and off; the shifted Winograd
+ * forward (output over its own input) equals the plain one; repeated forward
+ * passes and extra sampler iterations allocate nothing (wcm_alloc_calls). */
 #include <omp.h>
 #include <string.h>
 
+#include "cpu/cpu_conv.h"
 #include "testutil.h"
 #include "wcm/backend.h"
 #include "wcm/net.h"
@@ -198,6 +200,12 @@ int main(void) {
         check_net("low-pass", WCM_NET_LOWPASS, 40, 2, 33, 164); /* shifted, a stack of 2 images (36 items) */
     } else {
         printf("skip the shifted-forward network shapes: no Winograd kernels at SIMD level %s\n", wcm_cpu_simd_level());
+    }
+    if (wcm_cpu_ops()->winograd6) { /* F(6x6) layers: planned, unplanned, 1 and 2 threads alike */
+        check_net("flat RF 13", WCM_NET_FLAT, 13, 1, 160, 160);
+        check_net("flat RF 13", WCM_NET_FLAT, 13, 1, 96, 100);
+    } else {
+        printf("skip the F(6x6) network shapes: no F(6x6) kernels at SIMD level %s\n", wcm_cpu_simd_level());
     }
     check_shifted(1, 4, 4);
     check_shifted(1, 5, 170);

@@ -174,16 +174,9 @@ static int fast_forward(const wcm_conv_shape *s, const float *x, const float *w,
     const wcm_simd_ops *ops = wcm_cpu_ops();
     switch (route_of(s)) {
         case ROUTE_PLAIN: return -1;
-        case ROUTE_WINOGRAD: {
-            float *u = wcm_alloc(sizeof(float) * 36 * (size_t)s->cin * (size_t)s->cout);
-            if (u) {
-                wcm_winograd_weights(ops, s, w, u);
-                const int rc = wcm_winograd_forward(ops, s, x, u, y, flags);
-                wcm_free(u);
-                if (rc == 0) return 0;
-            }
+        case ROUTE_WINOGRAD:
+            if (wcm_winograd_forward(ops, s, x, w, y, flags) == 0) return 0;
             break; /* no memory: the direct kernel */
-        }
         case ROUTE_DOT: {
             float *wt = wcm_alloc(sizeof(float) * (size_t)s->k * s->k * s->cin * s->cout);
             if (!wt) return -1;
@@ -243,8 +236,10 @@ static void cpu_conv_backward_weights(const wcm_conv_shape *s, const float *x, c
 /* ---- inference plans ----
  * Layout: a header (an int of PLAN_* bits, padded to 64 bytes), the forward
  * weights, then the dot-kernel weights when the dot path applies, then the
- * Winograd transform U when Winograd was on and the layer qualifies. */
-enum { PLAN_HEADER = 16, PLAN_DOT = 1, PLAN_WINOGRAD = 2 };
+ * Winograd transform U when Winograd was on and the layer qualifies, and
+ * after it the F(6x6) transform U6 when the kernels have it (plans do not
+ * know the image size; the layer takes F(6x6) at the sizes where it pays). */
+enum { PLAN_HEADER = 16, PLAN_DOT = 1, PLAN_WINOGRAD = 2, PLAN_WINOGRAD6 = 4 };
 
 /* Pixels per tile of a pointwise run: two 64-channel activation tiles per
  * thread (2 x 48 KB) stay in L2 while the run's layers pass over them. */
@@ -257,14 +252,16 @@ static int plan_parts(const wcm_conv_shape *s) {
     int parts = dot_route(s) ? PLAN_DOT : 0;
     wcm_conv_shape any = *s; /* qualification apart from the image size */
     any.h = any.w = 4;
-    if (wcm_get_winograd() && wcm_winograd_qualifies(wcm_cpu_ops(), &any)) parts |= PLAN_WINOGRAD;
+    if (wcm_get_winograd() && wcm_winograd_qualifies(wcm_cpu_ops(), &any))
+        parts |= PLAN_WINOGRAD | (wcm_cpu_ops()->winograd6 ? PLAN_WINOGRAD6 : 0);
     return parts;
 }
 
 static size_t cpu_plan_size(const wcm_conv_shape *s) {
     const int parts = plan_parts(s);
     return PLAN_HEADER + weight_floats(s) * (parts & PLAN_DOT ? 2 : 1) +
-           (parts & PLAN_WINOGRAD ? (size_t)36 * s->cin * s->cout : 0);
+           (parts & PLAN_WINOGRAD ? (size_t)36 * s->cin * s->cout : 0) +
+           (parts & PLAN_WINOGRAD6 ? (size_t)64 * s->cin * s->cout : 0);
 }
 
 static void cpu_plan(const wcm_conv_shape *s, const float *w, float *plan) {
@@ -278,7 +275,11 @@ static void cpu_plan(const wcm_conv_shape *s, const float *w, float *plan) {
         wcm_dot_weights(s, w, p);
         p += weight_floats(s);
     }
-    if (parts & PLAN_WINOGRAD) wcm_winograd_weights(wcm_cpu_ops(), s, w, p);
+    if (parts & PLAN_WINOGRAD) {
+        wcm_winograd_weights(wcm_cpu_ops(), s, w, p);
+        p += (size_t)36 * s->cin * s->cout;
+    }
+    if (parts & PLAN_WINOGRAD6) wcm_winograd6_weights(wcm_cpu_ops(), s, w, p);
 }
 
 static size_t cpu_scratch_size(const wcm_conv_shape *s, int pointwise) {
@@ -296,6 +297,15 @@ static const float *plan_winograd_u(const wcm_conv_shape *s, const float *plan) 
     return plan + PLAN_HEADER + weight_floats(s) * (parts & PLAN_DOT ? 2 : 1);
 }
 
+/* The plan's F(6x6) transform when this layer runs F(6x6) at this size, else NULL. */
+static const float *plan_winograd6_u(const wcm_conv_shape *s, const float *plan) {
+    int parts;
+    memcpy(&parts, plan, sizeof parts);
+    const float *u = plan_winograd_u(s, plan);
+    if (!u || !(parts & PLAN_WINOGRAD6) || !wcm_winograd6_pays(wcm_cpu_ops(), s)) return NULL;
+    return u + (size_t)36 * s->cin * s->cout;
+}
+
 /* One layer from its plan, on the route an unplanned call would take; flags
  * may include WCM_CPU_SERIAL (direct and dot paths only). */
 static void plan_layer(const wcm_conv_shape *s, const float *x, const float *plan, float *y, int flags, float *scratch) {
@@ -307,8 +317,12 @@ static void plan_layer(const wcm_conv_shape *s, const float *x, const float *pla
     switch (route_of(s)) {
         case ROUTE_PLAIN: plain_forward(s, x, w, y, flags); return;
         case ROUTE_WINOGRAD: {
-            const float *u = plan_winograd_u(s, plan);
-            if (u && scratch) {
+            const float *u = plan_winograd_u(s, plan), *u6 = plan_winograd6_u(s, plan);
+            if (u6 && scratch) {
+                wcm_winograd6_forward_scratch(ops, s, x, u6, y, flags, scratch);
+                return;
+            }
+            if (u && scratch && !wcm_winograd6_pays(ops, s)) {
                 wcm_winograd_forward_scratch(ops, s, x, u, y, flags, scratch);
                 return;
             }
@@ -332,12 +346,13 @@ static void cpu_forward_plan(const wcm_conv_shape *s, const float *x, const floa
 }
 
 static int cpu_can_shift(const wcm_conv_shape *s, const float *plan) {
-    return !shape_empty(s) && plan_winograd_u(s, plan) && wcm_winograd_shift_pays(s);
+    return !shape_empty(s) && plan_winograd_u(s, plan) && wcm_winograd_shift_pays(wcm_cpu_ops(), s);
 }
 
 static int cpu_forward_shifted(const wcm_conv_shape *s, float *x, const float *plan, int down, int flags,
                                float *scratch) {
-    const float *u = shape_empty(s) || s->cin != s->cout ? NULL : plan_winograd_u(s, plan);
+    /* Never where the plain forward takes F(6x6): both must compute the same. */
+    const float *u = shape_empty(s) || s->cin != s->cout || wcm_winograd6_pays(wcm_cpu_ops(), s) ? NULL : plan_winograd_u(s, plan);
     if (!u) return -1;
     wcm_winograd_forward_shifted(wcm_cpu_ops(), s, x, u, down, flags & ~WCM_CPU_SERIAL, scratch);
     return 0;

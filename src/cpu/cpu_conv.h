@@ -98,6 +98,14 @@ typedef struct {
     void (*weights_adjoint)(const float *du, int cin, int cout, int ci0, int ci1, float *dw, int accumulate);
 } wcm_winograd_ops;
 
+/* Winograd F(6x6,3x3) forward pieces, as above with 8x8 patches, 64
+ * transform points and 6x6 output blocks (inference only). */
+typedef struct {
+    void (*weights)(const float *w, int cin, int cout, int ci0, int ci1, float *u);
+    void (*input)(const float *x, int h, int w, int c, int row, int col, float *v, ptrdiff_t v_stride);
+    void (*output)(const float *m, ptrdiff_t m_stride, int c, float *y, int h, int w, int row, int col, int relu);
+} wcm_winograd6_ops;
+
 /* One register tile of a sum of outer products (the backward-weights pass of
  * 1x1 layers):
  *     dw[r * ldw + c] (= when fresh, else +=) sum over p < k of
@@ -138,6 +146,7 @@ typedef struct {
     void (*tile)(const wcm_tile_job *job);
     void (*dot)(const wcm_dot_job *job);
     const wcm_winograd_ops *winograd;
+    const wcm_winograd6_ops *winograd6;
     void (*outer)(const wcm_outer_job *job); /* NULL: 1x1 backward weights through tile jobs */
 } wcm_simd_ops;
 
@@ -176,9 +185,10 @@ void wcm_dot_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const flo
 void wcm_dot_weights(const wcm_conv_shape *s, const float *w, float *wt);
 void wcm_direct_backward_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *dy,
                                  float *dw, int flags);
-/* Winograd forward (winograd.c); u from wcm_winograd_weights. Returns 0, or
- * -1 when scratch memory is unavailable (nothing written). */
-int wcm_winograd_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u, float *y,
+/* Winograd forward (winograd.c) from the forward weights w, F(6x6) where
+ * wcm_winograd6_pays, else F(4x4). Returns 0, or -1 when memory is
+ * unavailable (nothing written). */
+int wcm_winograd_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *w, float *y,
                          int flags);
 /* The same with caller-provided scratch of wcm_winograd_scratch_floats(s,
  * threads) floats, threads >= the size of the parallel team (no allocation). */
@@ -190,10 +200,19 @@ void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape 
  * rows; scratch as above. The buffer must hold the 4 rows beyond x on that side. */
 void wcm_winograd_forward_shifted(const wcm_simd_ops *ops, const wcm_conv_shape *s, float *x, const float *u, int down,
                                   int flags, float *scratch);
-/* Whether the shifted forward is worth it for shape s (cin = cout, enough work items). */
-int wcm_winograd_shift_pays(const wcm_conv_shape *s);
+/* Whether the shifted forward is worth it for shape s (cin = cout, enough
+ * work items, not an F(6x6) shape). */
+int wcm_winograd_shift_pays(const wcm_simd_ops *ops, const wcm_conv_shape *s);
 /* 36 * cin * cout floats. */
 void wcm_winograd_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *w, float *u);
+/* F(6x6,3x3) forward (ops->winograd6 set): u6 (64 x cin x cout) from
+ * wcm_winograd6_weights, scratch as for wcm_winograd_forward_scratch; used
+ * for the shapes where wcm_winograd6_pays (forward only: the backward passes
+ * stay F(4x4), whose forward differs by rounding, about 2e-6 relative). */
+int wcm_winograd6_pays(const wcm_simd_ops *ops, const wcm_conv_shape *s);
+void wcm_winograd6_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *w, float *u6);
+void wcm_winograd6_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u6,
+                                   float *y, int flags, float *scratch);
 int wcm_winograd_qualifies(const wcm_simd_ops *ops, const wcm_conv_shape *s);
 /* Backward-weights through the same transforms (the exact gradient of the
  * Winograd forward, i.e. of the convolution): dU[xi] = sum over tiles of

@@ -203,6 +203,7 @@ static void tile_avx512(const wcm_tile_job *j) {
 static void dot_avx512(const wcm_dot_job *j) { dot_table[j->rows - 1][j->ncols - 1](j); }
 
 extern const wcm_winograd_ops wcm_winograd_avx512;
+extern const wcm_winograd6_ops wcm_winograd6_avx512;
 
 const wcm_simd_ops wcm_simd_avx512 = {
     .level = WCM_SIMD_AVX512,
@@ -211,5 +212,6 @@ const wcm_simd_ops wcm_simd_avx512 = {
     .tile = tile_avx512,
     .dot = dot_avx512,
     .winograd = &wcm_winograd_avx512,
+    .winograd6 = &wcm_winograd6_avx512,
     .outer = outer_avx512,
 };

@@ -32,20 +32,22 @@ void wcm_winograd_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, cons
     }
 }
 
-/* Output tiles per work item: runs of equal length along a tile row. */
-static int tiles_per_block(int w) {
-    const int tiles_w = (w + 3) / 4;
+/* Output tiles per work item (tile side m): runs of equal length along a tile row. */
+static int tiles_per_block(int w, int m) {
+    const int tiles_w = (w + m - 1) / m;
     const int blocks = (tiles_w + WG_TILES - 1) / WG_TILES;
     return (tiles_w + blocks - 1) / blocks;
 }
 
 /* Work items per tile row, and in all (n images). */
-static int blocks_per_row(int w) {
-    const int tiles_w = (w + 3) / 4, per_block = tiles_per_block(w);
+static int blocks_per_row(int w, int m) {
+    const int tiles_w = (w + m - 1) / m, per_block = tiles_per_block(w, m);
     return (tiles_w + per_block - 1) / per_block;
 }
 
-static long item_count(const wcm_conv_shape *s) { return (long)s->n * ((s->h + 3) / 4) * blocks_per_row(s->w); }
+static long item_count(const wcm_conv_shape *s, int m) {
+    return (long)s->n * ((s->h + m - 1) / m) * blocks_per_row(s->w, m);
+}
 
 /* M overwrites V in place when the tile kernel covers all output channels in
  * one column block and cin == cout: the kernel reads its whole A block (V
@@ -54,28 +56,51 @@ static int forward_in_place(const wcm_simd_ops *ops, const wcm_conv_shape *s) {
     return s->cin == s->cout && s->cout <= ops->max_cols;
 }
 
-static size_t forward_floats_per_thread(const wcm_simd_ops *ops, const wcm_conv_shape *s) {
-    return (size_t)36 * tiles_per_block(s->w) * (size_t)(s->cin + (forward_in_place(ops, s) ? 0 : s->cout));
+static size_t forward_floats_per_thread(const wcm_simd_ops *ops, const wcm_conv_shape *s, int m) {
+    return (size_t)(m + 2) * (m + 2) * tiles_per_block(s->w, m) * (size_t)(s->cin + (forward_in_place(ops, s) ? 0 : s->cout));
 }
 
 /* The shifted forward's shared state: a claim counter and one flag per item. */
 static size_t shifted_shared_floats(const wcm_conv_shape *s) {
-    return (16 + (size_t)item_count(s) + 15) / 16 * 16; /* keeps the thread areas 64-byte aligned */
+    return (16 + (size_t)item_count(s, 4) + 15) / 16 * 16; /* keeps the thread areas 64-byte aligned */
 }
 
 size_t wcm_winograd_scratch_floats(const wcm_conv_shape *s, int threads) {
     /* Sized for either layout and for the shifted forward, so that callers
      * need not know which. */
-    return (size_t)36 * tiles_per_block(s->w) * (size_t)(s->cin + s->cout) * (size_t)(threads > 0 ? threads : 1) +
-           shifted_shared_floats(s);
+    const size_t f4 = (size_t)36 * tiles_per_block(s->w, 4), f6 = (size_t)64 * tiles_per_block(s->w, 6);
+    return (f4 > f6 ? f4 : f6) * (size_t)(s->cin + s->cout) * (size_t)(threads > 0 ? threads : 1) + shifted_shared_floats(s);
 }
 
-int wcm_winograd_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u, float *y,
+/* F(6x6) where it measured faster than F(4x4) (64->64 layers, 2 threads,
+ * alternating A/B): 160x160 4-6%, 96x96 9%, but 80x80 4% slower (its 6x6
+ * tiles cover 84x84) and a batch of 16 40x40 images 11% slower. So: images
+ * of at least 96x96 whose 6x6 tiles waste at most 3% more area than 4x4 ones,
+ * and no wider than one work item of 4x4 tiles (wider layers shift instead,
+ * see forward_shifted). A function of the shape alone, so that planned and
+ * unplanned passes and any thread count compute the same. */
+int wcm_winograd6_pays(const wcm_simd_ops *ops, const wcm_conv_shape *s) {
+    if (!ops->winograd6 || !wcm_winograd_qualifies(ops, s) || s->h < 96 || s->w < 96 || blocks_per_row(s->w, 4) > 1)
+        return 0;
+    const double area6 = (double)((s->h + 5) / 6 * 6) * ((s->w + 5) / 6 * 6);
+    const double area4 = (double)((s->h + 3) / 4 * 4) * ((s->w + 3) / 4 * 4);
+    return area6 <= 1.03 * area4;
+}
+
+int wcm_winograd_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *w, float *y,
                          int flags) {
-    float *scratch = wcm_alloc(sizeof(float) * wcm_winograd_scratch_floats(s, omp_get_max_threads()));
-    if (!scratch) return -1;
-    wcm_winograd_forward_scratch(ops, s, x, u, y, flags, scratch);
-    wcm_free(scratch);
+    const int f6 = wcm_winograd6_pays(ops, s);
+    const size_t u_floats = (size_t)(f6 ? 64 : 36) * s->cin * s->cout;
+    float *u = wcm_alloc(sizeof(float) * (u_floats + wcm_winograd_scratch_floats(s, omp_get_max_threads())));
+    if (!u) return -1;
+    if (f6) {
+        wcm_winograd6_weights(ops, s, w, u);
+        wcm_winograd6_forward_scratch(ops, s, x, u, y, flags, u + u_floats);
+    } else {
+        wcm_winograd_weights(ops, s, w, u);
+        wcm_winograd_forward_scratch(ops, s, x, u, y, flags, u + u_floats);
+    }
+    wcm_free(u);
     return 0;
 }
 
@@ -101,6 +126,9 @@ typedef struct {
     const float *x, *u;
     float *y;
     int relu, tiles_h, tiles_w, per_block;
+    int m, points; /* tile side (4 or 6) and transform points ((m + 2)^2) */
+    void (*input)(const float *x, int h, int w, int c, int row, int col, float *v, ptrdiff_t v_stride);
+    void (*output)(const float *m, ptrdiff_t m_stride, int c, float *y, int h, int w, int row, int col, int relu);
 } wg_forward_job;
 
 /* The items one pipeline computes, in one of two orders:
@@ -212,18 +240,18 @@ static void wait_overwritten_inputs(const wg_sequence *q, long p, long next) {
 static void forward_items(const wg_forward_job *f, wg_sequence *q, float *V, float *M) {
     const wcm_conv_shape *s = f->s;
     const int H = s->h, W = s->w, CI = s->cin, CO = s->cout;
-    const ptrdiff_t v_tile = (ptrdiff_t)36 * CI, m_tile = (ptrdiff_t)36 * CO;
+    const int P = f->points, m = f->m;
+    const ptrdiff_t v_tile = (ptrdiff_t)P * CI, m_tile = (ptrdiff_t)P * CO;
     const size_t in_img = (size_t)H * W * CI, out_img = (size_t)H * W * CO;
     const int step = f->ops->max_cols;
-    const wcm_winograd_ops *wg = f->ops->winograd;
     wg_item cur;
     long pos;
     if (!sequence_next(q, f, &cur, &pos)) return;
     for (int t = 0; t < cur.nt; t++)
-        wg->input(f->x + cur.n * in_img, H, W, CI, 4 * cur.ti - 1, 4 * (cur.tj0 + t) - 1, V + t * v_tile, CI);
+        f->input(f->x + cur.n * in_img, H, W, CI, m * cur.ti - 1, m * (cur.tj0 + t) - 1, V + t * v_tile, CI);
     if (q->input_read) __atomic_store_n(&q->input_read[pos], 1, __ATOMIC_RELEASE);
     for (int more = 1; more;) {
-        for (int xi = 0; xi < 36; xi++) {
+        for (int xi = 0; xi < P; xi++) {
             wcm_tile_job j;
             j.pf = WCM_NO_PREFETCH;
             j.nseg = 1;
@@ -252,9 +280,9 @@ static void forward_items(const wg_forward_job *f, wg_sequence *q, float *V, flo
         if (q->input_read) wait_overwritten_inputs(q, pos, next_pos);
         float *yimg = f->y + cur.n * out_img;
         for (int t = 0; t < cur.nt || t < next_nt; t++) {
-            if (t < cur.nt) wg->output(M + t * m_tile, CO, CO, yimg, H, W, 4 * cur.ti, 4 * (cur.tj0 + t), f->relu);
+            if (t < cur.nt) f->output(M + t * m_tile, CO, CO, yimg, H, W, m * cur.ti, m * (cur.tj0 + t), f->relu);
             if (t < next_nt)
-                wg->input(f->x + next.n * in_img, H, W, CI, 4 * next.ti - 1, 4 * (next.tj0 + t) - 1, V + t * v_tile, CI);
+                f->input(f->x + next.n * in_img, H, W, CI, m * next.ti - 1, m * (next.tj0 + t) - 1, V + t * v_tile, CI);
         }
         if (q->input_read && next_pos >= 0) __atomic_store_n(&q->input_read[next_pos], 1, __ATOMIC_RELEASE);
         cur = next;
@@ -269,11 +297,20 @@ static void forward_items(const wg_forward_job *f, wg_sequence *q, float *V, flo
  * layer for the other at the end, 10 us with the shrinking runs; 160x160 4-5%
  * faster, 320x320 3%, a batch of 16 40x40 images 1%, one 40x40 image 6%.
  * Each tile is computed alike in any run, so results do not depend on it. */
-void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u,
-                                  float *y, int flags, float *scratch) {
-    wg_forward_job f = {ops, s, x, u, y, (flags & WCM_CONV_RELU) != 0, (s->h + 3) / 4, (s->w + 3) / 4, tiles_per_block(s->w)};
-    const long items = item_count(s);
-    const size_t per_thread = forward_floats_per_thread(ops, s);
+static wg_forward_job forward_job(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u,
+                                  float *y, int flags, int m) {
+    wg_forward_job f = {ops, s, x, u, y, (flags & WCM_CONV_RELU) != 0, (s->h + m - 1) / m, (s->w + m - 1) / m,
+                        tiles_per_block(s->w, m), m, (m + 2) * (m + 2), NULL, NULL};
+    f.input = m == 6 ? ops->winograd6->input : ops->winograd->input;
+    f.output = m == 6 ? ops->winograd6->output : ops->winograd->output;
+    return f;
+}
+
+static void forward_claimed(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u, float *y,
+                            int flags, float *scratch, int m) {
+    const wg_forward_job f = forward_job(ops, s, x, u, y, flags, m);
+    const long items = item_count(s, m);
+    const size_t per_thread = forward_floats_per_thread(ops, s, m);
     const int in_place = forward_in_place(ops, s);
     const int upi = units_per_item(f.per_block);
     long claims = 0;
@@ -281,9 +318,28 @@ void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape 
     {
         const int th = omp_get_thread_num();
         float *V = scratch + per_thread * (size_t)th;
-        float *M = in_place ? V : V + (size_t)f.per_block * 36 * s->cin;
+        float *M = in_place ? V : V + (size_t)f.per_block * f.points * s->cin;
         wg_sequence q = {&claims, 0, NULL, 0, 1, 0, items * upi, 0, 0, upi, omp_get_num_threads()};
         forward_items(&f, &q, V, M);
+    }
+}
+
+void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u,
+                                  float *y, int flags, float *scratch) {
+    forward_claimed(ops, s, x, u, y, flags, scratch, 4);
+}
+
+void wcm_winograd6_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u,
+                                   float *y, int flags, float *scratch) {
+    forward_claimed(ops, s, x, u, y, flags, scratch, 6);
+}
+
+void wcm_winograd6_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *w, float *u) {
+    const int cin = s->cin;
+#pragma omp parallel
+    {
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        ops->winograd6->weights(w, cin, s->cout, (int)((long)cin * t / nt), (int)((long)cin * (t + 1) / nt), u);
     }
 }
 
@@ -317,20 +373,19 @@ void wcm_winograd_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape 
 /* The waits above assume the shift is one tile row. */
 _Static_assert(WCM_SHIFT_ROWS == 4, "the shifted forward moves by one 4-row tile row");
 
-int wcm_winograd_shift_pays(const wcm_conv_shape *s) {
-    return s->cin == s->cout && item_count(s) >= WG_SHIFT_MIN_ITEMS &&
-           (blocks_per_row(s->w) >= 2 || omp_get_max_threads() == 1);
+int wcm_winograd_shift_pays(const wcm_simd_ops *ops, const wcm_conv_shape *s) {
+    return s->cin == s->cout && !wcm_winograd6_pays(ops, s) && item_count(s, 4) >= WG_SHIFT_MIN_ITEMS &&
+           (blocks_per_row(s->w, 4) >= 2 || omp_get_max_threads() == 1);
 }
 
 void wcm_winograd_forward_shifted(const wcm_simd_ops *ops, const wcm_conv_shape *s, float *x, const float *u, int down,
                                   int flags, float *scratch) {
     const ptrdiff_t shift = (ptrdiff_t)WCM_SHIFT_ROWS * s->w * s->cout;
-    wg_forward_job f = {ops, s, x, u, down ? x + shift : x - shift, (flags & WCM_CONV_RELU) != 0, (s->h + 3) / 4,
-                        (s->w + 3) / 4, tiles_per_block(s->w)};
-    const int blocks = blocks_per_row(s->w);
-    const size_t per_thread = forward_floats_per_thread(ops, s);
+    const wg_forward_job f = forward_job(ops, s, x, u, down ? x + shift : x - shift, flags, 4);
+    const int blocks = blocks_per_row(s->w, 4);
+    const size_t per_thread = forward_floats_per_thread(ops, s, 4);
     const int in_place = forward_in_place(ops, s);
-    const long items = item_count(s);
+    const long items = item_count(s, 4);
     long *claims = (long *)scratch;
     int *input_read = (int *)(claims + 4);
     float *areas = scratch + shifted_shared_floats(s);
