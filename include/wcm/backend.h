@@ -49,7 +49,8 @@ typedef struct wcm_backend {
      * can_shift, forward_shifted (optional pair): whether forward_shifted
      *   pays for layer s with this plan; forward_shifted computes it as
      *   forward_plan but over the input's own buffer, or returns -1 without
-     *   writing anything when the plan cannot (no Winograd part, cin != cout):
+     *   writing anything when the plan cannot (no Winograd part, cin != cout,
+     *   or a size where forward_plan takes Winograd F(6x6)):
      *   y = x - WCM_SHIFT_ROWS rows (up, down == 0) or x + WCM_SHIFT_ROWS
      *   rows (down); rows of w * cout floats, the n images one stack of rows
      *   (cin = cout). The buffer must extend that far beyond the stack.
@@ -79,7 +80,8 @@ const wcm_backend *wcm_get_backend(void);
 /* Which SIMD level the CPU kernels use: "avx512", "avx2" or "portable".
  * WCM_SIMD=portable|avx2|avx512 in the environment caps it (for valgrind). */
 const char *wcm_cpu_simd_level(void);
-/* Winograd F(4x4,3x3) for 3x3 layers with many channels (default on). */
+/* Winograd for 3x3 layers with many channels (default on): F(4x4,3x3), and
+ * for the forward at images of 96x96 and more where it pays, F(6x6,3x3). */
 void wcm_set_winograd(int enabled);
 int wcm_get_winograd(void);
 

@@ -1,6 +1,7 @@
 /* The CPU backend: picks the SIMD level once (AVX-512, AVX2+FMA or portable,
- * capped by WCM_SIMD), then routes each convolution to Winograd, the dot
- * kernel (few output channels) or the direct tiled kernels.
+ * capped by WCM_SIMD), then routes each convolution to Winograd (F(4x4), or
+ * F(6x6) at the sizes where wcm_winograd6_pays), the dot kernel (few output
+ * channels) or the direct tiled kernels.
  *
  * Backward-data is the forward convolution of dy with the kernel flipped in
  * space and transposed in channels, w'[ky][kx][co][ci] = w[K-1-ky][K-1-kx][ci][co],

@@ -207,8 +207,9 @@ int wcm_winograd_shift_pays(const wcm_simd_ops *ops, const wcm_conv_shape *s);
 void wcm_winograd_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *w, float *u);
 /* F(6x6,3x3) forward (ops->winograd6 set): u6 (64 x cin x cout) from
  * wcm_winograd6_weights, scratch as for wcm_winograd_forward_scratch; used
- * for the shapes where wcm_winograd6_pays (forward only: the backward passes
- * stay F(4x4), whose forward differs by rounding, about 2e-6 relative). */
+ * for the shapes where wcm_winograd6_pays by the forward and backward-data
+ * routes (backward-weights stays the exact gradient of the F(4x4) forward,
+ * which differs from F(6x6) by rounding, about 2e-6 relative). */
 int wcm_winograd6_pays(const wcm_simd_ops *ops, const wcm_conv_shape *s);
 void wcm_winograd6_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *w, float *u6);
 void wcm_winograd6_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u6,

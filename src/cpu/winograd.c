@@ -1,12 +1,14 @@
-/* Winograd F(4x4,3x3) convolution driver.
+/* Winograd F(4x4,3x3) convolution driver, and the F(6x6,3x3) forward.
  *
  * Each work item is a run of up to WG_TILES 4x4 output tiles along one tile
  * row of one image: the input patches are transformed into V[tiles][36][cin],
  * multiplied per transform point by U[36][cin][cout] with the level's tile
  * kernel (36 small GEMMs whose B matrix stays in L1), and the results
  * M[tiles][36][cout] are transformed back into the output. 36 multiplies per
- * 16 outputs instead of 144. Every output is computed by one thread in a fixed
- * order, so results do not depend on the thread count. */
+ * 16 outputs instead of 144. The F(6x6) forward is the same pipeline with
+ * 6x6 tiles and 64 transform points (64 multiplies per 36 outputs; U6 is
+ * 1 MB for 64->64, V 16 KB per tile). Every output is computed by one thread
+ * in a fixed order, so results do not depend on the thread count. */
 #include <omp.h>
 #include <sched.h>
 #include <string.h>
