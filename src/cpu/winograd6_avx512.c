@@ -56,41 +56,6 @@ static T512 void wg6_weights(const float *w, int cin, int cout, int ci0, int ci1
         }
 }
 
-/* BT d, factored: 26 operations. */
-INLINE T512 void bt8(const __m512 *d, __m512 *o) {
-    const __m512 c525 = _mm512_set1_ps(5.25f), m425 = _mm512_set1_ps(-4.25f);
-    o[0] = _mm512_fmadd_ps(c525, _mm512_sub_ps(d[4], d[2]), _mm512_sub_ps(d[0], d[6]));
-    o[7] = _mm512_fmadd_ps(c525, _mm512_sub_ps(d[3], d[5]), _mm512_sub_ps(d[7], d[1]));
-    const __m512 t1 = _mm512_fmadd_ps(m425, d[4], _mm512_add_ps(d[2], d[6]));
-    const __m512 t2 = _mm512_fmadd_ps(m425, d[3], _mm512_add_ps(d[1], d[5]));
-    o[1] = _mm512_add_ps(t1, t2);
-    o[2] = _mm512_sub_ps(t1, t2);
-    const __m512 t3 = _mm512_fmadd_ps(_mm512_set1_ps(-1.25f), d[4], _mm512_fmadd_ps(_mm512_set1_ps(0.25f), d[2], d[6]));
-    const __m512 t4 = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d[5],
-                                      _mm512_fmadd_ps(_mm512_set1_ps(-2.5f), d[3], _mm512_mul_ps(_mm512_set1_ps(0.5f), d[1])));
-    o[3] = _mm512_add_ps(t3, t4);
-    o[4] = _mm512_sub_ps(t3, t4);
-    const __m512 t5 = _mm512_fmadd_ps(_mm512_set1_ps(-5.0f), d[4], _mm512_fmadd_ps(_mm512_set1_ps(4.0f), d[2], d[6]));
-    const __m512 t6 = _mm512_fmadd_ps(_mm512_set1_ps(0.5f), d[5],
-                                      _mm512_fmadd_ps(_mm512_set1_ps(-2.5f), d[3], _mm512_mul_ps(_mm512_set1_ps(2.0f), d[1])));
-    o[5] = _mm512_add_ps(t5, t6);
-    o[6] = _mm512_sub_ps(t5, t6);
-}
-
-/* AT m, factored: 20 operations. */
-INLINE T512 void at6(const __m512 *m, __m512 *o) {
-    const __m512 a12 = _mm512_add_ps(m[1], m[2]), s12 = _mm512_sub_ps(m[1], m[2]);
-    const __m512 a34 = _mm512_add_ps(m[3], m[4]), s34 = _mm512_sub_ps(m[3], m[4]);
-    const __m512 a56 = _mm512_add_ps(m[5], m[6]), s56 = _mm512_sub_ps(m[5], m[6]);
-    o[0] = _mm512_add_ps(_mm512_add_ps(m[0], a12), _mm512_add_ps(a34, a56));
-    o[1] = _mm512_fmadd_ps(_mm512_set1_ps(0.5f), s56, _mm512_fmadd_ps(_mm512_set1_ps(2.0f), s34, s12));
-    o[2] = _mm512_fmadd_ps(_mm512_set1_ps(0.25f), a56, _mm512_fmadd_ps(_mm512_set1_ps(4.0f), a34, a12));
-    o[3] = _mm512_fmadd_ps(_mm512_set1_ps(0.125f), s56, _mm512_fmadd_ps(_mm512_set1_ps(8.0f), s34, s12));
-    o[4] = _mm512_fmadd_ps(_mm512_set1_ps(0.0625f), a56, _mm512_fmadd_ps(_mm512_set1_ps(16.0f), a34, a12));
-    o[5] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(0.03125f), s56, _mm512_fmadd_ps(_mm512_set1_ps(32.0f), s34, s12)),
-                         m[7]);
-}
-
 /* Two outputs of BT d: pair 0 = outputs 0 and 7, 1 = 1 and 2, 2 = 3 and 4,
  * 3 = 5 and 6 (the pairs share no terms with each other). */
 INLINE T512 void bt8_pair(const __m512 *d, __m512 *o, const int pair) {
@@ -116,6 +81,18 @@ INLINE T512 void bt8_pair(const __m512 *d, __m512 *o, const int pair) {
                                           _mm512_fmadd_ps(_mm512_set1_ps(-2.5f), d[3], _mm512_mul_ps(_mm512_set1_ps(2.0f), d[1])));
         o[0] = _mm512_add_ps(t5, t6);
         o[1] = _mm512_sub_ps(t5, t6);
+    }
+}
+
+/* BT d, factored: 26 operations (the four pairs). */
+INLINE T512 void bt8(const __m512 *d, __m512 *o) {
+    static const int outs[4][2] = {{0, 7}, {1, 2}, {3, 4}, {5, 6}};
+#pragma GCC unroll 4
+    for (int pair = 0; pair < 4; pair++) {
+        __m512 p[2];
+        bt8_pair(d, p, pair);
+        o[outs[pair][0]] = p[0];
+        o[outs[pair][1]] = p[1];
     }
 }
 
@@ -194,7 +171,15 @@ INLINE T512 void at6_half(const __m512 *m, __m512 *o, const int odd) {
     }
 }
 
-/* Output rows 1 + odd, 3 + odd, 5 + odd: the column transforms' half for
+/* AT m, factored: 20 operations (the two halves). */
+INLINE T512 void at6(const __m512 *m, __m512 *o) {
+    __m512 even[3], odd[3];
+    at6_half(m, even, 0);
+    at6_half(m, odd, 1);
+    o[0] = even[0], o[1] = odd[0], o[2] = even[1], o[3] = odd[1], o[4] = even[2], o[5] = odd[2];
+}
+
+/* Output rows odd, 2 + odd, 4 + odd: the column transforms' half for
  * all 8 columns (24 values in registers), then each row's transform. */
 INLINE T512 void wg6_output_half(const float *m, ptrdiff_t m_stride, int c, float *y, int h, int w, int row, int col,
                                  int relu, const int full, int c0, const int odd) {
