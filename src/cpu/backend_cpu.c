@@ -247,6 +247,8 @@ enum { PLAN_HEADER = 16, PLAN_DOT = 1, PLAN_WINOGRAD = 2, PLAN_WINOGRAD6 = 4 };
 #define POINTWISE_PIXELS 192
 
 static size_t weight_floats(const wcm_conv_shape *s) { return (size_t)s->k * s->k * s->cin * s->cout; }
+/* A Winograd weight transform: one cin x cout matrix per transform point (36 or 64). */
+static size_t u_floats(const wcm_conv_shape *s, int points) { return (size_t)points * s->cin * s->cout; }
 
 static int plan_parts(const wcm_conv_shape *s) {
     if (!fast_k(s)) return 0;
@@ -261,8 +263,7 @@ static int plan_parts(const wcm_conv_shape *s) {
 static size_t cpu_plan_size(const wcm_conv_shape *s) {
     const int parts = plan_parts(s);
     return PLAN_HEADER + weight_floats(s) * (parts & PLAN_DOT ? 2 : 1) +
-           (parts & PLAN_WINOGRAD ? (size_t)36 * s->cin * s->cout : 0) +
-           (parts & PLAN_WINOGRAD6 ? (size_t)64 * s->cin * s->cout : 0);
+           (parts & PLAN_WINOGRAD ? u_floats(s, 36) : 0) + (parts & PLAN_WINOGRAD6 ? u_floats(s, 64) : 0);
 }
 
 static void cpu_plan(const wcm_conv_shape *s, const float *w, float *plan) {
@@ -278,7 +279,7 @@ static void cpu_plan(const wcm_conv_shape *s, const float *w, float *plan) {
     }
     if (parts & PLAN_WINOGRAD) {
         wcm_winograd_weights(wcm_cpu_ops(), s, w, p);
-        p += (size_t)36 * s->cin * s->cout;
+        p += u_floats(s, 36);
     }
     if (parts & PLAN_WINOGRAD6) wcm_winograd6_weights(wcm_cpu_ops(), s, w, p);
 }
@@ -298,13 +299,12 @@ static const float *plan_winograd_u(const wcm_conv_shape *s, const float *plan) 
     return plan + PLAN_HEADER + weight_floats(s) * (parts & PLAN_DOT ? 2 : 1);
 }
 
-/* The plan's F(6x6) transform when this layer runs F(6x6) at this size, else NULL. */
+/* The F(6x6) transform U6 inside a layer's plan (after U), or NULL as above. */
 static const float *plan_winograd6_u(const wcm_conv_shape *s, const float *plan) {
     int parts;
     memcpy(&parts, plan, sizeof parts);
     const float *u = plan_winograd_u(s, plan);
-    if (!u || !(parts & PLAN_WINOGRAD6) || !wcm_winograd6_pays(wcm_cpu_ops(), s)) return NULL;
-    return u + (size_t)36 * s->cin * s->cout;
+    return u && (parts & PLAN_WINOGRAD6) ? u + u_floats(s, 36) : NULL;
 }
 
 /* One layer from its plan, on the route an unplanned call would take; flags
@@ -318,13 +318,10 @@ static void plan_layer(const wcm_conv_shape *s, const float *x, const float *pla
     switch (route_of(s)) {
         case ROUTE_PLAIN: plain_forward(s, x, w, y, flags); return;
         case ROUTE_WINOGRAD: {
-            const float *u = plan_winograd_u(s, plan), *u6 = plan_winograd6_u(s, plan);
-            if (u6 && scratch) {
-                wcm_winograd6_forward_scratch(ops, s, x, u6, y, flags, scratch);
-                return;
-            }
-            if (u && scratch && !wcm_winograd6_pays(ops, s)) {
-                wcm_winograd_forward_scratch(ops, s, x, u, y, flags, scratch);
+            const int f6 = wcm_winograd6_pays(ops, s);
+            const float *u = f6 ? plan_winograd6_u(s, plan) : plan_winograd_u(s, plan);
+            if (u && scratch) {
+                (f6 ? wcm_winograd6_forward_scratch : wcm_winograd_forward_scratch)(ops, s, x, u, y, flags, scratch);
                 return;
             }
             break;
@@ -353,7 +350,8 @@ static int cpu_can_shift(const wcm_conv_shape *s, const float *plan) {
 static int cpu_forward_shifted(const wcm_conv_shape *s, float *x, const float *plan, int down, int flags,
                                float *scratch) {
     /* Never where the plain forward takes F(6x6): both must compute the same. */
-    const float *u = shape_empty(s) || s->cin != s->cout || wcm_winograd6_pays(wcm_cpu_ops(), s) ? NULL : plan_winograd_u(s, plan);
+    const int refused = shape_empty(s) || s->cin != s->cout || wcm_winograd6_pays(wcm_cpu_ops(), s);
+    const float *u = refused ? NULL : plan_winograd_u(s, plan);
     if (!u) return -1;
     wcm_winograd_forward_shifted(wcm_cpu_ops(), s, x, u, down, flags & ~WCM_CPU_SERIAL, scratch);
     return 0;

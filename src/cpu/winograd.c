@@ -25,20 +25,29 @@
  * before them. Two cache lines: one 160x160 layer 1-2% faster (alternating
  * A/B; one and three lines measured alike). F(4x4) tiles (9 KB) need none. */
 #define WG6_TILE_PAD 32
-static int tile_pad(int m) { return m == 6 ? WG6_TILE_PAD : 0; }
 
 int wcm_winograd_qualifies(const wcm_simd_ops *ops, const wcm_conv_shape *s) {
     return ops->winograd && s->k == 3 && s->cin >= 16 && s->cout >= 16 && s->cin % 16 == 0 && s->cout % 16 == 0 &&
            s->h >= 4 && s->w >= 4;
 }
 
-void wcm_winograd_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *w, float *u) {
+/* A weight transform (F(4x4) or F(6x6)), the input channels shared among the threads. */
+static void transform_weights(void (*weights)(const float *, int, int, int, int, float *), const wcm_conv_shape *s,
+                              const float *w, float *u) {
     const int cin = s->cin;
 #pragma omp parallel
     {
         const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        ops->winograd->weights(w, cin, s->cout, (int)((long)cin * t / nt), (int)((long)cin * (t + 1) / nt), u);
+        weights(w, cin, s->cout, (int)((long)cin * t / nt), (int)((long)cin * (t + 1) / nt), u);
     }
+}
+
+void wcm_winograd_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *w, float *u) {
+    transform_weights(ops->winograd->weights, s, w, u);
+}
+
+void wcm_winograd6_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *w, float *u6) {
+    transform_weights(ops->winograd6->weights, s, w, u6);
 }
 
 /* Output tiles per work item (tile side m): runs of equal length along a tile row. */
@@ -65,9 +74,11 @@ static int forward_in_place(const wcm_simd_ops *ops, const wcm_conv_shape *s) {
     return s->cin == s->cout && s->cout <= ops->max_cols;
 }
 
+/* Floats of one tile's transform points for c channels, with the gap to the next tile. */
+static size_t tile_floats(int m, int c) { return (size_t)(m + 2) * (m + 2) * c + (m == 6 ? WG6_TILE_PAD : 0); }
+
 static size_t forward_floats_per_thread(const wcm_simd_ops *ops, const wcm_conv_shape *s, int m) {
-    const size_t P = (size_t)(m + 2) * (m + 2), pad = (size_t)tile_pad(m);
-    return tiles_per_block(s->w, m) * (P * s->cin + pad + (forward_in_place(ops, s) ? 0 : P * s->cout + pad));
+    return tiles_per_block(s->w, m) * (tile_floats(m, s->cin) + (forward_in_place(ops, s) ? 0 : tile_floats(m, s->cout)));
 }
 
 /* The shifted forward's shared state: a claim counter and one flag per item. */
@@ -78,8 +89,8 @@ static size_t shifted_shared_floats(const wcm_conv_shape *s) {
 size_t wcm_winograd_scratch_floats(const wcm_conv_shape *s, int threads) {
     /* Sized for either layout and for the shifted forward, so that callers
      * need not know which. */
-    const size_t f4 = (size_t)36 * tiles_per_block(s->w, 4) * (s->cin + s->cout);
-    const size_t f6 = (size_t)tiles_per_block(s->w, 6) * (64 * (size_t)(s->cin + s->cout) + 2 * WG6_TILE_PAD);
+    const size_t f4 = tiles_per_block(s->w, 4) * (tile_floats(4, s->cin) + tile_floats(4, s->cout));
+    const size_t f6 = tiles_per_block(s->w, 6) * (tile_floats(6, s->cin) + tile_floats(6, s->cout));
     return (f4 > f6 ? f4 : f6) * (size_t)(threads > 0 ? threads : 1) + shifted_shared_floats(s);
 }
 
@@ -252,7 +263,7 @@ static void forward_items(const wg_forward_job *f, wg_sequence *q, float *V, flo
     const wcm_conv_shape *s = f->s;
     const int H = s->h, W = s->w, CI = s->cin, CO = s->cout;
     const int P = f->points, m = f->m;
-    const ptrdiff_t v_tile = (ptrdiff_t)P * CI + tile_pad(m), m_tile = (ptrdiff_t)P * CO + tile_pad(m);
+    const ptrdiff_t v_tile = (ptrdiff_t)tile_floats(m, CI), m_tile = (ptrdiff_t)tile_floats(m, CO);
     const size_t in_img = (size_t)H * W * CI, out_img = (size_t)H * W * CO;
     const int step = f->ops->max_cols;
     wg_item cur;
@@ -301,13 +312,6 @@ static void forward_items(const wg_forward_job *f, wg_sequence *q, float *V, flo
     }
 }
 
-/* Threads take runs of units from a shared counter as they finish (see
- * wg_sequence; all of a thread's runs form one pipeline). Measured against
- * runs of 4 whole items taken with an OpenMP dynamic schedule (alternating
- * A/B, 19 layers, 2 threads): each thread had waited 0.1 ms per 160x160
- * layer for the other at the end, 10 us with the shrinking runs; 160x160 4-5%
- * faster, 320x320 3%, a batch of 16 40x40 images 1%, one 40x40 image 6%.
- * Each tile is computed alike in any run, so results do not depend on it. */
 static wg_forward_job forward_job(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u,
                                   float *y, int flags, int m) {
     wg_forward_job f = {ops, s, x, u, y, (flags & WCM_CONV_RELU) != 0, (s->h + m - 1) / m, (s->w + m - 1) / m,
@@ -317,6 +321,13 @@ static wg_forward_job forward_job(const wcm_simd_ops *ops, const wcm_conv_shape 
     return f;
 }
 
+/* Threads take runs of units from a shared counter as they finish (see
+ * wg_sequence; all of a thread's runs form one pipeline). Measured against
+ * runs of 4 whole items taken with an OpenMP dynamic schedule (alternating
+ * A/B, 19 layers, 2 threads): each thread had waited 0.1 ms per 160x160
+ * layer for the other at the end, 10 us with the shrinking runs; 160x160 4-5%
+ * faster, 320x320 3%, a batch of 16 40x40 images 1%, one 40x40 image 6%.
+ * Each tile is computed alike in any run, so results do not depend on it. */
 static void forward_claimed(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u, float *y,
                             int flags, float *scratch, int m) {
     const wg_forward_job f = forward_job(ops, s, x, u, y, flags, m);
@@ -329,7 +340,7 @@ static void forward_claimed(const wcm_simd_ops *ops, const wcm_conv_shape *s, co
     {
         const int th = omp_get_thread_num();
         float *V = scratch + per_thread * (size_t)th;
-        float *M = in_place ? V : V + (size_t)f.per_block * ((size_t)f.points * s->cin + tile_pad(m));
+        float *M = in_place ? V : V + (size_t)f.per_block * tile_floats(m, s->cin);
         wg_sequence q = {&claims, 0, NULL, 0, 1, 0, items * upi, 0, 0, upi, omp_get_num_threads()};
         forward_items(&f, &q, V, M);
     }
@@ -345,14 +356,6 @@ void wcm_winograd6_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape
     forward_claimed(ops, s, x, u, y, flags, scratch, 6);
 }
 
-void wcm_winograd6_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *w, float *u) {
-    const int cin = s->cin;
-#pragma omp parallel
-    {
-        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        ops->winograd6->weights(w, cin, s->cout, (int)((long)cin * t / nt), (int)((long)cin * (t + 1) / nt), u);
-    }
-}
 
 /* The shifted forward: y = x - 4 rows (up) or x + 4 rows (down) in one buffer
  * (cin = cout; the images of a batch form one stack of rows), so that the
