@@ -259,12 +259,13 @@ static void wait_overwritten_inputs(const wg_sequence *q, long p, long next) {
  * transform has just brought into L1. With M in place of V, no transform
  * point is ever written to a line that is not in L1 already (measured 3-10%
  * faster per layer than separate V and M).
- * While point xi's GEMM runs, its calls prefetch point xi + 1's weights (one
- * line per k step): each layer's first item otherwise waits on U from L3 (its
- * GEMM took 410-490 TSC per output against 230-280 for the others, 1 MB of
- * U6 per layer), and U6 does not stay whole in L2 between items. Flat RF 43
- * 160x160, alternating A/B: 1-6% faster, first-item GEMM 330-350 TSC. Not in
- * the shifted forward (320x320: no gain, F(4x4)'s smaller U stays in L2). */
+ * With F(6x6), while point xi's GEMM runs, its calls prefetch point xi + 1's
+ * weights (one line per k step): each layer's first item otherwise waits on
+ * U6 from L3 (its GEMM took 410-490 TSC per output against 230-280 for the
+ * others; U6 is 1 MB per layer), and U6 does not stay whole in L2 between
+ * items. Flat RF 43 160x160, alternating A/B: 1-6% faster, first-item GEMM
+ * 290-350 TSC. Not with F(4x4), whose 576 KB U stays in L2 (flat RF 43
+ * 40x40, one image or 16: 1-3% slower with it; 320x320 shifted: no gain). */
 static void forward_items(const wg_forward_job *f, wg_sequence *q, float *V, float *M) {
     const wcm_conv_shape *s = f->s;
     const int H = s->h, W = s->w, CI = s->cin, CO = s->cout;
@@ -290,7 +291,7 @@ static void forward_items(const wg_forward_job *f, wg_sequence *q, float *V, flo
             j.ldb = CO;
             j.ldc = m_tile;
             const char *u_next = (const char *)(f->u + (size_t)(xi + 1) * CI * CO);
-            int u_next_lines = !q->input_read && xi + 1 < P ? (int)((size_t)CI * CO * sizeof(float) / 64) : 0;
+            int u_next_lines = m == 6 && xi + 1 < P ? (int)((size_t)CI * CO * sizeof(float) / 64) : 0;
             for (int co0 = 0; co0 < CO; co0 += step) {
                 j.ncols = CO - co0 < step ? CO - co0 : step;
                 j.b[0] = f->u + (size_t)xi * CI * CO + co0;
