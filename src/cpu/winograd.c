@@ -77,8 +77,17 @@ static int forward_in_place(const wcm_simd_ops *ops, const wcm_conv_shape *s) {
 /* Floats of one tile's transform points for c channels, with the gap to the next tile. */
 static size_t tile_floats(int m, int c) { return (size_t)(m + 2) * (m + 2) * c + (m == 6 ? WG6_TILE_PAD : 0); }
 
-static size_t forward_floats_per_thread(const wcm_simd_ops *ops, const wcm_conv_shape *s, int m) {
-    return tiles_per_block(s->w, m) * (tile_floats(m, s->cin) + (forward_in_place(ops, s) ? 0 : tile_floats(m, s->cout)));
+/* One thread's V (and M, unless in place) for a work item of tile side m. */
+static size_t thread_floats(const wcm_conv_shape *s, int m, int in_place) {
+    return tiles_per_block(s->w, m) * (tile_floats(m, s->cin) + (in_place ? 0 : tile_floats(m, s->cout)));
+}
+
+/* Thread th's V in `areas` (its M: *M, which may be V). */
+static float *thread_area(const wcm_simd_ops *ops, const wcm_conv_shape *s, int m, float *areas, int th, float **M) {
+    const int in_place = forward_in_place(ops, s);
+    float *V = areas + thread_floats(s, m, in_place) * (size_t)th;
+    *M = in_place ? V : V + (size_t)tiles_per_block(s->w, m) * tile_floats(m, s->cin);
+    return V;
 }
 
 /* The shifted forward's shared state: a claim counter and one flag per item. */
@@ -89,8 +98,7 @@ static size_t shifted_shared_floats(const wcm_conv_shape *s) {
 size_t wcm_winograd_scratch_floats(const wcm_conv_shape *s, int threads) {
     /* Sized for either layout and for the shifted forward, so that callers
      * need not know which. */
-    const size_t f4 = tiles_per_block(s->w, 4) * (tile_floats(4, s->cin) + tile_floats(4, s->cout));
-    const size_t f6 = tiles_per_block(s->w, 6) * (tile_floats(6, s->cin) + tile_floats(6, s->cout));
+    const size_t f4 = thread_floats(s, 4, 0), f6 = thread_floats(s, 6, 0);
     return (f4 > f6 ? f4 : f6) * (size_t)(threads > 0 ? threads : 1) + shifted_shared_floats(s);
 }
 
@@ -345,15 +353,11 @@ static void forward_claimed(const wcm_simd_ops *ops, const wcm_conv_shape *s, co
                             int flags, float *scratch, int m) {
     const wg_forward_job f = forward_job(ops, s, x, u, y, flags, m);
     const long items = item_count(s, m);
-    const size_t per_thread = forward_floats_per_thread(ops, s, m);
-    const int in_place = forward_in_place(ops, s);
     const int upi = units_per_item(f.per_block);
     long claims = 0;
 #pragma omp parallel
     {
-        const int th = omp_get_thread_num();
-        float *V = scratch + per_thread * (size_t)th;
-        float *M = in_place ? V : V + (size_t)f.per_block * tile_floats(m, s->cin);
+        float *M, *V = thread_area(ops, s, m, scratch, omp_get_thread_num(), &M);
         wg_sequence q = {&claims, 0, NULL, 0, 1, 0, items * upi, 0, 0, upi, omp_get_num_threads()};
         forward_items(&f, &q, V, M);
     }
@@ -368,7 +372,6 @@ void wcm_winograd6_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape
                                    float *y, int flags, float *scratch) {
     forward_claimed(ops, s, x, u, y, flags, scratch, 6);
 }
-
 
 /* The shifted forward: y = x - 4 rows (up) or x + 4 rows (down) in one buffer
  * (cin = cout; the images of a batch form one stack of rows), so that the
@@ -410,8 +413,6 @@ void wcm_winograd_forward_shifted(const wcm_simd_ops *ops, const wcm_conv_shape 
     const ptrdiff_t shift = (ptrdiff_t)WCM_SHIFT_ROWS * s->w * s->cout;
     const wg_forward_job f = forward_job(ops, s, x, u, down ? x + shift : x - shift, flags, 4);
     const int blocks = blocks_per_row(s->w, 4);
-    const size_t per_thread = forward_floats_per_thread(ops, s, 4);
-    const int in_place = forward_in_place(ops, s);
     const long items = item_count(s, 4);
     long *claims = (long *)scratch;
     int *input_read = (int *)(claims + 4);
@@ -419,9 +420,7 @@ void wcm_winograd_forward_shifted(const wcm_simd_ops *ops, const wcm_conv_shape 
     const wg_sequence shared = {claims, items, input_read, down, blocks, (int)(s->n * f.tiles_h), 0, 0, 0, 1, 1};
 #pragma omp parallel
     {
-        const int th = omp_get_thread_num();
-        float *V = areas + per_thread * (size_t)th;
-        float *M = in_place ? V : V + (size_t)f.per_block * 36 * s->cin;
+        float *M, *V = thread_area(ops, s, 4, areas, omp_get_thread_num(), &M);
 #pragma omp single
         {
             *claims = 0;
