@@ -5,6 +5,7 @@
 #include "wcm/sampler.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,7 @@ void wcm_sampler_params_default(wcm_sampler_params *p) {
     p->fixed_step = 0;
     p->max_iters = 2000;
     p->divergence_threshold = 1.5;
+    p->std_jump = 2.0;
     p->stop_rule = WCM_STOP_DEFAULT;
 }
 
@@ -36,12 +38,24 @@ const char *wcm_sample_status_name(int status) {
     case WCM_SAMPLE_CONVERGED: return "converged";
     case WCM_SAMPLE_CAP: return "cap";
     case WCM_SAMPLE_DIVERGED: return "diverged";
+    case WCM_SAMPLE_SKIPPED: return "skipped";
     default: return "unknown";
     }
 }
 
+const char *wcm_divergence_reason_name(int reason) {
+    switch (reason) {
+    case WCM_DIVERGED_SIGMA: return "sigma";
+    case WCM_DIVERGED_NONFINITE: return "non-finite";
+    case WCM_DIVERGED_STD_JUMP: return "std-jump";
+    case WCM_DIVERGED_RANGE: return "range";
+    default: return "";
+    }
+}
+
 uint64_t wcm_sampler_noise_base(const wcm_sampler_params *params, int k) {
-    return (uint64_t)(params->sample_offset + k) << NOISE_SUBSTREAM_BITS;
+    const int64_t index = params->sample_index ? params->sample_index[k] : params->sample_offset + k;
+    return (uint64_t)index << NOISE_SUBSTREAM_BITS;
 }
 
 /* Deterministic sums over one sample ---------------------------------------- */
@@ -112,11 +126,17 @@ static int check_params(const wcm_sampler_params *p, const wcm_tensor *y, wcm_er
     if (!(p->divergence_threshold > 0))
         return wcm_fail(err, WCM_ERR_ARG, "sampler: divergence threshold must be positive (got %g)",
                         p->divergence_threshold);
+    if (!(p->std_jump == 0 || p->std_jump > 1))
+        return wcm_fail(err, WCM_ERR_ARG, "sampler: std jump factor must be 0 (off) or above 1 (got %g)", p->std_jump);
     if (p->stop_rule != WCM_STOP_DEFAULT && p->stop_rule != WCM_STOP_SNR && p->stop_rule != WCM_STOP_SIGMA)
         return wcm_fail(err, WCM_ERR_ARG, "sampler: unknown stop rule %d", (int)p->stop_rule);
     if (p->sample_offset < 0 || p->sample_offset > MAX_SUBSTREAMS - y->n)
         return wcm_fail(err, WCM_ERR_ARG, "sampler: sample_offset %lld + batch %d exceeds %lld random sub-streams",
                         (long long)p->sample_offset, y->n, (long long)MAX_SUBSTREAMS);
+    for (int k = 0; p->sample_index && k < y->n; k++)
+        if (p->sample_index[k] < 0 || p->sample_index[k] >= MAX_SUBSTREAMS)
+            return wcm_fail(err, WCM_ERR_ARG, "sampler: sample index %lld outside 0..%lld",
+                            (long long)p->sample_index[k], (long long)MAX_SUBSTREAMS - 1);
     size_t per_sample = (size_t)y->h * y->w * y->c;
     if ((double)per_sample * ((double)p->max_iters + 2) >= (double)((uint64_t)1 << NOISE_SUBSTREAM_BITS))
         return wcm_fail(err, WCM_ERR_ARG, "sampler: %zu values x %d iterations exceed one random sub-stream",
@@ -131,20 +151,26 @@ static int check_params(const wcm_sampler_params *p, const wcm_tensor *y, wcm_er
 }
 
 /* Status message for diverged samples; returns WCM_ERR_NUMERIC. */
-static int report_divergence(const wcm_sample_result *res, int n, double threshold, wcm_error *err) {
+static int report_divergence(const wcm_sample_result *res, int n, const wcm_sampler_params *p, wcm_error *err) {
     int first = -1, count = 0;
     for (int k = 0; k < n; k++) {
         if (res[k].status != WCM_SAMPLE_DIVERGED) continue;
         if (first < 0) first = k;
         count++;
     }
+    const wcm_sample_result *r = &res[first];
+    char why[128];
+    if (r->reason == WCM_DIVERGED_STD_JUMP)
+        snprintf(why, sizeof why, "std(y) = %g rose above %g x its minimum", r->final_std, p->std_jump);
+    else if (r->reason == WCM_DIVERGED_NONFINITE)
+        snprintf(why, sizeof why, "sigma_t = %g, std(y) = %g", r->final_sigma, r->final_std);
+    else
+        snprintf(why, sizeof why, "sigma_t = %g > %g", r->final_sigma, p->divergence_threshold);
     if (count == 1)
-        return wcm_fail(err, WCM_ERR_NUMERIC,
-                        "sampler diverged: sample %d at iteration %d (sigma_t = %g > %g)", first,
-                        res[first].iterations, res[first].final_sigma, threshold);
-    return wcm_fail(err, WCM_ERR_NUMERIC,
-                    "sampler diverged: %d of %d samples, first sample %d at iteration %d (sigma_t = %g > %g)",
-                    count, n, first, res[first].iterations, res[first].final_sigma, threshold);
+        return wcm_fail(err, WCM_ERR_NUMERIC, "sampler diverged: sample %d at iteration %d (%s)", first, r->iterations,
+                        why);
+    return wcm_fail(err, WCM_ERR_NUMERIC, "sampler diverged: %d of %d samples, first sample %d at iteration %d (%s)",
+                    count, n, first, r->iterations, why);
 }
 
 int wcm_sample(wcm_denoiser_fn denoiser, void *ctx, const wcm_sampler_params *params,
@@ -169,8 +195,9 @@ int wcm_sample(wcm_denoiser_fn denoiser, void *ctx, const wcm_sampler_params *pa
     float *noise = wcm_alloc(per_sample * sizeof(float));
     double *partials = malloc(((per_sample + SUM_CHUNK - 1) / SUM_CHUNK) * sizeof(double));
     double *sigmas = calloc((size_t)n, sizeof(double));
+    double *min_std = malloc((size_t)n * sizeof(double));
     wcm_sample_result *res = results ? results : calloc((size_t)n, sizeof *res);
-    if (!noise || !partials || !sigmas || !res) {
+    if (!noise || !partials || !sigmas || !min_std || !res) {
         rc = wcm_fail(err, WCM_ERR_NOMEM, "sampler: out of memory for a batch of %d x %zu values", n, per_sample);
         goto done;
     }
@@ -186,6 +213,7 @@ int wcm_sample(wcm_denoiser_fn denoiser, void *ctx, const wcm_sampler_params *pa
         for (size_t i = 0; i < per_sample; i++) yk[i] = (mk ? mk[i] : 0.0f) + s0 * yk[i];
         memset(&res[k], 0, sizeof res[k]);
         res[k].status = WCM_SAMPLE_RUNNING;
+        min_std[k] = INFINITY;
     }
 
     int active = n;
@@ -216,6 +244,7 @@ int wcm_sample(wcm_denoiser_fn denoiser, void *ctx, const wcm_sampler_params *pa
                 e.std_y = population_std(yk, per_sample, partials);
                 e.snr_db = 20.0 * log10(e.std_y / sigma);
                 e.status = res[k].status = WCM_SAMPLE_DIVERGED;
+                res[k].reason = isfinite(sigma) ? WCM_DIVERGED_SIGMA : WCM_DIVERGED_NONFINITE;
             } else {
                 e.gamma = sigma * gamma_factor;
                 wcm_randn_fill(p->seed, p->stream, wcm_sampler_noise_base(p, k) + (uint64_t)t * per_sample,
@@ -224,8 +253,16 @@ int wcm_sample(wcm_denoiser_fn denoiser, void *ctx, const wcm_sampler_params *pa
                 e.std_y = population_std(yk, per_sample, partials);
                 e.snr_db = 20.0 * log10(e.std_y / sigma);
                 int stop = stop_on_sigma ? sigma <= p->sigma_L : e.std_y * p->sigma_L >= sigma;
-                if (!isfinite(e.std_y)) res[k].status = WCM_SAMPLE_DIVERGED;
-                else if (stop) res[k].status = WCM_SAMPLE_CONVERGED;
+                if (!isfinite(e.std_y)) {
+                    res[k].status = WCM_SAMPLE_DIVERGED;
+                    res[k].reason = WCM_DIVERGED_NONFINITE;
+                } else if (p->std_jump > 0 && e.std_y > p->std_jump * min_std[k]) {
+                    res[k].status = WCM_SAMPLE_DIVERGED;
+                    res[k].reason = WCM_DIVERGED_STD_JUMP;
+                } else if (stop) {
+                    res[k].status = WCM_SAMPLE_CONVERGED;
+                }
+                if (e.std_y < min_std[k]) min_std[k] = e.std_y;
                 e.status = res[k].status;
             }
             res[k].final_std = e.std_y;
@@ -264,7 +301,7 @@ int wcm_sample(wcm_denoiser_fn denoiser, void *ctx, const wcm_sampler_params *pa
     rc = WCM_OK;
     for (int k = 0; k < n; k++) {
         if (res[k].status == WCM_SAMPLE_DIVERGED) {
-            rc = report_divergence(res, n, p->divergence_threshold, err);
+            rc = report_divergence(res, n, p, err);
             break;
         }
     }
@@ -274,6 +311,7 @@ done:
     wcm_free(noise);
     free(partials);
     free(sigmas);
+    free(min_std);
     if (res && res != results) free(res);
     return rc;
 }

@@ -11,17 +11,22 @@
 
 /* Test denoisers ----------------------------------------------------------------- */
 
-enum { DENOISE_GAUSS = 0, DENOISE_SCALE = 1 };
+enum { DENOISE_GAUSS = 0, DENOISE_SCALE = 1, DENOISE_BLOWUP = 2 };
 
 /* Per sample k: the blind MMSE denoiser of an i.i.d. N(mu_k, s^2) prior,
  *   f(y) = (y - mu) v / (s^2 + v),  v = max(mean((y - mu)^2) - s^2, 0),
  * or (mode DENOISE_SCALE) f(y) = scale_k * y. mu_k = mu + cond[k] (the
- * "conditioning" of a conditional denoiser). */
+ * "conditioning" of a conditional denoiser). Mode DENOISE_BLOWUP is the
+ * Gaussian denoiser for the first `blowup_after` calls, then
+ * f(y) = -scale_k (y - mu): a net that, once the noise is gone, pushes the
+ * sample away while reporting little noise (sigma_t = scale_k std(y)), the
+ * way the authors' conditional nets blow up on some draws. */
 typedef struct {
     double mu, s;
     const double *cond; /* NULL or per-sample shift of mu */
     const int *mode;    /* NULL (all Gaussian) or per-sample mode */
     const double *scale;
+    int blowup_after;
     int calls;
 } test_denoiser;
 
@@ -33,11 +38,15 @@ static int test_denoise(void *ctx, const wcm_tensor *y, wcm_tensor *residual, wc
     for (int k = 0; k < y->n; k++) {
         const float *yk = y->data + k * per;
         float *rk = residual->data + k * per;
+        const double mu = td->mu + (td->cond ? td->cond[k] : 0.0), s2 = td->s * td->s;
         if (td->mode && td->mode[k] == DENOISE_SCALE) {
             for (size_t i = 0; i < per; i++) rk[i] = (float)(td->scale[k] * yk[i]);
             continue;
         }
-        const double mu = td->mu + (td->cond ? td->cond[k] : 0.0), s2 = td->s * td->s;
+        if (td->mode && td->mode[k] == DENOISE_BLOWUP && td->calls > td->blowup_after) {
+            for (size_t i = 0; i < per; i++) rk[i] = (float)(-td->scale[k] * ((double)yk[i] - mu));
+            continue;
+        }
         double ms = 0;
         for (size_t i = 0; i < per; i++) ms += ((double)yk[i] - mu) * ((double)yk[i] - mu);
         double v = ms / (double)per - s2;
@@ -343,6 +352,49 @@ static void test_cap_and_divergence(void) {
           res[0].iterations, wcm_sample_status_name(res[1].status), res[1].iterations, err.msg);
     CHECK(fabs(m0 - 0.5) < 0.02 && fabs(s0 / 0.2 - 1) < 0.05,
           "mixed batch: the converged sample is still right (mean %.4f, std %.4f)", m0, s0);
+
+    /* A slow blow-up with little reported noise: sample 1 follows the Gaussian
+     * denoiser for 40 calls, then is pushed away by 5% of its deviation per
+     * unit step while sigma_t = 0.05 std(y) stays far below the 1.5 threshold
+     * (and std(y) / sigma_t = 20 stays below the 1 / sigma_L stopping rule). */
+    const int blow[2] = {DENOISE_GAUSS, DENOISE_BLOWUP};
+    const double push[2] = {0, 0.05};
+    td = (test_denoiser){.mu = 0.5, .s = 0.2, .mode = blow, .scale = push, .blowup_after = 40};
+    wcm_sampler_params_default(&sp);
+    rc = wcm_sample(test_denoise, &td, &sp, &y, res, &err);
+    sample_stats(&y, 0, &m0, &s0);
+    CHECK(rc == WCM_ERR_NUMERIC && res[1].status == WCM_SAMPLE_DIVERGED && res[1].reason == WCM_DIVERGED_STD_JUMP &&
+              res[1].final_sigma < 0.1 && res[1].final_std < 1 && strstr(err.msg, "std(y)"),
+          "std jump: the blow-up is caught at iteration %d (std %.3f, twice its minimum; sigma_t %.3f still small): \"%s\"",
+          res[1].iterations, res[1].final_std, res[1].final_sigma, err.msg);
+    CHECK(res[0].status == WCM_SAMPLE_CONVERGED && fabs(s0 / 0.2 - 1) < 0.05,
+          "std jump: the healthy sample of the batch converges untouched (std %.4f)", s0);
+    const int blow_only[2] = {DENOISE_BLOWUP, DENOISE_BLOWUP};
+    td = (test_denoiser){.mu = 0.5, .s = 0.2, .mode = blow_only, .scale = push, .blowup_after = 40};
+    sp.std_jump = 0;
+    rc = wcm_sample(test_denoise, &td, &sp, &y, res, &err);
+    CHECK(rc == WCM_ERR_NUMERIC && res[1].reason == WCM_DIVERGED_SIGMA && res[1].final_std > 10,
+          "without the std check (--std-jump 0) only sigma_t > 1.5 stops it, at iteration %d with std(y) = %.1f",
+          res[1].iterations, res[1].final_std);
+    sp.std_jump = 0.5;
+    rc = wcm_sample(test_denoise, &td, &sp, &y, res, &err);
+    CHECK(rc == WCM_ERR_ARG && strstr(err.msg, "std jump"), "std jump factor 0.5 refused: \"%s\"", err.msg);
+
+    /* A sub-batch with explicit sub-stream indices equals those samples drawn in the full batch. */
+    wcm_sampler_params_default(&sp);
+    td = (test_denoiser){.mu = 0.5, .s = 0.2};
+    wcm_tensor full = {0}, one = {0};
+    REQUIRE_OK(wcm_tensor_alloc(&full, 3, 8, 8, 1, &err), &err);
+    REQUIRE_OK(wcm_tensor_alloc(&one, 1, 8, 8, 1, &err), &err);
+    REQUIRE_OK(wcm_sample(test_denoise, &td, &sp, &full, NULL, &err), &err);
+    const int64_t index2 = 2;
+    sp.sample_index = &index2;
+    REQUIRE_OK(wcm_sample(test_denoise, &td, &sp, &one, NULL, &err), &err);
+    CHECK(!memcmp(one.data, full.data + 2 * 64, 64 * sizeof(float)),
+          "sample_index {2}: a batch of one equals sample 2 of the batch of 3 bit for bit");
+    wcm_tensor_free(&full);
+    wcm_tensor_free(&one);
+    wcm_sampler_params_default(&sp);
 
     /* Bad arguments give a message, not a crash. */
     sp.beta = 1.5;

@@ -79,8 +79,11 @@ static void make_single(wcm_model *m, wcm_net_kind kind, double gain) {
     m->net = make_net(kind, 5, 21, gain);
 }
 
+/* The test nets are random, not image models: their samples leave any image
+ * range, so the range check is off except where a test turns it on. */
 static void small_options(wcm_synth_options *o, int max_iters) {
     wcm_synth_options_default(o);
+    o->range_min = o->range_max = 0;
     o->seed = 5;
     o->low.max_iters = max_iters;
     for (int j = 0; j < WCM_MAX_LEVELS; j++) o->cond[j].max_iters = max_iters;
@@ -293,14 +296,107 @@ static void test_divergence(void) {
     wcm_synth_result r;
     int rc = wcm_synth_sample(&m, 2, 4, 4, &o, &r, &err);
     CHECK(rc == WCM_ERR_NUMERIC, "gain 3 at scale 1: divergence returns WCM_ERR_NUMERIC (%d): %s", rc, err.msg);
-    CHECK(strstr(err.msg, "cond1") && strstr(err.msg, "diverged"), "message names the net and says diverged");
-    CHECK(r.diverged && !r.complete && r.nstages == 2 && r.stage[1].diverged_samples == 2 &&
-              r.stage[1].results[0].status == WCM_SAMPLE_DIVERGED && r.stage[1].results[0].iterations == 1 &&
+    CHECK(strstr(err.msg, "cond1") && strstr(err.msg, "diverged") && strstr(err.msg, "sigma"),
+          "message names the net, the reason and says diverged");
+    CHECK(r.diverged == 2 && r.complete && r.nstages == 3 && r.stage[1].diverged_samples == 2 &&
+              r.stage[1].results[0].status == WCM_SAMPLE_DIVERGED &&
+              r.stage[1].results[0].reason == WCM_DIVERGED_SIGMA && r.stage[1].results[0].iterations == 1 &&
               r.stage[1].results[0].final_sigma > 1.5,
-          "cascade stopped at cond1; both samples diverged at iteration 1 (sigma %.2f); result kept for the log",
+          "both samples diverged at cond1, iteration 1 (sigma %.2f); the cascade ran to its end for the log",
           r.stage[1].results[0].final_sigma);
-    CHECK(wcm_synth_final(&r) == NULL, "no final image after divergence");
+    CHECK(r.stage[2].skipped_samples == 2 && r.stage[2].results[1].status == WCM_SAMPLE_SKIPPED &&
+              r.stage[2].results[1].iterations == 0,
+          "cond0 skipped the diverged samples (status %s)", wcm_sample_status_name(r.stage[2].results[1].status));
+    CHECK(wcm_synth_final(&r) != NULL, "a final image exists (diverged samples flagged, not dropped)");
     wcm_synth_result_free(&r);
+    wcm_model_free(&m);
+}
+
+/* Largest value of each sample of t. */
+static float sample_max(const wcm_tensor *t, int k) {
+    const size_t per = (size_t)t->h * t->w * t->c;
+    float mx = -INFINITY;
+    for (size_t i = 0; i < per; i++) mx = fmaxf(mx, t->data[k * per + i]);
+    return mx;
+}
+
+/* The image-range health check, redraws and skipping, on a constructed case:
+ * the allowed range is set between the samples' own maxima (over all scales,
+ * from a run without the check), so that exactly the brighter samples "blow
+ * up", each at the first scale where it passes the limit. */
+static void test_health_checks(void) {
+    wcm_error err;
+    wcm_model m;
+    make_model(&m, 0.3, 0.3, 0.3);
+    wcm_synth_options o;
+    small_options(&o, 6);
+    o.rescale_low = 0;
+    enum { N = 4 };
+    wcm_synth_result free_run, r;
+    REQUIRE_OK(wcm_synth_sample(&m, N, 4, 4, &o, &free_run, &err), &err);
+    float mx[N][3], top[N], sorted[N];
+    for (int k = 0; k < N; k++) {
+        top[k] = -INFINITY;
+        for (int s = 0; s < 3; s++) top[k] = fmaxf(top[k], mx[k][s] = sample_max(&free_run.scale[s], k));
+        sorted[k] = top[k];
+    }
+    for (int i = 0; i < N; i++)
+        for (int j = i + 1; j < N; j++)
+            if (sorted[j] < sorted[i]) {
+                float t = sorted[i];
+                sorted[i] = sorted[j], sorted[j] = t;
+            }
+    o.range_min = -1e30;
+    o.range_max = 0.5 * (sorted[1] + sorted[2]); /* the two brightest samples fail */
+    int rc = wcm_synth_sample(&m, N, 4, 4, &o, &r, &err);
+    int flagged = 1, others_same = 1;
+    for (int k = 0; k < N; k++) {
+        int first = 3; /* the scale where sample k first passes the limit */
+        for (int s = 2; s >= 0; s--)
+            if (mx[k][s] > o.range_max) first = s;
+        for (int s = 0; s < 3; s++) {
+            const wcm_sample_result *res = &r.stage[s].results[k];
+            if (s < first) flagged &= res->status != WCM_SAMPLE_DIVERGED && res->status != WCM_SAMPLE_SKIPPED;
+            else if (s == first) flagged &= res->status == WCM_SAMPLE_DIVERGED && res->reason == WCM_DIVERGED_RANGE;
+            else flagged &= res->status == WCM_SAMPLE_SKIPPED;
+        }
+        if (first == 3)
+            others_same &= !memcmp(r.scale[2].data + k * 256, free_run.scale[2].data + k * 256, 256 * sizeof(float));
+    }
+    CHECK(rc == WCM_ERR_NUMERIC && r.complete && r.diverged == 2 && strstr(err.msg, "range"),
+          "range check: 2 of 4 samples out of range -> WCM_ERR_NUMERIC, result complete: %s", err.msg);
+    CHECK(flagged, "exactly the out-of-range samples are diverged (reason range) where they leave the range, "
+                   "and skipped by the finer nets");
+    CHECK(others_same, "the healthy samples' final images are bit-identical to the run without the check");
+    char summary[512] = "";
+    for (int s = 0; s < 3 && !summary[0]; s++) wcm_synth_divergence_summary(&r.stage[s], summary, sizeof summary);
+    CHECK(strstr(summary, "samples diverged (") && strstr(summary, " range); diverged samples: "), "summary: \"%s\"",
+          summary);
+    wcm_synth_result_free(&r);
+
+    /* Redraws: a failing sample is drawn again with fresh noise, up to 3
+     * times; retrying never changes a healthy sample. */
+    o.retries = 3;
+    rc = wcm_synth_sample(&m, N, 4, 4, &o, &r, &err);
+    int retried_ok = 1, healthy_same = 1, redraws = 0;
+    for (int k = 0; k < N; k++) {
+        int any_retry = 0;
+        for (int s = 0; s < 3; s++) {
+            const wcm_sample_result *res = &r.stage[s].results[k];
+            any_retry |= res->retries > 0;
+            redraws += res->retries;
+            if (res->status == WCM_SAMPLE_DIVERGED) retried_ok &= res->retries == 3;
+        }
+        if (top[k] > o.range_max) retried_ok &= any_retry;
+        else healthy_same &= !any_retry && !memcmp(r.scale[2].data + k * 256, free_run.scale[2].data + k * 256,
+                                                  256 * sizeof(float));
+    }
+    CHECK(retried_ok, "--retry 3: the 2 failing samples were redrawn (%d redraws in all), a sample still diverged "
+                      "has used all 3; %d diverged in the end", redraws, r.diverged);
+    CHECK(healthy_same && (rc == WCM_OK) == (r.diverged == 0),
+          "healthy samples not redrawn and unchanged; rc %d with %d diverged", rc, r.diverged);
+    wcm_synth_result_free(&r);
+    wcm_synth_result_free(&free_run);
     wcm_model_free(&m);
 }
 
@@ -395,7 +491,7 @@ static void test_cli(void) {
 
     /* sample: files, log, cap warning, threads. */
     int rc = run_cli("--threads 1 sample ok.safetensors --out s1 --n 2 --low-size 4 --max-iters 6 --max-iters-low 4 "
-                     "--beta-cond0 0.5 --npy",
+                     "--beta-cond0 0.5 --npy --range 0,0",
                      err_text, sizeof err_text);
     CHECK(rc == 0, "wcm sample (cap 6, low 4) exits 0 (%d)", rc);
     CHECK(strstr(err_text, "warning") && strstr(err_text, "iteration cap"), "cap warning on stderr");
@@ -418,23 +514,33 @@ static void test_cli(void) {
           "log.json: per-net parameters (beta-cond0 0.5, cond1 default 0.1) and seconds");
     wcm_json_free(j);
     rc = run_cli("--threads 2 --quiet sample ok.safetensors --out s2 --n 2 --low-size 4 --max-iters 6 "
-                 "--max-iters-low 4 --beta-cond0 0.5 --npy",
+                 "--max-iters-low 4 --beta-cond0 0.5 --npy --range 0,0",
                  err_text, sizeof err_text);
     CHECK(rc == 0 && !strstr(err_text, " it 1/"), "--quiet silences progress (warnings stay: %s)",
           strstr(err_text, "warning") ? "yes" : "no");
     CHECK(same_file("s1/sample_000.npy", "s2/sample_000.npy") && same_file("s1/sample_001.npy", "s2/sample_001.npy"),
           "CLI: same seed, --threads 1 and 2: bit-identical .npy outputs");
 
-    /* Divergence: non-zero exit, clear message, log kept. */
-    rc = run_cli("sample div.safetensors --out d --n 2 --low-size 4 --max-iters 5", err_text, sizeof err_text);
-    CHECK(rc != 0 && strstr(err_text, "error: cond0: sampler diverged"), "divergence exits %d: %s", rc,
-          strstr(err_text, "error:") ? strstr(err_text, "error:") : "(no error line)");
+    /* Divergence: exit status 3, clear message, images and log written. */
+    rc = run_cli("sample div.safetensors --out d --n 2 --low-size 4 --max-iters 5 --range 0,0", err_text, sizeof err_text);
+    CHECK(rc == 3 && strstr(err_text, "error: 2 of 2 samples diverged; first: sample 0 at cond0, sigma"),
+          "divergence exits %d: %s", rc, strstr(err_text, "error:") ? strstr(err_text, "error:") : "(no error line)");
     j = read_json("d/log.json");
-    CHECK(j && !strcmp(str_of(wcm_json_get(j, "status")), "diverged") &&
-              !strcmp(str_of(wcm_json_get(wcm_json_get(wcm_json_get(j, "nets"), "cond0"), "status")), "diverged"),
-          "log.json written with status diverged");
-    CHECK(!exists("d/sample_000.png"), "no images written after divergence");
+    CHECK(j && !strcmp(str_of(wcm_json_get(j, "status")), "diverged") && json_num(wcm_json_get(j, "diverged_samples")) == 2 &&
+              !strcmp(str_of(wcm_json_get(wcm_json_get(wcm_json_get(j, "nets"), "cond0"), "status")), "diverged") &&
+              !strcmp(str_of(wcm_json_at(wcm_json_get(wcm_json_get(wcm_json_get(j, "nets"), "cond0"), "divergence_reason"), 1)),
+                      "sigma"),
+          "log.json written with status diverged, 2 diverged samples, reason sigma");
+    CHECK(exists("d/sample_000.png") && exists("d/sample_001.png"), "images written (the log flags them)");
     wcm_json_free(j);
+    rc = run_cli("sample ok.safetensors --out e --n 2 --low-size 4 --max-iters 5 --retry 2", err_text, sizeof err_text);
+    CHECK(rc == 3 && strstr(err_text, "range") && strstr(err_text, "after 2 redraws"),
+          "random nets leave the default image range: exit %d, redrawn twice: %s", rc,
+          strstr(err_text, "error:") ? strstr(err_text, "error:") : "(no error line)");
+    rc = run_cli("sample ok.safetensors --out e --range 1,0", err_text, sizeof err_text);
+    CHECK(rc == 1 && strstr(err_text, "--range expects LO,HI"), "bad --range: %s", err_text);
+    rc = run_cli("sample ok.safetensors --out e --std-jump 0.5", err_text, sizeof err_text);
+    CHECK(rc == 1 && strstr(err_text, "--std-jump must be 0 (off) or above 1"), "bad --std-jump: %s", err_text);
 
     /* superres: consistency, K samples, --from-highres PSNRs. */
     wcm_tensor low = {0}, hr = {0};
@@ -442,14 +548,14 @@ static void test_cli(void) {
     save_npy("low.npy", &low);
     random_images(&hr, 1, 18, 17, 78);
     save_npy("hr.npy", &hr);
-    rc = run_cli("superres ok.safetensors low.npy sr.npy --samples 3 --max-iters 5 --seed 9", err_text, sizeof err_text);
+    rc = run_cli("superres ok.safetensors low.npy sr.npy --samples 3 --max-iters 5 --seed 9 --range 0,0", err_text, sizeof err_text);
     j = read_json("sr_log.json");
     double dev = json_num(wcm_json_get(j, "consistency_max_abs"));
     CHECK(rc == 0 && dev <= 1e-5, "superres CLI: exit %d, consistency %.3g <= 1e-5", rc, dev);
     CHECK(exists("sr.npy") && exists("sr_1.npy") && exists("sr_3.npy") && exists("sr_mean.npy") && same_file("sr.npy", "sr_1.npy"),
           "superres wrote OUT, OUT_1..3, OUT_mean (OUT = sample 1)");
     wcm_json_free(j);
-    rc = run_cli("superres ok.safetensors hr.npy srh.png --from-highres --max-iters 4 --log srh.json", err_text,
+    rc = run_cli("superres ok.safetensors hr.npy srh.png --from-highres --max-iters 4 --log srh.json --range 0,0", err_text,
                  sizeof err_text);
     j = read_json("srh.json");
     CHECK(rc == 0 && isfinite(json_num(wcm_json_get(wcm_json_get(j, "psnr"), "lowpass_only"))) &&
@@ -458,7 +564,7 @@ static void test_cli(void) {
     wcm_json_free(j);
 
     /* inverse with the flat model. */
-    rc = run_cli("inverse flat.safetensors --task superres --factor 2 low.npy inv.npy --max-iters 5", err_text,
+    rc = run_cli("inverse flat.safetensors --task superres --factor 2 low.npy inv.npy --max-iters 5 --range 0,0", err_text,
                  sizeof err_text);
     j = read_json("inv_log.json");
     CHECK(rc == 0 && json_num(wcm_json_get(j, "consistency_max_abs")) < 1e-5 && exists("inv_measured.npy"),
@@ -467,7 +573,7 @@ static void test_cli(void) {
                                                "stop_rule")), "sigma"),
           "inverse uses the sigma_t <= sigma_L stopping rule");
     wcm_json_free(j);
-    rc = run_cli("inverse flat.safetensors --task randpix --fraction 0.3 hr.npy rp.png --max-iters 5 --samples 2",
+    rc = run_cli("inverse flat.safetensors --task randpix --fraction 0.3 hr.npy rp.png --max-iters 5 --samples 2 --range 0,0",
                  err_text, sizeof err_text);
     CHECK(rc == 0 && exists("rp_mean.png"), "inverse randpix with 2 samples: exit %d", rc);
 
@@ -499,6 +605,7 @@ int main(void) {
     test_sample_cascade();
     test_superres_consistency();
     test_divergence();
+    test_health_checks();
     test_cli();
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

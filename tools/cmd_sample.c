@@ -20,9 +20,9 @@
 
 /* Algorithm-1 options: --KEY (every net) and --KEY-low / --KEY-cond<j> ------- */
 
-enum { K_H0, K_SIGMA0, K_SIGMAL, K_BETA, K_MAX_ITERS, K_DIVERGE, K_FIXED, K_ASCENDING, NKEYS };
-static const char *const key_names[NKEYS] = {"h0", "sigma0", "sigmaL", "beta", "max-iters", "diverge", "fixed-step",
-                                             "ascending-step"};
+enum { K_H0, K_SIGMA0, K_SIGMAL, K_BETA, K_MAX_ITERS, K_DIVERGE, K_STD_JUMP, K_FIXED, K_ASCENDING, NKEYS };
+static const char *const key_names[NKEYS] = {"h0",      "sigma0",   "sigmaL",     "beta",          "max-iters",
+                                             "diverge", "std-jump", "fixed-step", "ascending-step"};
 #define NSUFFIX (2 + WCM_MAX_LEVELS) /* "", "-low", "-cond0" ... */
 #define MAX_BASE_OPTS 16
 
@@ -82,6 +82,7 @@ static int apply_params(const char *cmd, opt_table *t, int s, wcm_sampler_params
     GET_D(K_SIGMAL, v > 0, "positive", sigma_L)
     GET_D(K_BETA, v >= 0 && v <= 1, "in [0, 1]", beta)
     GET_D(K_DIVERGE, v > 0, "positive", divergence_threshold)
+    GET_D(K_STD_JUMP, v == 0 || v > 1, "0 (off) or above 1", std_jump)
 #undef GET_D
     o = sopt(t, s, K_MAX_ITERS);
     if (o->set) {
@@ -128,7 +129,19 @@ static int apply_synth_params(const char *cmd, opt_table *t, int uses_low, int l
     "  --ascending-step  ... or back to ascending\n"                                              \
     "  --max-iters N     iteration cap per net (2000); a net that reaches it stops\n"             \
     "                    with a warning, recorded in the log\n"                                   \
-    "  --diverge X       divergence threshold on sigma_t (1.5): abort, exit 1\n"
+    "  --diverge X       divergence threshold on sigma_t (1.5)\n"                                 \
+    "  --std-jump X      a sample whose std(y) grows past X times its smallest value\n"          \
+    "                    so far is blowing up (2; 0 = off)\n"
+#define HEALTH_HELP                                                                               \
+    "Health checks: a sample is marked diverged when sigma_t passes --diverge, a\n"              \
+    "value is not finite, std(y) jumps (--std-jump), or its image leaves --range.\n"            \
+    "  --range LO,HI     allowed image values at every scale (-0.5,1.5; equal = off)\n"          \
+    "  --retry K         draw a diverged sample again, up to K times, with fresh\n"             \
+    "                    noise (0); the log records the redraws\n"                              \
+    "A sample still diverged after its retries is kept as it is (the log names\n"               \
+    "it, finer nets skip it); the other samples go on. Exit status: 0 when every\n"             \
+    "sample converged or stopped at the cap (a warning), 3 when some diverged\n"               \
+    "(every image and the log are still written), 1 on any other error.\n"
 #define PER_NET_HELP                                                                              \
     "Each also exists per net: append -low (the low-pass net, or the net of a flat\n"             \
     "model) or -cond<j> (conditional net j, 0 = finest), e.g. --beta 0.1 --beta-low 0.01\n"      \
@@ -182,6 +195,11 @@ static void on_progress(void *user, const wcm_synth_progress_info *pi) {
         char w[512];
         wcm_synth_cap_warning(st, w, sizeof w);
         fprintf(stderr, "wcm %s: warning: %s; raise --max-iters or check the network\n", ps->cmd, w);
+    }
+    if (st->diverged_samples || st->retried_samples) {
+        char w[1024];
+        wcm_synth_divergence_summary(st, w, sizeof w);
+        fprintf(stderr, "wcm %s: %s%s\n", ps->cmd, st->diverged_samples ? "warning: " : "", w);
     }
     ps->last_print = 0;
     ps->last_t = 0;
@@ -387,6 +405,29 @@ static int finish_log(const char *cmd, const char *path, wcm_json_buf *b, const 
     return rc;
 }
 
+/* --range LO,HI and --retry K into the synthesis options. */
+static int apply_health(const char *cmd, cli_opt *range, cli_opt *retry, wcm_synth_options *so) {
+    if (range->set) {
+        char *end;
+        double lo = strtod(range->value, &end), hi = NAN;
+        if (*end == ',') hi = strtod(end + 1, &end);
+        if (*end || !isfinite(lo) || !isfinite(hi) || lo > hi)
+            return cli_error(cmd, "--range expects LO,HI with LO <= HI, got '%s'", range->value);
+        so->range_min = lo, so->range_max = hi;
+    }
+    if (cli_get_int(cmd, retry, &so->retries)) return 1;
+    if (so->retries < 0 || so->retries > 1000) return cli_error(cmd, "--retry must be in 0..1000, got %d", so->retries);
+    return 0;
+}
+
+/* The run's end when samples diverged: every output was written; say so and
+ * exit with status 3. */
+static int diverged_exit(const char *cmd, const char *msg, const char *log_path, int log_written) {
+    fprintf(stderr, "wcm %s: error: %s (images written%s%s)\n", cmd, msg, log_written ? "; see " : "",
+            log_written ? log_path : "");
+    return 3;
+}
+
 static int run_error(const char *cmd, int rc, const wcm_error *err, const char *log_path, int log_written) {
     if (rc == WCM_ERR_NUMERIC && log_written)
         return cli_error(cmd, "%s (see %s)", err->msg, log_path);
@@ -397,9 +438,10 @@ static int run_error(const char *cmd, int rc, const wcm_error *err, const char *
 
 static int run_sample(int argc, char **argv) {
     const char *cmd = "sample";
-    enum { O_N, O_LOW_SIZE, O_SIZE, O_SEED, O_OUT, O_NO_RESCALE, O_NPY, NBASE };
+    enum { O_N, O_LOW_SIZE, O_SIZE, O_SEED, O_OUT, O_NO_RESCALE, O_NPY, O_RANGE, O_RETRY, NBASE };
     const cli_opt base[NBASE] = {{"n", 1, 0, 0},   {"low-size", 1, 0, 0},   {"size", 1, 0, 0}, {"seed", 1, 0, 0},
-                                 {"out", 1, 0, 0}, {"no-rescale", 0, 0, 0}, {"npy", 0, 0, 0}};
+                                 {"out", 1, 0, 0}, {"no-rescale", 0, 0, 0}, {"npy", 0, 0, 0}, {"range", 1, 0, 0},
+                                 {"retry", 1, 0, 0}};
     opt_table t;
     table_init(&t, base, NBASE, 1);
     const char *pos[1];
@@ -427,7 +469,7 @@ static int run_sample(int argc, char **argv) {
         rc = cli_error(cmd, "%s is a lone conditional network: it cannot synthesise from nothing (try wcm superres)", pos[0]);
     else if (t.opt[O_SIZE].set && (sh % f || sw % f))
         rc = cli_error(cmd, "--size %dx%d is not divisible by 2^J = %d", sh, sw, f);
-    else if (apply_synth_params(cmd, &t, 1, levels, &so))
+    else if (apply_synth_params(cmd, &t, 1, levels, &so) || apply_health(cmd, &t.opt[O_RANGE], &t.opt[O_RETRY], &so))
         rc = 1;
     if (rc) {
         wcm_model_free(&m);
@@ -448,6 +490,11 @@ static int run_sample(int argc, char **argv) {
                      n == 1 ? "" : "s", lh * f, lw * f, lh, lw, levels, (unsigned long long)seed, wcm_get_threads(),
                      wcm_get_threads() == 1 ? "" : "s");
         rc = wcm_synth_sample(&m, n, lh, lw, &so, &r, &err);
+    }
+    char diverged[sizeof err.msg] = "";
+    if (rc == WCM_ERR_NUMERIC && r.complete) {
+        snprintf(diverged, sizeof diverged, "%s", err.msg);
+        rc = 0;
     }
     int log_written = 0;
     if (r.nstages > 0) {
@@ -478,11 +525,13 @@ static int run_sample(int argc, char **argv) {
     }
     if (!rc)
         printf("sample: %d sample%s of %dx%d in %.1f s -> %s/{sample_*.png, grid.png, log.json}%s\n", n,
-               n == 1 ? "" : "s", lh * f, lw * f, r.seconds, dir, r.cap_samples ? " (with cap warnings)" : "");
+               n == 1 ? "" : "s", lh * f, lw * f, r.seconds, dir,
+               r.diverged ? " (with diverged samples)" : r.cap_samples ? " (with cap warnings)" : "");
     wcm_synth_result_free(&r);
     wcm_model_free(&m);
     if (rc == -1000) return 1;
-    return rc ? run_error(cmd, rc, &err, log_path, log_written) : 0;
+    if (rc) return run_error(cmd, rc, &err, log_path, log_written);
+    return diverged[0] ? diverged_exit(cmd, diverged, log_path, log_written) : 0;
 }
 
 const cli_command cmd_sample = {
@@ -503,20 +552,21 @@ const cli_command cmd_sample = {
     "  --size S        final image size instead (divisible by 2^J)\n"
     "  --seed S        random seed (0); each net has its own random stream\n"
     "  --no-rescale    keep the sampled low-pass as it is (no [0, 0.8] rescale)\n"
-    "  --npy           also write float32 .npy next to every PNG\n\n" SAMPLER_HELP PER_NET_HELP
+    "  --npy           also write float32 .npy next to every PNG\n\n" SAMPLER_HELP PER_NET_HELP "\n" HEALTH_HELP
     "\nlog.json: per net (low, cond<j>): iterations, final sigma, final std, status\n"
-    "(converged / cap / diverged) and seconds per sample, seconds per iteration,\n"
-    "and the parameters used; warnings; the run's status. Progress goes to\n"
-    "stderr (--quiet silences it). Divergence exits with status 1 (log kept).\n",
+    "(converged / cap / diverged / skipped), divergence reason and redraws per\n"
+    "sample, seconds per sample and per iteration, and the parameters used;\n"
+    "warnings; the run's status. Progress goes to stderr (--quiet silences it).\n",
     run_sample};
 
 /* wcm superres ------------------------------------------------------------------ */
 
 static int run_superres(int argc, char **argv) {
     const char *cmd = "superres";
-    enum { O_SAMPLES, O_SEED, O_FROM_HR, O_LOG, O_NPY, NBASE };
+    enum { O_SAMPLES, O_SEED, O_FROM_HR, O_LOG, O_NPY, O_RANGE, O_RETRY, NBASE };
     const cli_opt base[NBASE] = {{"samples", 1, 0, 0}, {"seed", 1, 0, 0}, {"from-highres", 0, 0, 0},
-                                 {"log", 1, 0, 0},     {"npy", 0, 0, 0}};
+                                 {"log", 1, 0, 0},     {"npy", 0, 0, 0},  {"range", 1, 0, 0},
+                                 {"retry", 1, 0, 0}};
     opt_table t;
     table_init(&t, base, NBASE, 1);
     const char *pos[3];
@@ -546,7 +596,7 @@ static int run_superres(int argc, char **argv) {
     wcm_synth_options so;
     wcm_synth_options_default(&so);
     so.seed = seed;
-    if (apply_synth_params(cmd, &t, 0, levels, &so)) {
+    if (apply_synth_params(cmd, &t, 0, levels, &so) || apply_health(cmd, &t.opt[O_RANGE], &t.opt[O_RETRY], &so)) {
         wcm_model_free(&m);
         return 1;
     }
@@ -572,6 +622,11 @@ static int run_superres(int argc, char **argv) {
                      low.h * f, low.w * f, f, levels, K, K == 1 ? "" : "s", (unsigned long long)seed,
                      wcm_get_threads(), wcm_get_threads() == 1 ? "" : "s");
         rc = wcm_synth_superres(&m, &batch, &so, &r, &err);
+    }
+    char diverged[sizeof err.msg] = "";
+    if (rc == WCM_ERR_NUMERIC && r.complete) {
+        snprintf(diverged, sizeof diverged, "%s", err.msg);
+        rc = 0;
     }
     const wcm_tensor *final = wcm_synth_final(&r);
     /* Consistency: the coarsest Haar low-pass of every output equals the input. */
@@ -628,7 +683,8 @@ static int run_superres(int argc, char **argv) {
     wcm_synth_result_free(&r);
     wcm_model_free(&m);
     if (rc == -1000) return 1;
-    return rc ? run_error(cmd, rc, &err, log_path, log_written) : 0;
+    if (rc) return run_error(cmd, rc, &err, log_path, log_written);
+    return diverged[0] ? diverged_exit(cmd, diverged, log_path, log_written) : 0;
 }
 
 const cli_command cmd_superres = {
@@ -653,7 +709,7 @@ const cli_command cmd_superres = {
     "  --log FILE      run log (default OUTSTEM_log.json): per net iterations,\n"
     "                  final sigma, status, seconds; PSNRs; consistency\n"
     "  --npy           also write float32 .npy next to every PNG\n\n" SAMPLER_HELP PER_NET_HELP
-    "(-low options are ignored here: the low-pass is given.)\n",
+    "(-low options are ignored here: the low-pass is given.)\n\n" HEALTH_HELP,
     run_superres};
 
 /* wcm inverse ------------------------------------------------------------------- */
@@ -710,10 +766,11 @@ static int setup_inverse(const char *cmd, opt_table *t, int task, wcm_tensor *im
 
 static int run_inverse(int argc, char **argv) {
     const char *cmd = "inverse";
-    enum { O_TASK, O_FACTOR, O_MASK, O_FRACTION, O_FROM_HR, O_SAMPLES, O_SEED, O_LOG, O_NPY, NBASE };
+    enum { O_TASK, O_FACTOR, O_MASK, O_FRACTION, O_FROM_HR, O_SAMPLES, O_SEED, O_LOG, O_NPY, O_RANGE, O_RETRY, NBASE };
     const cli_opt base[NBASE] = {{"task", 1, 0, 0},    {"factor", 1, 0, 0}, {"mask", 1, 0, 0},
                                  {"fraction", 1, 0, 0}, {"from-highres", 0, 0, 0}, {"samples", 1, 0, 0},
-                                 {"seed", 1, 0, 0},     {"log", 1, 0, 0},   {"npy", 0, 0, 0}};
+                                 {"seed", 1, 0, 0},     {"log", 1, 0, 0},   {"npy", 0, 0, 0},
+                                 {"range", 1, 0, 0},    {"retry", 1, 0, 0}};
     static const char *const tasks[] = {"superres", "inpaint", "randpix"};
     opt_table t;
     table_init(&t, base, NBASE, 0);
@@ -738,7 +795,9 @@ static int run_inverse(int argc, char **argv) {
     if (K < 1 || K > 4096) return cli_error(cmd, "--samples must be in 1..4096, got %d", K);
     wcm_sampler_params p;
     wcm_sampler_params_default(&p);
-    if (apply_params(cmd, &t, 0, &p)) return 1;
+    wcm_synth_options so;
+    wcm_synth_options_default(&so);
+    if (apply_params(cmd, &t, 0, &p) || apply_health(cmd, &t.opt[O_RANGE], &t.opt[O_RETRY], &so)) return 1;
     snprintf(log_path, sizeof log_path, "%s", t.opt[O_LOG].set ? t.opt[O_LOG].value : "");
     if (!t.opt[O_LOG].set) snprintf(log_path, sizeof log_path, "%s_log.json", stem);
     wcm_error err;
@@ -769,8 +828,6 @@ static int run_inverse(int argc, char **argv) {
     for (int k = 0; !rc && k < K; k++) memcpy(measured + k * ms.count, one, ms.count * sizeof(float));
     if (!rc) {
         progress_state ps = {cmd, 0, 0};
-        wcm_synth_options so;
-        wcm_synth_options_default(&so);
         so.low = p;
         so.seed = seed; /* net stream 1; the random pixels use stream 0 */
         so.progress = on_progress;
@@ -779,6 +836,11 @@ static int run_inverse(int argc, char **argv) {
                      ms.count, K, K == 1 ? "" : "s", (unsigned long long)seed);
         rc = wcm_synth_inverse(&m, &ms, measured, K, &so, &r, &err);
         y = wcm_synth_final(&r);
+    }
+    char diverged[sizeof err.msg] = "";
+    if (rc == WCM_ERR_NUMERIC && r.complete) {
+        snprintf(diverged, sizeof diverged, "%s", err.msg);
+        rc = 0;
     }
     /* Consistency: M^T(output) = x_c. */
     double max_dev = 0;
@@ -833,7 +895,8 @@ done:
     wcm_synth_result_free(&r);
     wcm_model_free(&m);
     if (rc == -1000) return 1;
-    return rc ? run_error(cmd, rc, &err, log_path, log_written) : 0;
+    if (rc) return run_error(cmd, rc, &err, log_path, log_written);
+    return diverged[0] ? diverged_exit(cmd, diverged, log_path, log_written) : 0;
 }
 
 const cli_command cmd_inverse = {
@@ -860,5 +923,5 @@ const cli_command cmd_inverse = {
     "                   (M x_c: the block-average image, or the known pixels on 0)\n"
     "  --seed S         random seed (0)\n"
     "  --log FILE       run log (default OUTSTEM_log.json)\n"
-    "  --npy            also write float32 .npy next to every PNG\n\n" SAMPLER_HELP,
+    "  --npy            also write float32 .npy next to every PNG\n\n" SAMPLER_HELP "\n" HEALTH_HELP,
     run_inverse};

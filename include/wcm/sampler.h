@@ -8,12 +8,20 @@
  *     gamma_t = sigma_t sqrt((1 - beta h_t)^2 - (1 - h_t)^2)
  *     if sigma_t > divergence_threshold (or not finite): status DIVERGED, y kept
  *     y       = y - h_t d + gamma_t z
+ *     if std(y) is not finite, or exceeds std_jump times the smallest std(y)
+ *       of the sample's earlier iterations: status DIVERGED (health check)
  *     stop (CONVERGED) when  WCM_STOP_SNR:   std(y) / sigma_t >= 1 / sigma_L
  *                            WCM_STOP_SIGMA: sigma_t <= sigma_L
  *     after max_iters iterations without stopping: status CAP (not an error)
  * std(y) is the population standard deviation over the sample's N values.
  * A finished sample is frozen (the denoiser still sees the whole batch; only
  * running samples are updated). Output: y - f(y) from one final denoiser call.
+ *
+ * Why the std check: a sample can blow up slowly while the denoiser, which
+ * never saw such values, reports little noise; std(y) then grows while
+ * sigma_t stays small, and the SNR stopping rule is met by the blown-up
+ * sample. In a healthy run std(y) falls from about sigma_0 towards the
+ * signal's std and never doubles (measured with the authors' networks).
  *
  * Random numbers (wcm/rng.h): sample k of the batch uses normals of
  * (seed, stream) starting at index  base_k = (sample_offset + k) * 2^44:
@@ -49,8 +57,18 @@ typedef enum {
     WCM_SAMPLE_RUNNING = 0,   /* only seen inside callbacks */
     WCM_SAMPLE_CONVERGED = 1, /* the stopping rule was met */
     WCM_SAMPLE_CAP = 2,       /* max_iters reached without stopping (caller warns) */
-    WCM_SAMPLE_DIVERGED = 3,  /* sigma_t exceeded the threshold or was not finite */
+    WCM_SAMPLE_DIVERGED = 3,  /* failed a health check (see wcm_divergence_reason) */
+    WCM_SAMPLE_SKIPPED = 4,   /* not sampled: it diverged at an earlier net of a cascade */
 } wcm_sample_status;
+
+/* Why a sample was marked diverged. */
+typedef enum {
+    WCM_DIVERGED_NONE = 0,
+    WCM_DIVERGED_SIGMA = 1,     /* sigma_t above divergence_threshold */
+    WCM_DIVERGED_NONFINITE = 2, /* sigma_t or std(y) not finite */
+    WCM_DIVERGED_STD_JUMP = 3,  /* std(y) grew past std_jump x its smallest value */
+    WCM_DIVERGED_RANGE = 4,     /* the image left the allowed range (checked by the cascade, wcm/synth.h) */
+} wcm_divergence_reason;
 
 /* One iteration of one sample, as passed to the trace callback. */
 typedef struct {
@@ -87,10 +105,14 @@ typedef struct {
     int fixed_step;              /* 0: ascending h_t; 1: h_t = h0 */
     int max_iters;               /* cap (2000) */
     double divergence_threshold; /* abort a sample when sigma_t exceeds it (1.5) */
+    double std_jump;             /* 2: abort a sample whose std(y) exceeds this factor times its
+                                    smallest std(y) so far; 0 disables the check */
     wcm_stop_rule stop_rule;     /* WCM_STOP_DEFAULT */
     uint64_t seed;               /* 0 */
     uint64_t stream;             /* 0; give each net of a cascade its own */
     int64_t sample_offset;       /* 0; sample k uses random sub-stream sample_offset + k */
+    const int64_t *sample_index; /* NULL, or [batch]: sample k uses sub-stream sample_index[k]
+                                    instead (sub-batches of a larger set, retries) */
     const wcm_tensor *init_mean; /* NULL (zero mean) or same shape as y */
     wcm_trace_fn trace;          /* NULL or per-iteration values */
     void *trace_user;
@@ -103,6 +125,8 @@ typedef struct {
     double final_sigma; /* sigma_t of the last iteration */
     double final_std;   /* std(y) before the final denoising step */
     int status;         /* wcm_sample_status */
+    int reason;         /* wcm_divergence_reason when status is DIVERGED */
+    int retries;        /* redraws after divergence (set by the cascade, wcm/synth.h) */
     double seconds;     /* wall time until the sample finished + the final call */
 } wcm_sample_result;
 
@@ -120,6 +144,8 @@ int wcm_sample(wcm_denoiser_fn denoiser, void *ctx, const wcm_sampler_params *pa
 uint64_t wcm_sampler_noise_base(const wcm_sampler_params *params, int k);
 
 const char *wcm_sample_status_name(int status);
+/* "sigma", "non-finite", "std-jump", "range" or "" (WCM_DIVERGED_NONE). */
+const char *wcm_divergence_reason_name(int reason);
 
 #ifdef __cplusplus
 }

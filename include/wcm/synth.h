@@ -24,9 +24,20 @@
  *
  * Status: a net that hits its iteration cap is not an error (results say
  * WCM_SAMPLE_CAP and r->cap_samples counts them; callers should warn).
- * Divergence (sigma_t above the threshold) stops the cascade at that net and
- * returns WCM_ERR_NUMERIC; the result then holds every net run so far,
- * including the diverged one, so a log can still be written. */
+ *
+ * Health checks: besides Algorithm 1's own checks (sigma_t above the
+ * threshold, non-finite values, a jump of std(y): wcm/sampler.h), each net's
+ * result is checked as an image: the image at that scale (the low-pass
+ * sample, or inverse Haar of the low-pass and the sampled details) must stay
+ * within [range_min, range_max] (default [-0.5, 1.5] for [0, 1] images). A
+ * sample failing any check is marked diverged (reason in its result) and, with
+ * retries > 0, drawn again up to `retries` times with fresh noise: attempt a
+ * uses stream WCM_SYNTH_RETRY_STREAM(stream, a), same sub-stream index. A
+ * sample still diverged after its retries is left as it is (its values show
+ * the blow-up), skipped by the finer nets (status WCM_SAMPLE_SKIPPED, zero
+ * details), and counted in r->diverged; the other samples go on. The cascade
+ * then returns WCM_ERR_NUMERIC with r->complete set, so every image, and a
+ * log naming the diverged samples, can still be written. */
 #ifndef WCM_SYNTH_H
 #define WCM_SYNTH_H
 
@@ -41,6 +52,8 @@ extern "C" {
 #define WCM_SYNTH_STREAM_LOW 1
 #define WCM_SYNTH_STREAM_COND(j) (2 + (uint64_t)(j))
 #define WCM_SYNTH_MAX_STAGES (WCM_MAX_LEVELS + 1)
+/* Stream of retry attempt a (1, 2, ...) of a net whose first draw used `stream`. */
+#define WCM_SYNTH_RETRY_STREAM(stream, a) ((uint64_t)(stream) + ((uint64_t)(a) << 32))
 
 /* Denoiser callbacks (wcm_denoiser_fn) -------------------------------------- */
 
@@ -73,7 +86,9 @@ typedef struct {
     double seconds;              /* wall time of the whole net (batch) */
     int max_iterations;          /* largest iteration count over the batch */
     int cap_samples;             /* samples that hit the cap */
-    int diverged_samples;
+    int diverged_samples;        /* samples diverged after their retries */
+    int retried_samples;         /* samples drawn again at least once */
+    int skipped_samples;         /* samples that had diverged at a coarser net */
 } wcm_synth_stage;
 
 /* Reported to the progress callback: after every iteration (iteration != NULL)
@@ -97,6 +112,9 @@ typedef struct {
     int64_t sample_offset;                   /* 0: sample k uses sub-stream offset + k */
     int rescale_low;                         /* 1: min-max rescale the unconditional sample */
     double rescale_max;                      /* 0.8: ... to [0, rescale_max], per sample */
+    double range_min, range_max;             /* -0.5, 1.5: allowed image values (health check);
+                                                equal values disable the check */
+    int retries;                             /* 0: redraws of a diverged sample, per net */
     wcm_synth_progress_fn progress;          /* NULL or progress reports */
     void *progress_user;
 } wcm_synth_options;
@@ -108,14 +126,15 @@ typedef struct {
     wcm_tensor scale[WCM_SYNTH_MAX_STAGES];     /* coarsest first ([0]: the (rescaled) low-pass
                                                    or the given input), last = final image */
     int cap_samples;                            /* sum over nets of samples that hit the cap */
-    int diverged;                               /* non-zero when a net diverged */
-    int complete;                               /* every net ran; scale[nscales-1] is final */
+    int diverged;                               /* samples diverged (after retries) at some net */
+    int complete;                               /* every net ran; scale[nscales-1] is final
+                                                   (diverged samples included, flagged) */
     double seconds;                             /* wall time of the whole cascade */
 } wcm_synth_result;
 
 /* Paper defaults for every net (wcm_sampler_params_default: h0 0.01,
  * sigma_0 1, beta 0.1, sigma_L 0.01, ascending step, cap 2000), seed 0,
- * rescale to [0, 0.8] on. */
+ * rescale to [0, 0.8] on, range [-0.5, 1.5], no retries. */
 void wcm_synth_options_default(wcm_synth_options *o);
 
 /* Synthesis of n samples whose coarsest low-pass is low_h x low_w (for a flat
@@ -158,6 +177,9 @@ int wcm_synth_lowpass_only(const wcm_tensor *low, int levels, wcm_tensor *out, w
 const char *wcm_synth_stage_status(const wcm_synth_stage *st);
 /* One line about a net's samples that hit the cap (empty if none). */
 void wcm_synth_cap_warning(const wcm_synth_stage *st, char *buf, size_t size);
+/* "cond0: 2 of 4 samples diverged (2 std-jump); 2 samples redrawn; diverged
+ * samples: 2, 3" (empty when nothing diverged or was redrawn). */
+void wcm_synth_divergence_summary(const wcm_synth_stage *st, char *buf, size_t size);
 /* JSON object members (no braces; the caller wraps them with its own):
  *   "status": "ok" | "cap" | "diverged", "seconds", "threads", "warnings": [...],
  *   "nets": { NAME: {"scale", "size", "channels", "status", "seconds",
