@@ -29,6 +29,7 @@ void wcm_sampler_params_default(wcm_sampler_params *p) {
     p->max_iters = 2000;
     p->divergence_threshold = 1.5;
     p->std_jump = 2.0;
+    p->plateau_db = 3.0;
     p->stop_rule = WCM_STOP_DEFAULT;
 }
 
@@ -39,6 +40,7 @@ const char *wcm_sample_status_name(int status) {
     case WCM_SAMPLE_CAP: return "cap";
     case WCM_SAMPLE_DIVERGED: return "diverged";
     case WCM_SAMPLE_SKIPPED: return "skipped";
+    case WCM_SAMPLE_PLATEAU: return "plateau";
     default: return "unknown";
     }
 }
@@ -128,6 +130,9 @@ static int check_params(const wcm_sampler_params *p, const wcm_tensor *y, wcm_er
                         p->divergence_threshold);
     if (!(p->std_jump == 0 || p->std_jump > 1))
         return wcm_fail(err, WCM_ERR_ARG, "sampler: std jump factor must be 0 (off) or above 1 (got %g)", p->std_jump);
+    if (p->plateau_iters < 0 || !(p->plateau_db >= 0) || !isfinite(p->plateau_db))
+        return wcm_fail(err, WCM_ERR_ARG, "sampler: plateau rule needs iterations >= 0 and a margin >= 0 dB (got %d, %g)",
+                        p->plateau_iters, p->plateau_db);
     if (p->stop_rule != WCM_STOP_DEFAULT && p->stop_rule != WCM_STOP_SNR && p->stop_rule != WCM_STOP_SIGMA)
         return wcm_fail(err, WCM_ERR_ARG, "sampler: unknown stop rule %d", (int)p->stop_rule);
     if (p->sample_offset < 0 || p->sample_offset > MAX_SUBSTREAMS - y->n)
@@ -189,6 +194,7 @@ int wcm_sample(wcm_denoiser_fn denoiser, void *ctx, const wcm_sampler_params *pa
     const int n = y->n;
     const size_t per_sample = (size_t)y->h * y->w * y->c;
     const int stop_on_sigma = p->stop_rule == WCM_STOP_SIGMA;
+    const double target_db = -20.0 * log10(p->sigma_L);
     const double start = wcm_seconds();
 
     wcm_tensor residual = {0};
@@ -196,8 +202,10 @@ int wcm_sample(wcm_denoiser_fn denoiser, void *ctx, const wcm_sampler_params *pa
     double *partials = malloc(((per_sample + SUM_CHUNK - 1) / SUM_CHUNK) * sizeof(double));
     double *sigmas = calloc((size_t)n, sizeof(double));
     double *min_std = malloc((size_t)n * sizeof(double));
+    double *best_snr = malloc((size_t)n * sizeof(double));
+    int *best_t = calloc((size_t)n, sizeof(int));
     wcm_sample_result *res = results ? results : calloc((size_t)n, sizeof *res);
-    if (!noise || !partials || !sigmas || !min_std || !res) {
+    if (!noise || !partials || !sigmas || !min_std || !best_snr || !best_t || !res) {
         rc = wcm_fail(err, WCM_ERR_NOMEM, "sampler: out of memory for a batch of %d x %zu values", n, per_sample);
         goto done;
     }
@@ -214,6 +222,7 @@ int wcm_sample(wcm_denoiser_fn denoiser, void *ctx, const wcm_sampler_params *pa
         memset(&res[k], 0, sizeof res[k]);
         res[k].status = WCM_SAMPLE_RUNNING;
         min_std[k] = INFINITY;
+        best_snr[k] = -INFINITY;
     }
 
     int active = n;
@@ -261,6 +270,10 @@ int wcm_sample(wcm_denoiser_fn denoiser, void *ctx, const wcm_sampler_params *pa
                     res[k].reason = WCM_DIVERGED_STD_JUMP;
                 } else if (stop) {
                     res[k].status = WCM_SAMPLE_CONVERGED;
+                } else if (p->plateau_iters > 0 && !stop_on_sigma) {
+                    if (e.snr_db > best_snr[k]) best_snr[k] = e.snr_db, best_t[k] = t;
+                    if (best_snr[k] >= target_db - p->plateau_db && t - best_t[k] >= p->plateau_iters)
+                        res[k].status = WCM_SAMPLE_PLATEAU;
                 }
                 if (e.std_y < min_std[k]) min_std[k] = e.std_y;
                 e.status = res[k].status;
@@ -312,6 +325,8 @@ done:
     free(partials);
     free(sigmas);
     free(min_std);
+    free(best_snr);
+    free(best_t);
     if (res && res != results) free(res);
     return rc;
 }

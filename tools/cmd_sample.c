@@ -20,9 +20,9 @@
 
 /* Algorithm-1 options: --KEY (every net) and --KEY-low / --KEY-cond<j> ------- */
 
-enum { K_H0, K_SIGMA0, K_SIGMAL, K_BETA, K_MAX_ITERS, K_DIVERGE, K_STD_JUMP, K_FIXED, K_ASCENDING, NKEYS };
-static const char *const key_names[NKEYS] = {"h0",      "sigma0",   "sigmaL",     "beta",          "max-iters",
-                                             "diverge", "std-jump", "fixed-step", "ascending-step"};
+enum { K_H0, K_SIGMA0, K_SIGMAL, K_BETA, K_MAX_ITERS, K_DIVERGE, K_STD_JUMP, K_PLATEAU, K_FIXED, K_ASCENDING, NKEYS };
+static const char *const key_names[NKEYS] = {"h0",       "sigma0",  "sigmaL",     "beta",          "max-iters", "diverge",
+                                             "std-jump", "plateau", "fixed-step", "ascending-step"};
 #define NSUFFIX (2 + WCM_MAX_LEVELS) /* "", "-low", "-cond0" ... */
 #define MAX_BASE_OPTS 16
 
@@ -90,6 +90,12 @@ static int apply_params(const char *cmd, opt_table *t, int s, wcm_sampler_params
         if (iv < 1) return cli_error(cmd, "--%s must be at least 1, got %s", o->name, o->value);
         p->max_iters = iv;
     }
+    o = sopt(t, s, K_PLATEAU);
+    if (o->set) {
+        if (cli_get_int(cmd, o, &iv)) return 1;
+        if (iv < 0 || iv > 1000000) return cli_error(cmd, "--%s must be in 0..1000000, got %s", o->name, o->value);
+        p->plateau_iters = iv;
+    }
     if (sopt(t, s, K_FIXED)->set && sopt(t, s, K_ASCENDING)->set)
         return cli_error(cmd, "--%s and --%s contradict each other", sopt(t, s, K_FIXED)->name,
                          sopt(t, s, K_ASCENDING)->name);
@@ -131,7 +137,11 @@ static int apply_synth_params(const char *cmd, opt_table *t, int uses_low, int l
     "                    with a warning, recorded in the log\n"                                   \
     "  --diverge X       divergence threshold on sigma_t (1.5)\n"                                 \
     "  --std-jump X      a sample whose std(y) grows past X times its smallest value\n"          \
-    "                    so far is blowing up (2; 0 = off)\n"
+    "                    so far is blowing up (2; 0 = off)\n"                                    \
+    "  --plateau K       also stop a sample whose SNR came within 3 dB of the\n"               \
+    "                    target but has not improved for K iterations (0 = off,\n"            \
+    "                    the paper's rule; 20 keeps samples that would never quite\n"          \
+    "                    reach 40 dB from drifting away)\n"
 #define HEALTH_HELP                                                                               \
     "Health checks: a sample is marked diverged when sigma_t passes --diverge, a\n"              \
     "value is not finite, std(y) jumps (--std-jump), or its image leaves --range.\n"            \
@@ -177,20 +187,21 @@ static void on_progress(void *user, const wcm_synth_progress_info *pi) {
         return;
     }
     const wcm_synth_stage *st = pi->finished;
-    int conv = 0, imin = 1 << 30, imax = 0;
+    int conv = 0, plateau = 0, imin = 1 << 30, imax = 0;
     double smin = INFINITY, smax = 0;
     for (int k = 0; k < st->batch; k++) {
         const wcm_sample_result *r = &st->results[k];
-        conv += r->status == WCM_SAMPLE_CONVERGED;
+        conv += r->status == WCM_SAMPLE_CONVERGED || r->status == WCM_SAMPLE_PLATEAU;
+        plateau += r->status == WCM_SAMPLE_PLATEAU;
         imin = r->iterations < imin ? r->iterations : imin;
         imax = r->iterations > imax ? r->iterations : imax;
         smin = fmin(smin, r->final_sigma);
         smax = fmax(smax, r->final_sigma);
     }
     cli_progress("%s: %s done in %.1f s (%.3g s/iteration): iterations %d..%d, final sigma %.4g..%.4g, "
-                 "%d converged, %d at the cap, %d diverged\n",
+                 "%d converged%s, %d at the cap, %d diverged\n",
                  ps->cmd, net, st->seconds, st->max_iterations ? st->seconds / st->max_iterations : 0.0, imin, imax,
-                 smin, smax, conv, st->cap_samples, st->diverged_samples);
+                 smin, smax, conv, plateau ? " (some at a plateau)" : "", st->cap_samples, st->diverged_samples);
     if (st->cap_samples) {
         char w[512];
         wcm_synth_cap_warning(st, w, sizeof w);
