@@ -9,8 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include <wcm/denoise.h>
-#include <wcm/image.h>
+#include <wcm/wcm.h>
 
 int main(int argc, char **argv) {
     if (argc < 4) {

@@ -1,5 +1,7 @@
 /* Status messages, threads, aligned memory, clock. */
 #include "wcm/common.h"
+#include "wcm/version.h"
+#include "wcm/wcm.h"
 
 #include <omp.h>
 #include <stdarg.h>
@@ -75,3 +77,5 @@ double wcm_seconds(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+const char *wcm_version(void) { return WCM_VERSION_STRING; }
