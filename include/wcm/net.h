@@ -84,6 +84,14 @@ void wcm_net_invalidate(wcm_net *net);
  * out is (re)allocated to [n][h][w][cout] if its shape differs. Any h, w >= 1. */
 int wcm_net_forward(wcm_net *net, const wcm_tensor *in, wcm_tensor *out, wcm_error *err);
 
+/* Plausible parameter ranges, checked when a network is loaded: trained
+ * BF-CNNs have |weights|, |gammas| below 10 and running_sd in [0.005, 30]
+ * (the authors' 20 networks); values far outside only come from damaged or
+ * crafted files and would overflow float activations. */
+#define WCM_MAX_PARAM 1e4
+#define WCM_MIN_RUNNING_SD 1e-6
+#define WCM_MAX_RUNNING_SD 1e6
+
 /* State-dict conversion with PyTorch names and layouts
  * ("<prefix>conv_layers.{l}.weight" [out,in,kh,kw], "<prefix>BN_layers.{k}.gammas"
  * and ".running_sd" [1,64,1,1]). The architecture is inferred from the kernel
