@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "wcm/denoise.h"
 #include "wcm/image.h"
 #include "wcm/io.h"
@@ -209,6 +210,9 @@ static int run_demo(int argc, char **argv) {
     /* The page. */
     if (!rc) {
         text h = {0};
+        wcm_json_buf model_html; /* the path is the user's: escaped for HTML */
+        wcm_json_buf_init(&model_html);
+        wcm_json_buf_html(&model_html, model_path);
         add(&h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>wcm demo</title>\n"
                 "<style>body{font-family:Helvetica,Arial,sans-serif;margin:28px;max-width:1000px;color:#222}"
                 "figure{display:inline-block;margin:8px;text-align:center;vertical-align:top}"
@@ -218,7 +222,8 @@ static int run_demo(int argc, char **argv) {
                 "<h1>wcm demo</h1>\n<p>Multi-scale local conditional probability models of images "
                 "(Kadkhodaie, Guth, Mallat &amp; Simoncelli, ICLR 2023), computed by wcm on %d CPU threads in %.1f s "
                 "with the model <code>%s</code>.</p>\n",
-            wcm_get_threads(), total, model_path);
+            wcm_get_threads(), total, model_html.data ? model_html.data : "");
+        wcm_json_buf_free(&model_html);
         if (!opts[1].set)
             add(&h, "<p><em>The shipped model was trained by <code>wcm train</code> on 5,000 CelebA faces with a few "
                     "CPU-hours &mdash; a small fraction of the authors' training &mdash; so its samples are rough; "
