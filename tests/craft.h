@@ -2,8 +2,8 @@
  * tests generate what they feed wcm instead of keeping binary blobs:
  * byte buffers, stored zip archives (optionally zip64), the pickle torch.save
  * writes for a state_dict, whole .pt checkpoints, safetensors files, .npy
- * arrays and gray PNGs of any declared size (streamed through zlib, so a
- * 2^28-pixel image costs a few hundred KB). */
+ * arrays, gray PNGs of any declared size (streamed through zlib, so a
+ * 2^28-pixel image costs a few hundred KB) and gray JPEGs. */
 #ifndef WCM_TEST_CRAFT_H
 #define WCM_TEST_CRAFT_H
 
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jpeglib.h>
 #include <zlib.h>
 
 #include "wcm/tensor.h"
@@ -228,7 +229,20 @@ static inline bytes npy_bytes(const char *header, const void *data, size_t data_
     return b;
 }
 
-/* ---- PNG ------------------------------------------------------------------- */
+/* A float32 .npy of shape (h, w), every value `value`. */
+static inline bytes npy_filled(int h, int w, float value) {
+    char header[128];
+    snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", h, w);
+    size_t n = (size_t)h * (size_t)w;
+    float *data = malloc(n * sizeof *data + 1);
+    if (!data) abort();
+    for (size_t i = 0; i < n; i++) data[i] = value;
+    bytes b = npy_bytes(header, data, n * sizeof *data);
+    free(data);
+    return b;
+}
+
+/* ---- PNG, JPEG ------------------------------------------------------------- */
 
 static inline void png_chunk(bytes *b, const char *type, const unsigned char *data, size_t len) {
     b_be32(b, (uint32_t)len);
@@ -269,6 +283,32 @@ static inline bytes make_gray_png(uint32_t w, uint32_t h, unsigned value) {
     png_chunk(&b, "IDAT", idat.data, idat.len);
     free(idat.data);
     png_chunk(&b, "IEND", NULL, 0);
+    return b;
+}
+
+/* A baseline gray JPEG of w x h pixels, every pixel `value`. */
+static inline bytes make_gray_jpeg(int w, int h, unsigned value) {
+    unsigned char *out = NULL;
+    unsigned long out_len = 0;
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr jerr;
+    c.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&c);
+    jpeg_mem_dest(&c, &out, &out_len);
+    c.image_width = (JDIMENSION)w, c.image_height = (JDIMENSION)h, c.input_components = 1;
+    c.in_color_space = JCS_GRAYSCALE;
+    jpeg_set_defaults(&c);
+    jpeg_start_compress(&c, TRUE);
+    unsigned char *row = malloc((size_t)w);
+    if (!row) abort();
+    memset(row, (int)value, (size_t)w);
+    while (c.next_scanline < c.image_height) jpeg_write_scanlines(&c, &row, 1);
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    free(row);
+    bytes b = {0};
+    b_put(&b, out, out_len);
+    free(out);
     return b;
 }
 
