@@ -151,6 +151,7 @@ static struct {
     ino_t ino;
 } swept[64];
 static int swept_count;
+static pid_t swept_by; /* a forked child starts its own list */
 
 /* Deletes the stale temporaries in `dir` (regular files of ours whose
  * writer is gone). Each folder is swept once per process: a later process
@@ -161,6 +162,7 @@ static void sweep_stale_temporaries(const char *dir) {
     if (stat(dir, &st) != 0) return;
     while (__atomic_test_and_set(&sweep_lock, __ATOMIC_ACQUIRE)) {
     }
+    if (swept_by != getpid()) swept_by = getpid(), swept_count = 0;
     int seen = 0;
     for (int i = 0; i < swept_count && !seen; i++) seen = swept[i].dev == st.st_dev && swept[i].ino == st.st_ino;
     if (!seen) {

@@ -152,10 +152,13 @@ static void plan_free(resample_plan *p) {
 }
 
 static int plan_alloc(resample_plan *p, int out_size, int ksize) {
+    int64_t dims[2] = {out_size, ksize};
+    size_t weights;
+    if (wcm_size_product(dims, 2, sizeof(double), 0, &weights)) return -1;
     p->ksize = ksize;
-    p->first = malloc(sizeof(int) * out_size);
-    p->count = malloc(sizeof(int) * out_size);
-    p->weight = calloc((size_t)out_size * ksize, sizeof(double));
+    p->first = malloc(sizeof(int) * (size_t)out_size);
+    p->count = malloc(sizeof(int) * (size_t)out_size);
+    p->weight = calloc(1, weights ? weights : 1);
     if (!p->first || !p->count || !p->weight) {
         plan_free(p);
         return -1;
@@ -267,7 +270,9 @@ int wcm_image_resize(const wcm_tensor *in, int oh, int ow, wcm_resize_method met
         int failed = 0;
 #pragma omp parallel num_threads(wcm_get_threads()) if (planes > 1)
         {
-            float *tmp = malloc(sizeof(float) * (size_t)h * ow);
+            int64_t dims[2] = {h, ow};
+            size_t tmp_bytes;
+            float *tmp = wcm_size_product(dims, 2, sizeof(float), 0, &tmp_bytes) ? NULL : malloc(tmp_bytes);
             if (!tmp) {
 #pragma omp atomic write
                 failed = 1;
@@ -377,10 +382,13 @@ int wcm_image_write_grid(const char *path, const wcm_tensor *batch, int cols, in
     if (gw > WCM_IMAGE_MAX_SIDE || gh > WCM_IMAGE_MAX_SIDE)
         return wcm_fail(err, WCM_ERR_SHAPE, "%s: grid of %lldx%lld pixels is too large", path, (long long)gw,
                         (long long)gh);
+    int64_t dims[2] = {gh, gw};
+    size_t bytes;
     int rc = wcm_check_pixels(1, gh, gw, path, err);
     if (rc) return rc;
-    size_t total = (size_t)gw * (size_t)gh;
-    float *canvas = wcm_alloc(total * sizeof(float));
+    if (wcm_size_product(dims, 2, sizeof(float), 0, &bytes)) return wcm_fail(err, WCM_ERR_SHAPE, "%s: grid too large", path);
+    size_t total = bytes / sizeof(float);
+    float *canvas = wcm_alloc(bytes);
     if (!canvas) return wcm_fail(err, WCM_ERR_NOMEM, "%s: out of memory for the grid", path);
     for (size_t i = 0; i < total; i++) canvas[i] = 1.0f; /* white border and empty cells */
     for (int b = 0; b < batch->n; b++) {

@@ -91,8 +91,11 @@ static int png_decode_rows(png_reader *r) {
     if (r->channels < 1 || r->channels > 4 || (r->bit_depth != 8 && r->bit_depth != 16) ||
         r->rowbytes < (size_t)w * r->channels * (r->bit_depth / 8))
         png_error(r->png, "unexpected pixel layout after conversion");
-    r->pixels = malloc(r->rowbytes * h);
-    r->rows = malloc(sizeof *r->rows * h);
+    int64_t dims[2] = {(int64_t)h, (int64_t)r->rowbytes}, rows[1] = {(int64_t)h};
+    size_t pixel_bytes, row_bytes;
+    if (wcm_size_product(dims, 2, 1, 0, &pixel_bytes) || wcm_size_product(rows, 1, sizeof *r->rows, 0, &row_bytes)) return 2;
+    r->pixels = malloc(pixel_bytes);
+    r->rows = malloc(row_bytes);
     if (!r->pixels || !r->rows) return 2;
     for (png_uint_32 y = 0; y < h; y++) r->rows[y] = r->pixels + (size_t)y * r->rowbytes;
     png_read_image(r->png, r->rows);

@@ -64,8 +64,8 @@ static int fail_at(machine *m, const char *fmt, const char *detail) {
 /* Allocation failures and budget overruns both end up here. */
 static int out_of_memory(machine *m) {
     if (m->over_budget)
-        return wcm_fail(m->err, WCM_ERR_FORMAT, "pickle: builds more values than a %zu-byte checkpoint can hold "
-                        "(over %zu bytes of memory) at byte %zu", m->len, m->budget->limit, m->op_pos);
+        return wcm_fail(m->err, WCM_ERR_FORMAT, "pickle: its values need more memory than the file's size allows "
+                        "(%zu bytes) at byte %zu of %zu", m->budget->limit, m->op_pos, m->len);
     return wcm_fail(m->err, WCM_ERR_NOMEM, "pickle: out of memory");
 }
 

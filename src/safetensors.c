@@ -158,21 +158,19 @@ static int read_tensor(const char *name, const wcm_json *desc, const unsigned ch
         begin < 0 || end < begin || (uint64_t)end > data_len)
         return wcm_fail(err, WCM_ERR_FORMAT, "safetensors: tensor '%.200s' has data_offsets outside the %zu-byte data area",
                         name, data_len);
-    /* The element count cannot exceed the bytes available, which bounds the product. */
-    uint64_t count = 1, limit = data_len / elem;
+    /* The tensor's bytes must be in the file, which bounds the product. */
     for (size_t d = 0; d < shape->count; d++) {
         int64_t dim;
         if (wcm_json_int64(shape->items[d], &dim) || dim < 0)
             return wcm_fail(err, WCM_ERR_FORMAT, "safetensors: tensor '%.200s' has an invalid shape", name);
         a->shape[d] = dim;
-        if (dim == 0) count = 0;
-        else if (count > limit / (uint64_t)dim) count = limit + 1;
-        else count *= (uint64_t)dim;
     }
     a->ndim = (int)shape->count;
-    if (count > limit || count * elem != (uint64_t)(end - begin))
+    size_t bytes = 0;
+    if (wcm_size_product(a->shape, a->ndim, elem, data_len, &bytes) || bytes != (uint64_t)(end - begin))
         return wcm_fail(err, WCM_ERR_FORMAT, "safetensors: tensor '%.200s': %lld bytes of data do not match its shape and dtype %s",
                         name, (long long)(end - begin), dtypes[t].name);
+    size_t count = bytes / elem;
     range->begin = (uint64_t)begin;
     range->end = (uint64_t)end;
     if (wcm_budget_take(budget, (size_t)count * sizeof(float)) || wcm_budget_take(budget, strlen(name) + 1 + sizeof *a))

@@ -91,23 +91,21 @@ static int copy_tensor(wcm_zip *z, const char *top, const char *name, const wcm_
     /* Element count (bounded by what is left of the memory budget) and the
      * largest storage index the view reaches, checked term by term so
      * nothing can overflow. */
-    size_t floats_left = (budget->limit - budget->used) / sizeof(float);
-    uint64_t count = 1, reach = (uint64_t)t->storage_offset, numel = (uint64_t)s->integer;
+    size_t floats_left = (budget->limit - budget->used) / sizeof(float), out_bytes;
+    if (wcm_size_product(t->sizes, t->ndim, sizeof(float), floats_left * sizeof(float), &out_bytes) ||
+        wcm_budget_take(budget, out_bytes))
+        return wcm_fail(err, WCM_ERR_FORMAT, "tensor '%.200s' is implausibly large for a %zu-byte file (more than %zu bytes "
+                        "of tensors)", name, z->len, budget->limit);
+    uint64_t count = out_bytes / sizeof(float), reach = (uint64_t)t->storage_offset, numel = (uint64_t)s->integer;
     if (reach > numel) reach = UINT64_MAX; /* saturates: stays <= 2 * numel otherwise */
     for (int d = 0; d < t->ndim; d++) {
         uint64_t size = (uint64_t)t->sizes[d], stride = (uint64_t)t->strides[d];
-        if (size == 0) count = 0;
-        else if (count > floats_left / size) count = UINT64_MAX;
-        else count *= size;
         if (size > 1 && stride > 0 && reach != UINT64_MAX) {
             if (size - 1 > numel / stride) reach = UINT64_MAX;
             else reach += (size - 1) * stride;
             if (reach > numel) reach = UINT64_MAX;
         }
     }
-    if (count > floats_left || wcm_budget_take(budget, (size_t)count * sizeof(float)))
-        return wcm_fail(err, WCM_ERR_FORMAT, "tensor '%.200s' is implausibly large for a %zu-byte file (more than %zu bytes "
-                        "of tensors)", name, z->len, budget->limit);
     if (count > 0 && reach >= numel)
         return wcm_fail(err, WCM_ERR_FORMAT, "tensor '%.200s': offset/size/stride reach past its storage of %lld floats", name,
                         (long long)s->integer);
