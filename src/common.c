@@ -119,7 +119,6 @@ double wcm_seconds(void) {
 /* ---- checked sizes ------------------------------------------------------- */
 
 int wcm_size_product(const int64_t *dims, int n, size_t elem_size, size_t limit, size_t *bytes) {
-    if (limit == 0) limit = SIZE_MAX;
     *bytes = 0;
     if (n < 0 || elem_size > limit) return WCM_ERR_SHAPE;
     size_t total = elem_size;

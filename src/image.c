@@ -154,7 +154,7 @@ static void plan_free(resample_plan *p) {
 static int plan_alloc(resample_plan *p, int out_size, int ksize) {
     int64_t dims[2] = {out_size, ksize};
     size_t weights;
-    if (wcm_size_product(dims, 2, sizeof(double), 0, &weights)) return -1;
+    if (wcm_size_product(dims, 2, sizeof(double), SIZE_MAX, &weights)) return -1;
     p->ksize = ksize;
     p->first = malloc(sizeof(int) * (size_t)out_size);
     p->count = malloc(sizeof(int) * (size_t)out_size);
@@ -272,7 +272,7 @@ int wcm_image_resize(const wcm_tensor *in, int oh, int ow, wcm_resize_method met
         {
             int64_t dims[2] = {h, ow};
             size_t tmp_bytes;
-            float *tmp = wcm_size_product(dims, 2, sizeof(float), 0, &tmp_bytes) ? NULL : malloc(tmp_bytes);
+            float *tmp = wcm_size_product(dims, 2, sizeof(float), SIZE_MAX, &tmp_bytes) ? NULL : malloc(tmp_bytes);
             if (!tmp) {
 #pragma omp atomic write
                 failed = 1;
@@ -386,7 +386,7 @@ int wcm_image_write_grid(const char *path, const wcm_tensor *batch, int cols, in
     size_t bytes;
     int rc = wcm_check_pixels(1, gh, gw, path, err);
     if (rc) return rc;
-    if (wcm_size_product(dims, 2, sizeof(float), 0, &bytes)) return wcm_fail(err, WCM_ERR_SHAPE, "%s: grid too large", path);
+    if (wcm_size_product(dims, 2, sizeof(float), SIZE_MAX, &bytes)) return wcm_fail(err, WCM_ERR_SHAPE, "%s: grid too large", path);
     size_t total = bytes / sizeof(float);
     float *canvas = wcm_alloc(bytes);
     if (!canvas) return wcm_fail(err, WCM_ERR_NOMEM, "%s: out of memory for the grid", path);

@@ -99,7 +99,7 @@ static int jpeg_decode_rows(jpeg_reader *r, const unsigned char *buf, size_t len
     r->width = (int)w, r->height = (int)h, r->components = comps;
     int64_t dims[3] = {(int64_t)h, (int64_t)w, comps};
     size_t bytes;
-    if (wcm_size_product(dims, 3, 1, 0, &bytes)) return 3;
+    if (wcm_size_product(dims, 3, 1, SIZE_MAX, &bytes)) return 3;
     r->pixels = malloc(bytes);
     if (!r->pixels) return 3;
     while (r->cinfo.output_scanline < r->cinfo.output_height) {

@@ -93,7 +93,7 @@ static int png_decode_rows(png_reader *r) {
         png_error(r->png, "unexpected pixel layout after conversion");
     int64_t dims[2] = {(int64_t)h, (int64_t)r->rowbytes}, rows[1] = {(int64_t)h};
     size_t pixel_bytes, row_bytes;
-    if (wcm_size_product(dims, 2, 1, 0, &pixel_bytes) || wcm_size_product(rows, 1, sizeof *r->rows, 0, &row_bytes)) return 2;
+    if (wcm_size_product(dims, 2, 1, SIZE_MAX, &pixel_bytes) || wcm_size_product(rows, 1, sizeof *r->rows, SIZE_MAX, &row_bytes)) return 2;
     r->pixels = malloc(pixel_bytes);
     r->rows = malloc(row_bytes);
     if (!r->pixels || !r->rows) return 2;

@@ -16,7 +16,7 @@ int wcm_tensor_alloc(wcm_tensor *t, int n, int h, int w, int c, wcm_error *err) 
         return wcm_fail(err, WCM_ERR_SHAPE, "invalid tensor shape %dx%dx%dx%d", n, h, w, c);
     int64_t dims[4] = {n, h, w, c};
     size_t bytes;
-    if (wcm_size_product(dims, 4, sizeof(float), 0, &bytes))
+    if (wcm_size_product(dims, 4, sizeof(float), SIZE_MAX, &bytes))
         return wcm_fail(err, WCM_ERR_NOMEM, "a %dx%dx%dx%d tensor does not fit in memory (size overflows)", n, h, w, c);
     t->data = wcm_calloc(bytes);
     if (!t->data) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory for a %dx%dx%dx%d tensor", n, h, w, c);
@@ -421,7 +421,7 @@ int wcm_tensor_to_nchw(wcm_array *a, const wcm_tensor *t, wcm_error *err) {
     a->ndim = 4;
     a->shape[0] = t->n, a->shape[1] = t->c, a->shape[2] = t->h, a->shape[3] = t->w;
     size_t bytes;
-    if (wcm_size_product(a->shape, 4, sizeof(float), 0, &bytes))
+    if (wcm_size_product(a->shape, 4, sizeof(float), SIZE_MAX, &bytes))
         return wcm_fail(err, WCM_ERR_SHAPE, "invalid tensor shape %dx%dx%dx%d", t->n, t->h, t->w, t->c);
     a->data = malloc(bytes ? bytes : 1);
     if (!a->data) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory");

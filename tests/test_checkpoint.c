@@ -5,7 +5,8 @@
  * -DWCM_SANITIZE=ON to check that bad input never crashes.
  *
  * `test_checkpoint --write-seeds DIR` writes the small fuzzing seed files
- * (DIR/torch, DIR/safetensors, DIR/npy) built by the helpers below. */
+ * (DIR/torch, safetensors, npy, pickle, json, train_state, image, cli) built
+ * by the helpers below and in craft.h. */
 #include "craft.h"
 #include "json.h"
 #include "testutil.h"
@@ -583,8 +584,8 @@ static void test_safetensors(void) {
 static int write_seeds(const char *dir) {
     char path[4096];
     wcm_error err;
-    const char *sub[5] = {"torch", "safetensors", "npy", "pickle", "json"};
-    for (int i = 0; i < 5; i++) {
+    const char *sub[8] = {"torch", "safetensors", "npy", "pickle", "json", "train_state", "image", "cli"};
+    for (int i = 0; i < 8; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, sub[i]);
         mkdir(dir, 0755);
         mkdir(path, 0755);
@@ -642,6 +643,29 @@ static int write_seeds(const char *dir) {
         " \"big\": 9223372036854775807}";
     snprintf(path, sizeof path, "%s/json/manifest_like.json", dir);
     if (craft_write(path, json_doc, sizeof json_doc - 1)) return 1;
+    /* Training state: one value per line, in the fuzzer's key order. */
+    static const char state[] = "3\n1\n31\n0.12345678901229999\n29.5\n12.25\n"
+                                "1,1,21,26.5,0.001,4;2,0.5,22,nan,0.00050000000000000001,8;3,0.33,23,28.5,0.0003,12";
+    snprintf(path, sizeof path, "%s/train_state/three_epochs.txt", dir);
+    if (craft_write(path, state, sizeof state - 1)) return 1;
+    snprintf(path, sizeof path, "%s/train_state/fresh.txt", dir);
+    if (craft_write(path, "0\n0\n0\n0\n0\n0\n", 12)) return 1;
+    /* Images: a format byte (0 PNG, 1 JPEG, 2 npy), then the file. */
+    bytes img[3] = {make_gray_png(8, 6, 77), make_gray_jpeg(8, 6, 200), npy_filled(3, 4, 0.25f)};
+    const char *img_names[3] = {"gray8x6.png", "gray8x6.jpg", "f4_3x4.npy"};
+    for (int k = 0; k < 3; k++) {
+        bytes seed = {0};
+        b_u8(&seed, (unsigned)k);
+        b_put(&seed, img[k].data, img[k].len);
+        snprintf(path, sizeof path, "%s/image/%s", dir, img_names[k]);
+        if (craft_write(path, seed.data, seed.len)) return 1;
+        free(seed.data), free(img[k].data);
+    }
+    /* Command lines: arguments separated by NUL bytes. */
+    static const char argv_seed[] = "denoise\0m.safetensors\0in.png\0out.png\0--sigma\0" "25\0--seed=3\0--threads\0" "2\0"
+                                    "-o\0x.png\0--npy\0--max-pixels=100000\0--quiet\0--crop\0" "160\0--\0-5";
+    snprintf(path, sizeof path, "%s/cli/denoise_args", dir);
+    if (craft_write(path, argv_seed, sizeof argv_seed - 1)) return 1;
     printf("seeds written under %s\n", dir);
     return 0;
 }

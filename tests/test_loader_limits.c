@@ -334,9 +334,9 @@ static void test_sizes_and_formats(void) {
     CHECK(rc != 0 && !t.data, "a 4 x 2^30 x 2^30 tensor (2^64 bytes, was a 64-byte buffer) is refused: %s", err.msg);
     size_t bytes_out;
     int64_t dims[3] = {1 << 30, 1 << 30, 16};
-    CHECK(wcm_size_product(dims, 3, 4, 0, &bytes_out) == WCM_ERR_SHAPE, "wcm_size_product refuses 2^30 x 2^30 x 16 x 4 bytes");
+    CHECK(wcm_size_product(dims, 3, 4, SIZE_MAX, &bytes_out) == WCM_ERR_SHAPE, "wcm_size_product refuses 2^30 x 2^30 x 16 x 4 bytes");
     int64_t ok_dims[3] = {3, 0, (int64_t)1 << 62}, neg[2] = {3, -1};
-    CHECK(!wcm_size_product(ok_dims, 3, 4, 0, &bytes_out) && bytes_out == 0 && wcm_size_product(neg, 2, 4, 0, &bytes_out),
+    CHECK(!wcm_size_product(ok_dims, 3, 4, SIZE_MAX, &bytes_out) && bytes_out == 0 && wcm_size_product(neg, 2, 4, SIZE_MAX, &bytes_out),
           "a zero dimension gives 0 bytes, a negative one is refused");
     int64_t lim[2] = {1000, 1000};
     CHECK(!wcm_size_product(lim, 2, 4, 4000000, &bytes_out) && bytes_out == 4000000 &&
@@ -391,6 +391,11 @@ static void test_sizes_and_formats(void) {
         {"{'descr': '<f4', 'fortran_order': False}", "lacks", 0},
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", "truncated", 0},
     };
+    /* Found by fuzz_image: a shape with no data bytes at all. */
+    bytes empty = npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 4), }", NULL, 0);
+    rc = wcm_npy_parse(empty.data, empty.len, &arr, &err);
+    CHECK(rc == WCM_ERR_FORMAT && strstr(err.msg, "truncated"), ".npy of shape (1, 4) without data is refused: %s", err.msg);
+    free(empty.data);
     for (size_t i = 0; i < sizeof npys / sizeof *npys; i++) {
         bytes n = npy_bytes(npys[i].header, vals, sizeof vals);
         rc = wcm_npy_parse(n.data, n.len, &arr, &err);

@@ -663,7 +663,7 @@ const cli_command cmd_superres = {
 /* wcm inverse ------------------------------------------------------------------- */
 
 /* Build the measurement and x_c for one image; gt (ground truth) may stay empty. */
-static int setup_inverse(const char *cmd, opt_table *t, int task, wcm_tensor *img, wcm_measurement *ms,
+static int setup_inverse(const char *cmd, opt_table *t, int task, int samples, wcm_tensor *img, wcm_measurement *ms,
                          float **measured, int *oh, int *ow, int *have_gt, uint64_t seed, wcm_error *err) {
     enum { O_TASK, O_FACTOR, O_MASK, O_FRACTION, O_FROM_HR };
     int rc = 0, factor = 4;
@@ -683,6 +683,7 @@ static int setup_inverse(const char *cmd, opt_table *t, int task, wcm_tensor *im
                 return wcm_fail(err, WCM_ERR_ARG, "output %dx%d times %d is too large", img->h, img->w, factor);
             *oh = img->h * factor, *ow = img->w * factor;
         }
+        if (!rc) rc = wcm_check_pixels(samples, *oh, *ow, "inverse output", err);
         if (!rc) rc = wcm_measurement_block_average(ms, *oh, *ow, 1, factor, err);
     } else if (task == 1) {
         wcm_tensor mask = {0};
@@ -763,9 +764,9 @@ static int run_inverse(int argc, char **argv) {
     memset(&r, 0, sizeof r);
     int rc = wcm_image_read(pos[1], &img, &err);
     if (!rc && !wcm_tensor_all_finite(&img)) rc = wcm_fail(&err, WCM_ERR_NUMERIC, "%s contains NaN or Inf", pos[1]);
-    if (!rc) rc = setup_inverse(cmd, &t, task, &img, &ms, &one, &oh, &ow, &have_gt, seed, &err);
+    if (!rc) rc = setup_inverse(cmd, &t, task, K, &img, &ms, &one, &oh, &ow, &have_gt, seed, &err);
     if (rc == -1000) goto done;
-    if (!rc) rc = wcm_check_pixels(K, oh, ow, "inverse output", &err);
+    if (!rc) rc = wcm_check_pixels(K, oh, ow, "inverse output", &err); /* inpaint, randpix: the input's size */
     if (!rc) {
         measured = malloc((size_t)K * ms.count * sizeof(float));
         check = malloc((size_t)K * ms.count * sizeof(float));
