@@ -8,6 +8,8 @@
 #include <float.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,37 +33,38 @@ int wcm_train_state_add_row(wcm_train_state *s, const wcm_epoch_row *row, wcm_er
 
 /* ---- writing ------------------------------------------------------------------ */
 
-static int put(wcm_array_list *m, const char *key, wcm_json_buf *b, wcm_error *err) {
-    if (b->failed || !b->data) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
-    int rc = wcm_array_list_set_meta(m, key, b->data, err);
-    b->len = 0;
-    b->data[0] = 0;
-    return rc;
+/* Sets `key` to one formatted number (at most a few dozen characters). */
+static int put_number(wcm_array_list *m, const char *key, wcm_error *err, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+static int put_number(wcm_array_list *m, const char *key, wcm_error *err, const char *fmt, ...) {
+    char text[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    return wcm_array_list_set_meta(m, key, text, err);
 }
 
 int wcm_train_state_to_meta(const wcm_train_state *s, wcm_array_list *m, wcm_error *err) {
+    int rc = put_number(m, "wcm.train.epoch", err, "%d", s->epoch);
+    if (!rc) rc = put_number(m, "wcm.train.batch_in_epoch", err, "%d", s->batch);
+    if (!rc) rc = put_number(m, "wcm.train.step", err, "%lld", s->step);
+    const char *sum_keys[3] = {"wcm.state.loss_sum", "wcm.state.psnr_sum", "wcm.state.seconds"};
+    const double sums[3] = {s->loss_sum, s->psnr_sum, s->seconds};
+    for (int i = 0; i < 3 && !rc; i++) rc = put_number(m, sum_keys[i], err, "%.17g", sums[i]);
     wcm_json_buf b;
     wcm_json_buf_init(&b);
-    int rc = WCM_OK;
-    wcm_json_buf_printf(&b, "%d", s->epoch);
-    if (!rc) rc = put(m, "wcm.train.epoch", &b, err);
-    wcm_json_buf_printf(&b, "%d", s->batch);
-    if (!rc) rc = put(m, "wcm.train.batch_in_epoch", &b, err);
-    wcm_json_buf_printf(&b, "%lld", s->step);
-    if (!rc) rc = put(m, "wcm.train.step", &b, err);
-    wcm_json_buf_printf(&b, "%.17g", s->loss_sum);
-    if (!rc) rc = put(m, "wcm.state.loss_sum", &b, err);
-    wcm_json_buf_printf(&b, "%.17g", s->psnr_sum);
-    if (!rc) rc = put(m, "wcm.state.psnr_sum", &b, err);
-    wcm_json_buf_printf(&b, "%.17g", s->seconds);
-    if (!rc) rc = put(m, "wcm.state.seconds", &b, err);
     wcm_json_buf_puts(&b, ""); /* an empty history is "" */
     for (int i = 0; i < s->nrows; i++) {
         const wcm_epoch_row *r = &s->rows[i];
         wcm_json_buf_printf(&b, "%s%.0f,%.17g,%.17g,%.17g,%.17g,%.17g", i ? ";" : "", r->epoch, r->loss, r->psnr,
                             r->test_psnr, r->lr, r->seconds);
     }
-    if (!rc) rc = put(m, "wcm.state.history", &b, err);
+    if (!rc && b.failed) rc = wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
+    if (!rc) rc = wcm_array_list_set_meta(m, "wcm.state.history", b.data, err);
     wcm_json_buf_free(&b);
     return rc;
 }

@@ -31,16 +31,6 @@
  * the minutes the quadratic code took. */
 static const double time_limit = SANITIZED ? 10.0 : 1.0;
 
-static char dir[256];
-
-static const char *at(const char *name) {
-    static char buf[4][512];
-    static int slot;
-    slot = (slot + 1) % 4;
-    snprintf(buf[slot], sizeof buf[slot], "%s/%s", dir, name);
-    return buf[slot];
-}
-
 typedef int (*list_loader)(const char *, wcm_array_list *, wcm_error *);
 
 /* ---- D3: one storage viewed by many tensors ------------------------------------- */
@@ -81,7 +71,7 @@ static void test_shared_storage(void) {
               cases[c].floats * 4 >> 20, b.len / 1e6, rc ? err.msg : "loaded, values right", secs,
               c == 0 ? "38 s" : "minutes: one CRC of the storage per tensor");
         if (!rc) wcm_array_list_free(&l);
-        if (c == 2) craft_write(at("shared60000.pt"), b.data, b.len);
+        if (c == 2) craft_write(t_at("shared60000.pt"), b.data, b.len);
         free(b.data), free(st);
     }
     /* Many directory entries pointing at one stored file: refused. */
@@ -137,7 +127,7 @@ static void test_many_metadata_keys(void) {
     float *data = calloc(floats, sizeof *data);
     bytes file = safetensors_bytes((const char *)h.data, data, floats * 4);
     free(h.data), free(data);
-    craft_write(at("meta100k.safetensors"), file.data, file.len);
+    craft_write(t_at("meta100k.safetensors"), file.data, file.len);
     t0 = wcm_seconds();
     rc = wcm_safetensors_parse(file.data, file.len, &l, &err);
     secs = wcm_seconds() - t0;
@@ -163,7 +153,7 @@ static bytes nested_tuples_pt(size_t bytes_of_tuples) {
 
 static void test_nested_tuples(void) {
     bytes z = nested_tuples_pt(5 << 20);
-    craft_write(at("nested5.pt"), z.data, z.len);
+    craft_write(t_at("nested5.pt"), z.data, z.len);
     wcm_array_list l;
     wcm_error err = {{0}};
     double t0 = wcm_seconds();
@@ -236,24 +226,24 @@ static void test_peak_memory(void) {
     a.ndim = 1, a.shape[0] = 4 << 20;
     a.data = calloc(4 << 20, sizeof(float));
     wcm_array_list_push(&l, &a, &err);
-    REQUIRE_OK(wcm_safetensors_write(at("f16.safetensors"), &l, 1, &err), &err);
+    REQUIRE_OK(wcm_safetensors_write(t_at("f16.safetensors"), &l, 1, &err), &err);
     wcm_array_list_free(&l);
     double *d = calloc(2 << 20, sizeof *d);
     bytes npy = npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (1024, 2048), }", d, (2 << 20) * sizeof *d);
-    craft_write(at("f8.npy"), npy.data, npy.len);
+    craft_write(t_at("f8.npy"), npy.data, npy.len);
     free(npy.data), free(d);
     bytes tiny = npy_filled(2, 2, 0.5f);
-    craft_write(at("tiny.npy"), tiny.data, tiny.len);
+    craft_write(t_at("tiny.npy"), tiny.data, tiny.len);
     free(tiny.data);
 
     int rc;
-    long base = peak_rss(at("tiny.npy"), &rc);
+    long base = peak_rss(t_at("tiny.npy"), &rc);
     const long slack = 12L << 20; /* the loaders' 8 MB plus allocator rounding */
     const char *files[] = {"shared60000.pt", "meta100k.safetensors", "nested5.pt", "f16.safetensors", "f8.npy"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         struct stat st;
-        if (stat(at(files[i]), &st) != 0) continue;
-        long peak = peak_rss(at(files[i]), &rc);
+        if (stat(t_at(files[i]), &st) != 0) continue;
+        long peak = peak_rss(t_at(files[i]), &rc);
         CHECK(peak - base <= 4 * st.st_size + slack, "%-21s %6.1f MB: peak RSS %6.1f MB (%s) = base %.1f + %.2fx the file",
               files[i], st.st_size / 1048576.0, peak / 1048576.0, rc ? "refused" : "loaded", base / 1048576.0,
               (double)(peak - base) / (double)st.st_size);
@@ -441,8 +431,7 @@ int main(int argc, char **argv) {
         printf("%d %ld\n", rc ? 1 : 0, own_peak_rss());
         return 0;
     }
-    snprintf(dir, sizeof dir, "/tmp/wcm_loader_limits_XXXXXX");
-    if (!mkdtemp(dir)) SKIP("no temporary directory");
+    t_temp_dir("loader_limits");
     test_shared_storage();
     test_many_metadata_keys();
     test_nested_tuples();
@@ -450,8 +439,6 @@ int main(int argc, char **argv) {
     test_pixel_budget();
     test_sizes_and_formats();
     test_weight_ranges();
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) printf("could not remove %s\n", dir);
+    t_temp_dir_remove();
     return t_done("test_loader_limits");
 }

@@ -14,16 +14,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char dir[256];
-
-static const char *at(const char *name) {
-    static char buf[4][1024];
-    static int slot;
-    slot = (slot + 1) % 4;
-    snprintf(buf[slot], sizeof buf[slot], "%s/%s", dir, name);
-    return buf[slot];
-}
-
 static void test_escapers(void) {
     wcm_json_buf b;
     wcm_json_buf_init(&b);
@@ -62,7 +52,7 @@ static int run(const char *const *args) {
         int n = 1;
         for (; args[n - 1] && n < 31; n++) argv[n] = args[n - 1];
         argv[n] = NULL;
-        if (chdir(dir) || !freopen("stdout.txt", "w", stdout) || !freopen("stderr.txt", "w", stderr)) _exit(97);
+        if (chdir(t_dir) || !freopen("stdout.txt", "w", stdout) || !freopen("stderr.txt", "w", stderr)) _exit(97);
         execv(WCM_CLI_PATH, (char *const *)argv);
         _exit(98);
     }
@@ -88,19 +78,19 @@ static void test_eval_reports(void) {
     wcm_array_list_init(&m.meta);
     REQUIRE_OK(wcm_net_create(&m.net, WCM_NET_FLAT, 5, &err), &err);
     wcm_net_init_reference(m.net, 1);
-    REQUIRE_OK(wcm_model_save(&m, at(MODEL_NAME ".safetensors"), 0, &err), &err);
-    REQUIRE_OK(wcm_model_save(&m, at("a,\"b\".safetensors"), 0, &err), &err);
+    REQUIRE_OK(wcm_model_save(&m, t_at(MODEL_NAME ".safetensors"), 0, &err), &err);
+    REQUIRE_OK(wcm_model_save(&m, t_at("a,\"b\".safetensors"), 0, &err), &err);
     wcm_model_free(&m);
-    mkdir(at(IMAGES_DIR), 0700);
+    mkdir(t_at(IMAGES_DIR), 0700);
     bytes img = npy_filled(32, 32, 0.5f);
-    craft_write(at(IMAGES_DIR "/face\xfe.npy"), img.data, img.len);
+    craft_write(t_at(IMAGES_DIR "/face\xfe.npy"), img.data, img.len);
     free(img.data);
 
     const char *bad_args[] = {"eval-denoise", "--quiet", "--images", IMAGES_DIR, "--crop", "32", "--sigmas", "10,1e300",
                               "--out", "bad", MODEL_NAME ".safetensors", NULL};
     int rc = run(bad_args);
-    char *text = slurp(at("stderr.txt"));
-    CHECK(rc == 1 && text && strstr(text, "--sigmas") && access(at("bad"), F_OK) != 0,
+    char *text = slurp(t_at("stderr.txt"));
+    CHECK(rc == 1 && text && strstr(text, "--sigmas") && access(t_at("bad"), F_OK) != 0,
           "--sigmas 1e300 (which wrote -inf into results.json) is refused: %s", text ? text : "");
     free(text);
 
@@ -108,12 +98,12 @@ static void test_eval_reports(void) {
                           "--out", "ev", MODEL_NAME ".safetensors", "a,\"b\".safetensors", NULL};
     rc = run(args);
     if (rc) {
-        text = slurp(at("stderr.txt"));
+        text = slurp(t_at("stderr.txt"));
         CHECK(0, "eval-denoise with hostile names runs: exit %d %s", rc, text ? text : "");
         free(text);
         return;
     }
-    wcm_json *j = t_load_json(at("ev/results.json"));
+    wcm_json *j = t_load_json(t_at("ev/results.json"));
     const wcm_json *models = wcm_json_get(j, "models");
     CHECK(j && !strcmp(wcm_json_string(wcm_json_get(j, "images_dir")), "inj\"dir<script>\xef\xbf\xbd") &&
               wcm_json_get(models, MODEL_NAME) && wcm_json_get(models, "a,\"b\"") &&
@@ -123,16 +113,16 @@ static void test_eval_reports(void) {
     CHECK(j && !wcm_json_number(wcm_json_at(wcm_json_get(models, MODEL_NAME), 1), &psnr) && psnr > 0,
           "results.json numbers are finite PSNRs (%.4f dB)", psnr);
     wcm_json_free(j);
-    text = slurp(at("ev/report.html"));
+    text = slurp(t_at("ev/report.html"));
     CHECK(text && !strstr(text, "<b onmouseover") && !strstr(text, "<script>") &&
               strstr(text, "&lt;b onmouseover=alert(1)&gt;x") && strstr(text, "inj&quot;dir&lt;script&gt;\xef\xbf\xbd"),
           "report.html shows the names as text, no markup from them");
     free(text);
-    text = slurp(at("ev/figure3.svg"));
+    text = slurp(t_at("ev/figure3.svg"));
     CHECK(text && !strstr(text, "<b onmouseover") && strstr(text, "&lt;b onmouseover=alert(1)&gt;x"),
           "figure3.svg escapes the series names");
     free(text);
-    text = slurp(at("ev/results.csv"));
+    text = slurp(t_at("ev/results.csv"));
     CHECK(text && strstr(text, "\n" MODEL_NAME ",10,") && strstr(text, "\n\"a,\"\"b\"\"\",10,"),
           "results.csv quotes the name with a comma and a quote");
     free(text);
@@ -148,25 +138,22 @@ static void test_sample_log(void) {
         printf("skip: %s\n", err.msg);
         return;
     }
-    craft_write(at("bad\xff\xfename.safetensors"), model, len);
+    craft_write(t_at("bad\xff\xfename.safetensors"), model, len);
     free(model);
     const char *args[] = {"sample", "--quiet", "bad\xff\xfename.safetensors", "--out", "smp", "--n", "1", "--low-size", "4",
                           "--max-iters", "3", "--threads", "1", NULL};
     int rc = run(args);
-    wcm_json *j = t_load_json(at("smp/log.json"));
+    wcm_json *j = t_load_json(t_at("smp/log.json"));
     CHECK(rc == 0 && j && !strcmp(wcm_json_string(wcm_json_get(j, "model")), "bad\xef\xbf\xbd\xef\xbf\xbdname.safetensors"),
           "sample's log.json is valid for a model file named with invalid UTF-8 (exit %d)", rc);
     wcm_json_free(j);
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/wcm_reports_XXXXXX");
-    if (!mkdtemp(dir)) SKIP("no temporary directory");
+    t_temp_dir("reports");
     test_escapers();
     test_eval_reports();
     test_sample_log();
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) printf("could not remove %s\n", dir);
+    t_temp_dir_remove();
     return t_done("test_reports");
 }

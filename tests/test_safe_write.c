@@ -18,18 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char dir[256];
-
-static const char *at(const char *name) {
-    static char buf[4][512];
-    static int slot;
-    slot = (slot + 1) % 4;
-    snprintf(buf[slot], sizeof buf[slot], "%s/%s", dir, name);
-    return buf[slot];
-}
-
 static int count_temporaries(void) {
-    DIR *d = opendir(dir);
+    DIR *d = opendir(t_dir);
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)))
@@ -55,34 +45,34 @@ static void put_text(const char *path, const char *text) {
 
 static void test_refusals(void) {
     wcm_error err;
-    int rc = wcm_write_file_atomic(at("plain.txt"), "one", 3, &err);
-    CHECK(!rc && file_is(at("plain.txt"), "one"), "a new regular file is written");
-    rc = wcm_write_file_atomic(at("plain.txt"), "two", 3, &err);
-    CHECK(!rc && file_is(at("plain.txt"), "two") && count_temporaries() == 0, "an existing regular file is replaced, no temporary left");
+    int rc = wcm_write_file_atomic(t_at("plain.txt"), "one", 3, &err);
+    CHECK(!rc && file_is(t_at("plain.txt"), "one"), "a new regular file is written");
+    rc = wcm_write_file_atomic(t_at("plain.txt"), "two", 3, &err);
+    CHECK(!rc && file_is(t_at("plain.txt"), "two") && count_temporaries() == 0, "an existing regular file is replaced, no temporary left");
 
-    put_text(at("victim.txt"), "precious");
-    symlink("victim.txt", at("link.png"));
-    rc = wcm_write_file_atomic(at("link.png"), "data", 4, &err);
+    put_text(t_at("victim.txt"), "precious");
+    symlink("victim.txt", t_at("link.png"));
+    rc = wcm_write_file_atomic(t_at("link.png"), "data", 4, &err);
     struct stat st;
-    CHECK(rc == WCM_ERR_IO && strstr(err.msg, "symbolic link") && lstat(at("link.png"), &st) == 0 && S_ISLNK(st.st_mode) &&
-              file_is(at("victim.txt"), "precious"),
+    CHECK(rc == WCM_ERR_IO && strstr(err.msg, "symbolic link") && lstat(t_at("link.png"), &st) == 0 && S_ISLNK(st.st_mode) &&
+              file_is(t_at("victim.txt"), "precious"),
           "a symlink destination is refused, link and target unchanged: %s", err.msg);
 
-    mkfifo(at("fifo.png"), 0600);
-    rc = wcm_write_file_atomic(at("fifo.png"), "data", 4, &err);
-    CHECK(rc == WCM_ERR_IO && strstr(err.msg, "FIFO") && lstat(at("fifo.png"), &st) == 0 && S_ISFIFO(st.st_mode),
+    mkfifo(t_at("fifo.png"), 0600);
+    rc = wcm_write_file_atomic(t_at("fifo.png"), "data", 4, &err);
+    CHECK(rc == WCM_ERR_IO && strstr(err.msg, "FIFO") && lstat(t_at("fifo.png"), &st) == 0 && S_ISFIFO(st.st_mode),
           "a FIFO destination is refused and stays a FIFO: %s", err.msg);
 
-    mkdir(at("sub.png"), 0700);
-    rc = wcm_write_file_atomic(at("sub.png"), "data", 4, &err);
-    CHECK(rc == WCM_ERR_IO && strstr(err.msg, "directory") && lstat(at("sub.png"), &st) == 0 && S_ISDIR(st.st_mode),
+    mkdir(t_at("sub.png"), 0700);
+    rc = wcm_write_file_atomic(t_at("sub.png"), "data", 4, &err);
+    CHECK(rc == WCM_ERR_IO && strstr(err.msg, "directory") && lstat(t_at("sub.png"), &st) == 0 && S_ISDIR(st.st_mode),
           "a directory destination is refused: %s", err.msg);
 
     /* A private null device in the test folder (root only): -o /dev/null
      * would otherwise have been replaced by a regular file. */
-    if (mknod(at("null.png"), S_IFCHR | 0600, makedev(1, 3)) == 0) {
-        rc = wcm_write_file_atomic(at("null.png"), "data", 4, &err);
-        CHECK(rc == WCM_ERR_IO && strstr(err.msg, "character device") && lstat(at("null.png"), &st) == 0 &&
+    if (mknod(t_at("null.png"), S_IFCHR | 0600, makedev(1, 3)) == 0) {
+        rc = wcm_write_file_atomic(t_at("null.png"), "data", 4, &err);
+        CHECK(rc == WCM_ERR_IO && strstr(err.msg, "character device") && lstat(t_at("null.png"), &st) == 0 &&
                   S_ISCHR(st.st_mode),
               "a device-node destination is refused and stays a device: %s", err.msg);
     } else {
@@ -94,27 +84,27 @@ static void test_refusals(void) {
 static void test_unpredictable_temporaries(void) {
     wcm_error err;
     /* The names the old code used: "<out>.tmp.<pid>" for this pid and the next 200. */
-    put_text(at("victim2.txt"), "precious");
+    put_text(t_at("victim2.txt"), "precious");
     char name[64];
     for (int p = getpid(); p < getpid() + 200; p++) {
         snprintf(name, sizeof name, "out.png.tmp.%d", p);
-        symlink("victim2.txt", at(name));
+        symlink("victim2.txt", t_at(name));
     }
-    int rc = wcm_write_file_atomic(at("out.png"), "image", 5, &err);
+    int rc = wcm_write_file_atomic(t_at("out.png"), "image", 5, &err);
     struct stat st;
-    CHECK(!rc && file_is(at("victim2.txt"), "precious") && lstat(at("out.png"), &st) == 0 && S_ISREG(st.st_mode) &&
-              file_is(at("out.png"), "image"),
+    CHECK(!rc && file_is(t_at("victim2.txt"), "precious") && lstat(t_at("out.png"), &st) == 0 && S_ISREG(st.st_mode) &&
+              file_is(t_at("out.png"), "image"),
           "200 symlinks at the old predictable temporary names redirect nothing");
     for (int p = getpid(); p < getpid() + 200; p++) {
         snprintf(name, sizeof name, "out.png.tmp.%d", p);
-        unlink(at(name));
+        unlink(t_at(name));
     }
     wcm_atomic_file a, b;
-    REQUIRE_OK(wcm_atomic_open(&a, at("same.bin"), &err), &err);
-    REQUIRE_OK(wcm_atomic_open(&b, at("same.bin"), &err), &err);
+    REQUIRE_OK(wcm_atomic_open(&a, t_at("same.bin"), &err), &err);
+    REQUIRE_OK(wcm_atomic_open(&b, t_at("same.bin"), &err), &err);
     const char *hex = strrchr(a.tmp_path, '.');
-    CHECK(strcmp(a.tmp_path, b.tmp_path) != 0 && hex && strlen(hex + 1) == 16 && !strncmp(a.tmp_path, dir, strlen(dir)),
-          "two temporaries for one output differ, end in 16 random hex digits, live in its folder: %s", a.tmp_path + strlen(dir));
+    CHECK(strcmp(a.tmp_path, b.tmp_path) != 0 && hex && strlen(hex + 1) == 16 && !strncmp(a.tmp_path, t_dir, strlen(t_dir)),
+          "two temporaries for one output differ, end in 16 random hex digits, live in its folder: %s", a.tmp_path + strlen(t_dir));
     struct stat sa;
     CHECK(lstat(a.tmp_path, &sa) == 0 && S_ISREG(sa.st_mode), "the temporary is a regular file while writing");
     /* What a SIGINT handler calls: both temporaries vanish. */
@@ -149,20 +139,20 @@ static int child_dies_writing(const char *path, int sig, int with_handler) {
 }
 
 static void test_signals(void) {
-    int sig = child_dies_writing(at("interrupted.png"), SIGINT, 1);
-    CHECK(sig == SIGINT && count_temporaries() == 0 && access(at("interrupted.png"), F_OK) != 0,
+    int sig = child_dies_writing(t_at("interrupted.png"), SIGINT, 1);
+    CHECK(sig == SIGINT && count_temporaries() == 0 && access(t_at("interrupted.png"), F_OK) != 0,
           "SIGINT during a write (handler installed): the process dies of SIGINT, no temporary, no output");
-    sig = child_dies_writing(at("terminated.png"), SIGTERM, 1);
+    sig = child_dies_writing(t_at("terminated.png"), SIGTERM, 1);
     CHECK(sig == SIGTERM && count_temporaries() == 0, "the same for SIGTERM");
 
-    sig = child_dies_writing(at("killed.safetensors"), SIGKILL, 0);
+    sig = child_dies_writing(t_at("killed.safetensors"), SIGKILL, 0);
     int left = count_temporaries();
     CHECK(sig == SIGKILL && left == 1, "SIGKILL during a write leaves its temporary (%d)", left);
     /* A later process writing anything into the folder removes it. */
     pid_t pid = fork();
     if (pid == 0) {
         wcm_error err;
-        _exit(wcm_write_file_atomic(at("later.txt"), "x", 1, &err) ? 1 : 0);
+        _exit(wcm_write_file_atomic(t_at("later.txt"), "x", 1, &err) ? 1 : 0);
     }
     int status;
     waitpid(pid, &status, 0);
@@ -178,7 +168,7 @@ static void test_signals(void) {
         wcm_error err;
         char c;
         close(fds[1]);
-        if (wcm_atomic_open(&f, at("slow.png"), &err)) _exit(3);
+        if (wcm_atomic_open(&f, t_at("slow.png"), &err)) _exit(3);
         if (read(fds[0], &c, 1) < 0) _exit(4); /* wait for the parent */
         _exit(wcm_atomic_commit(&f, &err) ? 5 : 0);
     }
@@ -187,14 +177,14 @@ static void test_signals(void) {
     pid_t other = fork();
     if (other == 0) {
         wcm_error err;
-        _exit(wcm_write_file_atomic(at("other.txt"), "y", 1, &err) ? 1 : 0);
+        _exit(wcm_write_file_atomic(t_at("other.txt"), "y", 1, &err) ? 1 : 0);
     }
     waitpid(other, &status, 0);
     int kept = count_temporaries();
     if (write(fds[1], "g", 1) < 0) printf("pipe write failed\n");
     close(fds[1]);
     waitpid(pid, &status, 0);
-    CHECK(kept == 1 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && access(at("slow.png"), F_OK) == 0,
+    CHECK(kept == 1 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && access(t_at("slow.png"), F_OK) == 0,
           "another process's sweep keeps a live writer's temporary, which then commits");
 }
 
@@ -214,15 +204,15 @@ static void test_reads_and_messages(void) {
     wcm_error err;
     unsigned char *buf = NULL;
     size_t len;
-    mkfifo(at("model.safetensors"), 0600);
+    mkfifo(t_at("model.safetensors"), 0600);
     signal(SIGALRM, on_alarm);
     alarm(10);
     double t0 = wcm_seconds();
-    int rc = wcm_read_file(at("model.safetensors"), &buf, &len, &err);
+    int rc = wcm_read_file(t_at("model.safetensors"), &buf, &len, &err);
     alarm(0);
     CHECK(rc == WCM_ERR_IO && strstr(err.msg, "not a regular file") && wcm_seconds() - t0 < 1,
           "reading a FIFO fails at once: %s", err.msg);
-    rc = wcm_read_file(dir, &buf, &len, &err);
+    rc = wcm_read_file(t_dir, &buf, &len, &err);
     CHECK(rc == WCM_ERR_IO && strstr(err.msg, "directory"), "reading a directory fails: %s", err.msg);
 
     /* A reason after a path longer than the message buffer survives. */
@@ -241,14 +231,11 @@ static void test_reads_and_messages(void) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/wcm_safe_write_XXXXXX");
-    if (!mkdtemp(dir)) SKIP("no temporary directory");
+    t_temp_dir("safe_write");
     test_refusals();
     test_unpredictable_temporaries();
     test_signals();
     test_reads_and_messages();
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) printf("could not remove %s\n", dir);
+    t_temp_dir_remove();
     return t_done("test_safe_write");
 }

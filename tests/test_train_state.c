@@ -11,16 +11,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char dir[256];
-
-static const char *at(const char *name) {
-    static char buf[4][512];
-    static int slot;
-    slot = (slot + 1) % 4;
-    snprintf(buf[slot], sizeof buf[slot], "%s/%s", dir, name);
-    return buf[slot];
-}
-
 static void sample_state(wcm_train_state *s) {
     wcm_error err;
     memset(s, 0, sizeof *s);
@@ -134,13 +124,13 @@ static void test_tampered(void) {
 
 static int run(const char *args, char *stderr_text, size_t size) {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s > stdout.txt 2> stderr.txt", dir, WCM_CLI_PATH, args);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s > stdout.txt 2> stderr.txt", t_dir, WCM_CLI_PATH, args);
     int st = system(cmd);
     unsigned char *text = NULL;
     size_t len = 0;
     wcm_error err;
     stderr_text[0] = 0;
-    if (!wcm_read_file(at("stderr.txt"), &text, &len, &err)) snprintf(stderr_text, size, "%s", (char *)text);
+    if (!wcm_read_file(t_at("stderr.txt"), &text, &len, &err)) snprintf(stderr_text, size, "%s", (char *)text);
     free(text);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
@@ -152,7 +142,7 @@ static int lines_of(const char *s) {
 }
 
 static void test_cli_resume(void) {
-    mkdir(at("data"), 0700);
+    mkdir(t_at("data"), 0700);
     unsigned long long seed = 5;
     for (int i = 0; i < 4; i++) {
         float px[32 * 32];
@@ -160,7 +150,7 @@ static void test_cli_resume(void) {
         bytes b = npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (32, 32), }", px, sizeof px);
         char name[32];
         snprintf(name, sizeof name, "data/im%d.npy", i);
-        craft_write(at(name), b.data, b.len);
+        craft_write(t_at(name), b.data, b.len);
         free(b.data);
     }
     const char *train = "train --kind flat --rf 5 --data data --crop 32 --batch 2 --no-cache --quiet --threads 1";
@@ -173,7 +163,7 @@ static void test_cli_resume(void) {
     }
     wcm_array_list l;
     wcm_error err;
-    REQUIRE_OK(wcm_safetensors_read(at("ck.safetensors"), &l, &err), &err);
+    REQUIRE_OK(wcm_safetensors_read(t_at("ck.safetensors"), &l, &err), &err);
     struct {
         const char *key, *value, *what;
     } cases[] = {
@@ -184,9 +174,9 @@ static void test_cli_resume(void) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         REQUIRE_OK(wcm_array_list_set_meta(&l, cases[i].key, cases[i].value, &err), &err);
-        REQUIRE_OK(wcm_safetensors_write(at("bad.safetensors"), &l, 0, &err), &err);
+        REQUIRE_OK(wcm_safetensors_write(t_at("bad.safetensors"), &l, 0, &err), &err);
         wcm_array_list_free(&l);
-        REQUIRE_OK(wcm_safetensors_read(at("ck.safetensors"), &l, &err), &err); /* untouched copy for the next case */
+        REQUIRE_OK(wcm_safetensors_read(t_at("ck.safetensors"), &l, &err), &err); /* untouched copy for the next case */
         snprintf(args, sizeof args, "%s --epochs 5 --resume -o bad.safetensors", train);
         rc = run(args, text, sizeof text);
         CHECK(rc == 1 && lines_of(text) == 1 && strstr(text, "cannot resume"), "train --resume of a checkpoint with %s: exit %d, %s",
@@ -199,13 +189,10 @@ static void test_cli_resume(void) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/wcm_train_state_XXXXXX");
-    if (!mkdtemp(dir)) SKIP("no temporary directory");
+    t_temp_dir("train_state");
     test_round_trip();
     test_tampered();
     test_cli_resume();
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) printf("could not remove %s\n", dir);
+    t_temp_dir_remove();
     return t_done("test_train_state");
 }
