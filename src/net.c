@@ -422,17 +422,19 @@ int wcm_net_from_arrays(const wcm_array_list *l, const char *prefix, wcm_net **o
         for (int c = 0; c < L->cout; c++)
             if (!(L->running_sd[c] >= WCM_MIN_RUNNING_SD && L->running_sd[c] <= WCM_MAX_RUNNING_SD) ||
                 !(fabsf(L->gamma[c]) <= WCM_MAX_PARAM)) {
+                double gamma = L->gamma[c], sd = L->running_sd[c];
                 wcm_net_free(net);
                 return wcm_fail(err, WCM_ERR_NUMERIC, "%sBN_layers.%d has a gamma outside +-%g or a running_sd outside "
                                 "[%g, %g] (gamma %g, running_sd %g)", prefix, i - 1, WCM_MAX_PARAM, WCM_MIN_RUNNING_SD,
-                                WCM_MAX_RUNNING_SD, L->gamma[c], L->running_sd[c]);
+                                WCM_MAX_RUNNING_SD, gamma, sd);
             }
     }
     for (size_t i = 0; i < net->nparams; i++)
         if (!(fabsf(net->params[i]) <= WCM_MAX_PARAM)) {
+            double value = net->params[i];
             wcm_net_free(net);
             return wcm_fail(err, WCM_ERR_NUMERIC, "%snetwork weights contain NaN, Inf or values beyond +-%g (%g)", prefix,
-                            WCM_MAX_PARAM, net->params[i]);
+                            WCM_MAX_PARAM, value);
         }
     *out = net;
     return WCM_OK;
