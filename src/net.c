@@ -420,21 +420,20 @@ int wcm_net_from_arrays(const wcm_array_list *l, const char *prefix, wcm_net **o
             memcpy(dst[t], a->data, sizeof(float) * (size_t)L->cout);
         }
         for (int c = 0; c < L->cout; c++)
-            if (!(L->running_sd[c] >= WCM_MIN_RUNNING_SD && L->running_sd[c] <= WCM_MAX_RUNNING_SD) ||
-                !(fabsf(L->gamma[c]) <= WCM_MAX_PARAM)) {
+            if (!(L->running_sd[c] > 0 && L->running_sd[c] <= WCM_MAX_PARAM) || !(fabsf(L->gamma[c]) <= WCM_MAX_PARAM)) {
                 double gamma = L->gamma[c], sd = L->running_sd[c];
                 wcm_net_free(net);
-                return wcm_fail(err, WCM_ERR_NUMERIC, "%sBN_layers.%d has a gamma outside +-%g or a running_sd outside "
-                                "[%g, %g] (gamma %g, running_sd %g)", prefix, i - 1, WCM_MAX_PARAM, WCM_MIN_RUNNING_SD,
-                                WCM_MAX_RUNNING_SD, gamma, sd);
+                return wcm_fail(err, WCM_ERR_NUMERIC, "%sBN_layers.%d has a gamma beyond +-%.3g or a running_sd outside (0, %.3g] "
+                                "(gamma %g, running_sd %g)", prefix, i - 1, WCM_MAX_PARAM,
+                                WCM_MAX_PARAM, gamma, sd);
             }
     }
     for (size_t i = 0; i < net->nparams; i++)
         if (!(fabsf(net->params[i]) <= WCM_MAX_PARAM)) {
             double value = net->params[i];
             wcm_net_free(net);
-            return wcm_fail(err, WCM_ERR_NUMERIC, "%snetwork weights contain NaN, Inf or values beyond +-%g (%g)", prefix,
-                            WCM_MAX_PARAM, value);
+            return wcm_fail(err, WCM_ERR_NUMERIC, "%snetwork weights contain NaN, Inf or values beyond +-%.3g (%g): a layer "
+                            "would overflow float32", prefix, WCM_MAX_PARAM, value);
         }
     *out = net;
     return WCM_OK;

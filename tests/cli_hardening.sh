@@ -81,10 +81,11 @@ fi
 write_then() { # write_then SIGNAL DIR: returns once SIGNAL was sent while a temporary existed (or after 60 s)
   local sig=$1 d=$2 pid caught=0
   mkdir -p "$d"
-  set -m # background jobs of a script ignore SIGINT otherwise
+  set -m # started under job control: background jobs of a script ignore SIGINT otherwise
   "$WCM" train --kind flat --rf 13 --data "$T/data" --crop 32 --batch 2 --epochs 100000 --save-every 1 --no-cache \
     --quiet --threads 1 -o "$d/m.safetensors" > /dev/null 2>&1 &
   pid=$!
+  set +m # and waited for without it: wait then reports the exit, not the SIGSTOP below
   local end=$((SECONDS + 60))
   while [ $SECONDS -lt $end ] && kill -0 $pid 2>/dev/null; do
     if [ "$(temporaries "$d")" -gt 0 ]; then
@@ -94,12 +95,7 @@ write_then() { # write_then SIGNAL DIR: returns once SIGNAL was sent while a tem
     fi
   done
   kill -"$sig" $pid; kill -CONT $pid 2>/dev/null
-  for k in 1 2 3 4 5; do # a job that was stopped may first report that
-    wait $pid 2>/dev/null; WRITE_RC=$?
-    [ $WRITE_RC -ne $((128 + $(kill -l STOP))) ] && break
-    kill -CONT $pid 2>/dev/null
-  done
-  set +m
+  wait $pid 2>/dev/null; WRITE_RC=$?
   WRITE_CAUGHT=$caught
 }
 for sig in INT TERM; do

@@ -405,7 +405,7 @@ static void test_weight_ranges(void) {
     wcm_net *net, *back;
     REQUIRE_OK(wcm_net_create(&net, WCM_NET_FLAT, 5, &err), &err);
     wcm_net_init_reference(net, 3);
-    const char *what[3] = {"every gamma 1e38 (denoised at -693 dB before)", "one weight 1e30", "a running_sd of 1e-30"};
+    const char *what[3] = {"every gamma 1e38 (denoised at -693 dB before)", "one weight 1e37", "a negative running_sd"};
     for (int c = 0; c < 3; c++) {
         wcm_array_list l;
         wcm_array_list_init(&l);
@@ -414,14 +414,24 @@ static void test_weight_ranges(void) {
             wcm_array *a = &l.items[i];
             if (c == 0 && strstr(a->name, "gammas"))
                 for (int64_t k = 0; k < wcm_array_count(a); k++) a->data[k] = 1e38f;
-            if (c == 1 && !strcmp(a->name, "conv_layers.2.weight")) a->data[5] = 1e30f;
-            if (c == 2 && !strcmp(a->name, "BN_layers.1.running_sd")) a->data[0] = 1e-30f;
+            if (c == 1 && !strcmp(a->name, "conv_layers.2.weight")) a->data[5] = 1e37f;
+            if (c == 2 && !strcmp(a->name, "BN_layers.1.running_sd")) a->data[0] = -1.0f;
         }
         int rc = wcm_net_from_arrays(&l, "", &back, &err);
         CHECK(rc == WCM_ERR_NUMERIC, "a network with %s is refused: %s", what[c], err.msg);
         if (!rc) wcm_net_free(back);
         wcm_array_list_free(&l);
     }
+    /* A run blown up by a huge learning rate (weights about 1e30) still loads. */
+    wcm_array_list l;
+    wcm_array_list_init(&l);
+    REQUIRE_OK(wcm_net_to_arrays(net, "", &l, &err), &err);
+    for (int i = 0; i < l.count; i++)
+        for (int64_t k = 0; k < wcm_array_count(&l.items[i]); k++) l.items[i].data[k] *= 1e30f;
+    int rc = wcm_net_from_arrays(&l, "", &back, &err);
+    CHECK(rc == 0, "a network with every value scaled by 1e30 still loads (%s)", rc ? err.msg : "ok");
+    if (!rc) wcm_net_free(back);
+    wcm_array_list_free(&l);
     wcm_net_free(net);
 }
 

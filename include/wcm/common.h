@@ -61,7 +61,7 @@ double wcm_seconds(void);
 
 /* Checked size arithmetic: *bytes = elem_size * dims[0] * ... * dims[n-1].
  * Returns WCM_OK, or WCM_ERR_SHAPE when a dimension is negative or the
- * product exceeds `limit` (0 means SIZE_MAX) -- it never wraps. Every
+ * product exceeds `limit` (SIZE_MAX: only overflow) -- it never wraps. Every
  * allocation sized by a product of dimensions goes through it. */
 int wcm_size_product(const int64_t *dims, int n, size_t elem_size, size_t limit, size_t *bytes);
 
