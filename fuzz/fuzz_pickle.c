@@ -10,6 +10,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     wcm_pickle pk;
     wcm_error err;
-    if (wcm_pickle_load(&pk, data, size, &err) == WCM_OK) wcm_pickle_free(&pk);
+    wcm_mem_budget budget; /* as wcm_torch_parse allows a file of this size */
+    wcm_budget_init(&budget, size);
+    if (wcm_pickle_load(&pk, data, size, &budget, &err) == WCM_OK) wcm_pickle_free(&pk);
     return 0;
 }

@@ -80,18 +80,21 @@ static int make_dirs(const char *path) {
     return stat(tmp, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
 }
 
-/* Map an existing cache file if it matches the fingerprint. */
+/* Map an existing cache file if it matches the fingerprint (only a regular
+ * file whose size agrees with its header: anything else is rebuilt). */
 static int try_map_cache(wcm_dataset *ds, const char *path, uint64_t fingerprint) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
+    size_t size, pixels;
+    int fd = wcm_open_regular(path, &size, NULL);
+    if (fd < 0) return 0;
     cache_header hd;
-    int ok = fread(&hd, sizeof hd, 1, f) == 1 && !memcmp(hd.magic, CACHE_MAGIC, 8) && hd.fingerprint == fingerprint;
-    struct stat st;
-    size_t need = CACHE_HEADER + (size_t)hd.count * hd.h * hd.w * sizeof(float);
-    ok = ok && fstat(fileno(f), &st) == 0 && (size_t)st.st_size == need && hd.count > 0;
-    void *map = ok ? mmap(NULL, need, PROT_READ, MAP_SHARED, fileno(f), 0) : MAP_FAILED;
-    fclose(f);
+    int ok = read(fd, &hd, sizeof hd) == (ssize_t)sizeof hd && !memcmp(hd.magic, CACHE_MAGIC, 8) &&
+             hd.fingerprint == fingerprint && hd.count > 0 && hd.count <= INT_MAX && hd.h <= INT_MAX && hd.w <= INT_MAX;
+    int64_t dims[3] = {hd.count, hd.h, hd.w};
+    ok = ok && !wcm_size_product(dims, 3, sizeof(float), SIZE_MAX - CACHE_HEADER, &pixels) && size == CACHE_HEADER + pixels;
+    void *map = ok ? mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+    close(fd);
     if (map == MAP_FAILED) return 0;
+    size_t need = size;
     ds->map_ = map, ds->map_size_ = need, ds->mapped_ = 1;
     ds->pixels = (const float *)((const char *)map + CACHE_HEADER);
     ds->count = (int)hd.count, ds->h = (int)hd.h, ds->w = (int)hd.w;
@@ -164,7 +167,11 @@ static int build(wcm_dataset *ds, char **paths, int count, const wcm_dataset_opt
         else
             rc = wcm_fail(err, WCM_ERR_ARG, "%s: no usable images (%d listed, %d unreadable)", dir, count, ds->unreadable);
     }
-    size_t per = (size_t)h * w, total = CACHE_HEADER + (size_t)usable * per * sizeof(float);
+    int64_t dims[3] = {usable, h, w};
+    size_t per = (size_t)h * w, total = 0;
+    if (!rc && wcm_size_product(dims, 3, sizeof(float), SIZE_MAX - CACHE_HEADER, &total))
+        rc = wcm_fail(err, WCM_ERR_NOMEM, "%d images of %dx%d do not fit in memory", usable, w, h);
+    total += CACHE_HEADER;
     char *block = rc ? NULL : wcm_alloc(total);
     if (!rc && !block) rc = wcm_fail(err, WCM_ERR_NOMEM, "out of memory for %d images of %dx%d", usable, w, h);
     if (!rc) {
@@ -199,9 +206,24 @@ int wcm_dataset_open(wcm_dataset *ds, const char *dir, const wcm_dataset_options
     memset(ds, 0, sizeof *ds);
     wcm_dataset_options o = *opt;
     if (o.crop < 0 || o.resize < 0 || o.max_images < 0) return wcm_fail(err, WCM_ERR_ARG, "negative dataset option");
+    /* Sizes no image can have are mistakes, not images to skip one by one. */
+    if (o.crop > 65536 || o.resize > 65536)
+        return wcm_fail(err, WCM_ERR_ARG, "%s %d is larger than any image wcm reads (at most 65536 per side)",
+                        o.resize > 65536 ? "resize" : "crop", o.resize > 65536 ? o.resize : o.crop);
+    int rc;
+    if (o.crop > 0 && (rc = wcm_check_pixels(1, o.crop, o.crop, "crop", err))) return rc;
+    if (o.resize > 0 && (rc = wcm_check_pixels(1, o.resize, o.resize, "resize", err))) return rc;
+    /* A cache folder the caller names must work; only the default one may
+     * silently fall back to memory. */
+    if (o.cache_dir && !o.no_cache) {
+        if (strlen(o.cache_dir) >= 900 || make_dirs(o.cache_dir) != 0)
+            return wcm_fail(err, WCM_ERR_IO, "cache folder %s cannot be created", o.cache_dir);
+        if (access(o.cache_dir, W_OK | X_OK) != 0)
+            return wcm_fail(err, WCM_ERR_IO, "cache folder %s is not writable: %s", o.cache_dir, strerror(errno));
+    }
     char **paths;
     int count, others;
-    int rc = wcm_list_images(dir, &paths, &count, &others, err);
+    rc = wcm_list_images(dir, &paths, &count, &others, err);
     if (rc) return rc;
     ds->other_files = others;
     if (count == 0) {

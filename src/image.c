@@ -31,10 +31,10 @@ int wcm_image_is_supported(const char *path) { return path && format_of(path) !=
 
 /* ------------------------------------------------------------ read, write */
 
-static int npy_image_read(const char *path, wcm_tensor *img, wcm_error *err) {
+static int npy_image_decode(const char *name, const unsigned char *buf, size_t len, wcm_tensor *img, wcm_error *err) {
     wcm_array a;
-    int rc = wcm_npy_read(path, &a, err);
-    if (rc) return rc;
+    int rc = wcm_npy_parse(buf, len, &a, err);
+    if (rc) return wcm_fail_context(err, rc, "%s", name);
     int64_t h = 0, w = 0;
     int ok = (a.ndim == 2) || (a.ndim == 3 && a.shape[0] == 1) || (a.ndim == 4 && a.shape[0] == 1 && a.shape[1] == 1);
     if (ok) {
@@ -48,27 +48,36 @@ static int npy_image_read(const char *path, wcm_tensor *img, wcm_error *err) {
             snprintf(shape + used, sizeof shape - used, "%s%lld", i ? ", " : "", (long long)a.shape[i]);
         }
         wcm_array_free(&a);
-        return wcm_fail(err, WCM_ERR_SHAPE, "%s: expected one image of shape HW, 1HW or 1x1xHxW, got (%s)", path,
+        return wcm_fail(err, WCM_ERR_SHAPE, "%s: expected one image of shape HW, 1HW or 1x1xHxW, got (%s)", name,
                         shape);
     }
-    rc = wcm_tensor_alloc(img, 1, (int)h, (int)w, 1, err);
+    rc = wcm_check_pixels(1, h, w, name, err);
+    if (rc == WCM_OK) rc = wcm_tensor_alloc(img, 1, (int)h, (int)w, 1, err);
     if (rc == WCM_OK) memcpy(img->data, a.data, (size_t)(h * w) * sizeof(float));
     wcm_array_free(&a);
     return rc;
 }
 
+int wcm_image_decode(const char *name, const unsigned char *buf, size_t len, wcm_tensor *img, wcm_error *err) {
+    memset(img, 0, sizeof *img);
+    switch (format_of(name)) {
+    case FORMAT_PNG: return wcm_png_decode_gray(name, buf, len, img, err);
+    case FORMAT_JPEG: return wcm_jpeg_decode_gray(name, buf, len, img, err);
+    case FORMAT_NPY: return npy_image_decode(name, buf, len, img, err);
+    default:
+        return wcm_fail(err, WCM_ERR_FORMAT, "%s: unsupported image type (expected .png, .jpg, .jpeg or .npy)", name);
+    }
+}
+
 int wcm_image_read(const char *path, wcm_tensor *img, wcm_error *err) {
     memset(img, 0, sizeof *img);
-    image_format fmt = format_of(path);
-    if (fmt == FORMAT_UNKNOWN)
+    if (format_of(path) == FORMAT_UNKNOWN)
         return wcm_fail(err, WCM_ERR_FORMAT, "%s: unsupported image type (expected .png, .jpg, .jpeg or .npy)", path);
-    if (fmt == FORMAT_NPY) return npy_image_read(path, img, err);
     unsigned char *buf;
     size_t len;
     int rc = wcm_read_file(path, &buf, &len, err);
     if (rc) return rc;
-    rc = fmt == FORMAT_PNG ? wcm_png_decode_gray(path, buf, len, img, err)
-                           : wcm_jpeg_decode_gray(path, buf, len, img, err);
+    rc = wcm_image_decode(path, buf, len, img, err);
     free(buf);
     return rc;
 }
@@ -143,10 +152,13 @@ static void plan_free(resample_plan *p) {
 }
 
 static int plan_alloc(resample_plan *p, int out_size, int ksize) {
+    int64_t dims[2] = {out_size, ksize};
+    size_t weights;
+    if (wcm_size_product(dims, 2, sizeof(double), SIZE_MAX, &weights)) return -1;
     p->ksize = ksize;
-    p->first = malloc(sizeof(int) * out_size);
-    p->count = malloc(sizeof(int) * out_size);
-    p->weight = calloc((size_t)out_size * ksize, sizeof(double));
+    p->first = malloc(sizeof(int) * (size_t)out_size);
+    p->count = malloc(sizeof(int) * (size_t)out_size);
+    p->weight = calloc(1, weights ? weights : 1);
     if (!p->first || !p->count || !p->weight) {
         plan_free(p);
         return -1;
@@ -245,6 +257,8 @@ int wcm_image_resize(const wcm_tensor *in, int oh, int ow, wcm_resize_method met
         return wcm_fail(err, WCM_ERR_ARG, "unknown resize method %d", (int)method);
     if (!in || !in->data || in->n <= 0 || in->h <= 0 || in->w <= 0 || in->c <= 0)
         return wcm_fail(err, WCM_ERR_ARG, "no image to resize");
+    int budget_rc = wcm_check_pixels(in->n, oh, ow, "resize target", err);
+    if (budget_rc) return budget_rc;
     resample_plan px = {0}, py = {0};
     int bad = method == WCM_RESIZE_AREA ? plan_area(&px, in->w, ow) || plan_area(&py, in->h, oh)
                                         : plan_bicubic(&px, in->w, ow) || plan_bicubic(&py, in->h, oh);
@@ -256,7 +270,9 @@ int wcm_image_resize(const wcm_tensor *in, int oh, int ow, wcm_resize_method met
         int failed = 0;
 #pragma omp parallel num_threads(wcm_get_threads()) if (planes > 1)
         {
-            float *tmp = malloc(sizeof(float) * (size_t)h * ow);
+            int64_t dims[2] = {h, ow};
+            size_t tmp_bytes;
+            float *tmp = wcm_size_product(dims, 2, sizeof(float), SIZE_MAX, &tmp_bytes) ? NULL : malloc(tmp_bytes);
             if (!tmp) {
 #pragma omp atomic write
                 failed = 1;
@@ -366,8 +382,13 @@ int wcm_image_write_grid(const char *path, const wcm_tensor *batch, int cols, in
     if (gw > WCM_IMAGE_MAX_SIDE || gh > WCM_IMAGE_MAX_SIDE)
         return wcm_fail(err, WCM_ERR_SHAPE, "%s: grid of %lldx%lld pixels is too large", path, (long long)gw,
                         (long long)gh);
-    size_t total = (size_t)gw * (size_t)gh;
-    float *canvas = wcm_alloc(total * sizeof(float));
+    int64_t dims[2] = {gh, gw};
+    size_t bytes;
+    int rc = wcm_check_pixels(1, gh, gw, path, err);
+    if (rc) return rc;
+    if (wcm_size_product(dims, 2, sizeof(float), SIZE_MAX, &bytes)) return wcm_fail(err, WCM_ERR_SHAPE, "%s: grid too large", path);
+    size_t total = bytes / sizeof(float);
+    float *canvas = wcm_alloc(bytes);
     if (!canvas) return wcm_fail(err, WCM_ERR_NOMEM, "%s: out of memory for the grid", path);
     for (size_t i = 0; i < total; i++) canvas[i] = 1.0f; /* white border and empty cells */
     for (int b = 0; b < batch->n; b++) {
@@ -376,7 +397,7 @@ int wcm_image_write_grid(const char *path, const wcm_tensor *batch, int cols, in
             memcpy(canvas + (top + y) * gw + left, batch->data + wcm_tensor_idx(batch, b, y, 0, 0),
                    (size_t)batch->w * sizeof(float));
     }
-    int rc = wcm_png_write_gray(path, canvas, (int)gh, (int)gw, (size_t)gw, 8, err);
+    rc = wcm_png_write_gray(path, canvas, (int)gh, (int)gw, (size_t)gw, 8, err);
     wcm_free(canvas);
     return rc;
 }

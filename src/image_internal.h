@@ -6,10 +6,9 @@
 
 #include <stddef.h>
 
-/* Largest accepted side and pixel count, so a hostile header cannot ask for
- * an absurd allocation. */
+/* Largest accepted side; the pixel count is bounded by the pixel budget
+ * (wcm_get_max_pixels), checked from the header before anything is decoded. */
 #define WCM_IMAGE_MAX_SIDE (1 << 16)
-#define WCM_IMAGE_MAX_PIXELS ((size_t)1 << 28)
 
 /* Decode an in-memory file into a [1][h][w][1] gray tensor in [0, 1].
  * `name` is only used in error messages. */

@@ -49,6 +49,9 @@ static void jpeg_handle_message(j_common_ptr cinfo, int level) {
 typedef struct {
     struct jpeg_decompress_struct cinfo;
     jpeg_error_handler handler;
+    const char *name;
+    wcm_error *err;          /* the pixel-budget message */
+    int over_budget;
     char detail[96];         /* why a colour space or size is refused */
     unsigned char *pixels;   /* output_height rows of output_width * components, malloc'd */
     int width, height, components;
@@ -61,6 +64,18 @@ static int jpeg_decode_rows(jpeg_reader *r, const unsigned char *buf, size_t len
     jpeg_create_decompress(&r->cinfo);
     jpeg_mem_src(&r->cinfo, buf, (unsigned long)len);
     jpeg_read_header(&r->cinfo, TRUE);
+    /* Before jpeg_start_decompress, which allocates whole-image coefficient
+     * buffers for progressive files. */
+    if (r->cinfo.image_width == 0 || r->cinfo.image_height == 0 || r->cinfo.image_width > WCM_IMAGE_MAX_SIDE ||
+        r->cinfo.image_height > WCM_IMAGE_MAX_SIDE) {
+        snprintf(r->detail, sizeof r->detail, "JPEG of %ux%u is not supported", (unsigned)r->cinfo.image_width,
+                 (unsigned)r->cinfo.image_height);
+        return 2;
+    }
+    if (wcm_check_pixels(1, r->cinfo.image_height, r->cinfo.image_width, r->name, r->err)) {
+        r->over_budget = 1;
+        return 2;
+    }
     J_COLOR_SPACE space = r->cinfo.jpeg_color_space;
     if (space == JCS_GRAYSCALE) {
         r->cinfo.out_color_space = JCS_GRAYSCALE;
@@ -77,13 +92,15 @@ static int jpeg_decode_rows(jpeg_reader *r, const unsigned char *buf, size_t len
     jpeg_start_decompress(&r->cinfo);
     size_t w = r->cinfo.output_width, h = r->cinfo.output_height;
     int comps = r->cinfo.output_components;
-    if (w == 0 || h == 0 || w > WCM_IMAGE_MAX_SIDE || h > WCM_IMAGE_MAX_SIDE || w * h > WCM_IMAGE_MAX_PIXELS ||
-        (comps != 1 && comps != 3)) {
+    if (w == 0 || h == 0 || w > WCM_IMAGE_MAX_SIDE || h > WCM_IMAGE_MAX_SIDE || (comps != 1 && comps != 3)) {
         snprintf(r->detail, sizeof r->detail, "JPEG of %zux%zu with %d components is not supported", w, h, comps);
         return 2;
     }
     r->width = (int)w, r->height = (int)h, r->components = comps;
-    r->pixels = malloc(w * h * (size_t)comps);
+    int64_t dims[3] = {(int64_t)h, (int64_t)w, comps};
+    size_t bytes;
+    if (wcm_size_product(dims, 3, 1, SIZE_MAX, &bytes)) return 3;
+    r->pixels = malloc(bytes);
     if (!r->pixels) return 3;
     while (r->cinfo.output_scanline < r->cinfo.output_height) {
         JSAMPROW row = r->pixels + (size_t)r->cinfo.output_scanline * w * comps;
@@ -103,6 +120,7 @@ int wcm_jpeg_decode_gray(const char *name, const unsigned char *buf, size_t len,
     r->handler.pub.error_exit = jpeg_error_to_message;
     r->handler.pub.emit_message = jpeg_handle_message;
     r->handler.pub.output_message = jpeg_discard_output;
+    r->name = name, r->err = err;
     int rc = WCM_OK;
     switch (jpeg_decode_rows(r, buf, len)) {
     case 0:
@@ -111,7 +129,7 @@ int wcm_jpeg_decode_gray(const char *name, const unsigned char *buf, size_t len,
         rc = wcm_fail(err, WCM_ERR_FORMAT, "%s: truncated or corrupt JPEG (%s)", name, r->handler.msg);
         break;
     case 2:
-        rc = wcm_fail(err, WCM_ERR_FORMAT, "%s: %s", name, r->detail);
+        rc = r->over_budget ? WCM_ERR_ARG : wcm_fail(err, WCM_ERR_FORMAT, "%s: %s", name, r->detail);
         break;
     default:
         rc = wcm_fail(err, WCM_ERR_NOMEM, "%s: out of memory for a %dx%d JPEG", name, r->width, r->height);

@@ -51,6 +51,8 @@ typedef struct {
     unsigned char *pixels;   /* decoded rows, malloc'd */
     png_bytep *rows;         /* pointers into pixels, malloc'd */
     int too_large;           /* set when the header asks for more than we accept */
+    const char *name;
+    wcm_error *err;          /* the pixel-budget message */
     png_uint_32 width, height;
     int channels, bit_depth; /* after transformations */
     size_t rowbytes;
@@ -64,9 +66,14 @@ static int png_decode_rows(png_reader *r) {
     png_read_info(r->png, r->info);
     png_uint_32 w = png_get_image_width(r->png, r->info);
     png_uint_32 h = png_get_image_height(r->png, r->info);
-    if (w == 0 || h == 0 || w > WCM_IMAGE_MAX_SIDE || h > WCM_IMAGE_MAX_SIDE ||
-        (size_t)w * h > WCM_IMAGE_MAX_PIXELS) {
-        r->width = w, r->height = h, r->too_large = 1;
+    r->width = w, r->height = h;
+    if (w == 0 || h == 0 || w > WCM_IMAGE_MAX_SIDE || h > WCM_IMAGE_MAX_SIDE) {
+        r->too_large = 1;
+        return 2;
+    }
+    /* Before any row is allocated or inflated: a few hundred KB can declare 2^28 pixels. */
+    if (wcm_check_pixels(1, h, w, r->name, r->err)) {
+        r->too_large = 2;
         return 2;
     }
     int color = png_get_color_type(r->png, r->info);
@@ -84,8 +91,11 @@ static int png_decode_rows(png_reader *r) {
     if (r->channels < 1 || r->channels > 4 || (r->bit_depth != 8 && r->bit_depth != 16) ||
         r->rowbytes < (size_t)w * r->channels * (r->bit_depth / 8))
         png_error(r->png, "unexpected pixel layout after conversion");
-    r->pixels = malloc(r->rowbytes * h);
-    r->rows = malloc(sizeof *r->rows * h);
+    int64_t dims[2] = {(int64_t)h, (int64_t)r->rowbytes}, rows[1] = {(int64_t)h};
+    size_t pixel_bytes, row_bytes;
+    if (wcm_size_product(dims, 2, 1, SIZE_MAX, &pixel_bytes) || wcm_size_product(rows, 1, sizeof *r->rows, SIZE_MAX, &row_bytes)) return 2;
+    r->pixels = malloc(pixel_bytes);
+    r->rows = malloc(row_bytes);
     if (!r->pixels || !r->rows) return 2;
     for (png_uint_32 y = 0; y < h; y++) r->rows[y] = r->pixels + (size_t)y * r->rowbytes;
     png_read_image(r->png, r->rows);
@@ -119,6 +129,7 @@ int wcm_png_decode_gray(const char *name, const unsigned char *buf, size_t len, 
     png_reader r;
     memset(&r, 0, sizeof r);
     r.src.buf = buf, r.src.len = len;
+    r.name = name, r.err = err;
     r.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &r.message, png_error_to_message, png_ignore_warning);
     if (!r.png) return wcm_fail(err, WCM_ERR_NOMEM, "%s: out of memory (libpng)", name);
     r.info = png_create_info_struct(r.png);
@@ -129,9 +140,11 @@ int wcm_png_decode_gray(const char *name, const unsigned char *buf, size_t len, 
         int outcome = png_decode_rows(&r);
         if (outcome == 1)
             rc = wcm_fail(err, WCM_ERR_FORMAT, "%s: truncated or corrupt PNG (%s)", name, r.message.msg);
+        else if (outcome == 2 && r.too_large == 2)
+            rc = WCM_ERR_ARG; /* message already in err */
         else if (outcome == 2 && r.too_large)
-            rc = wcm_fail(err, WCM_ERR_FORMAT, "%s: PNG size %ux%u is not supported (at most %d per side, %zu pixels)",
-                          name, (unsigned)r.width, (unsigned)r.height, WCM_IMAGE_MAX_SIDE, WCM_IMAGE_MAX_PIXELS);
+            rc = wcm_fail(err, WCM_ERR_FORMAT, "%s: PNG size %ux%u is not supported (at most %d per side)", name,
+                          (unsigned)r.width, (unsigned)r.height, WCM_IMAGE_MAX_SIDE);
         else if (outcome == 2)
             rc = wcm_fail(err, WCM_ERR_NOMEM, "%s: out of memory for a %ux%u PNG", name, (unsigned)r.width,
                           (unsigned)r.height);

@@ -1,5 +1,6 @@
 /* Strict JSON reader (recursive descent, bounded depth) and a text buffer. */
 #include "json.h"
+#include "loader_budget.h"
 
 #include <locale.h>
 #include <math.h>
@@ -11,10 +12,19 @@ typedef struct {
     const unsigned char *text;
     size_t len, pos;
     wcm_error *err;
+    wcm_mem_budget *budget; /* NULL: unlimited */
 } json_parser;
 
 static int json_error(json_parser *p, const char *what) {
     return wcm_fail(p->err, WCM_ERR_FORMAT, "JSON: %s at byte %zu", what, p->pos);
+}
+
+/* Charges an allocation to the caller's budget: a tree far larger than its
+ * text (many tiny values) is refused instead of exhausting memory. */
+static int charge(json_parser *p, size_t bytes) {
+    if (!wcm_budget_take(p->budget, bytes)) return WCM_OK;
+    return wcm_fail(p->err, WCM_ERR_FORMAT, "JSON: the %zu-byte document needs more than %zu bytes of memory at byte %zu",
+                    p->len, p->budget->limit, p->pos);
 }
 
 static void skip_space(json_parser *p) {
@@ -119,6 +129,7 @@ static int parse_string(json_parser *p, char **out, size_t *out_len) {
     size_t start = ++p->pos, end = start;
     while (end < p->len && p->text[end] != '"') end += (p->text[end] == '\\') ? 2 : 1;
     if (end >= p->len) return json_error(p, "unterminated string");
+    if (charge(p, end - start + 1)) return WCM_ERR_FORMAT;
     unsigned char *dst = malloc(end - start + 1);
     if (!dst) return wcm_fail(p->err, WCM_ERR_NOMEM, "JSON: out of memory");
     size_t n = 0;
@@ -249,6 +260,11 @@ static int parse_value(json_parser *p, wcm_json **out, int depth);
 static int push_child(json_parser *p, wcm_json *parent, size_t *cap, wcm_json *child, char *key) {
     if (parent->count == *cap) {
         size_t new_cap = *cap ? 2 * *cap : 4;
+        if (charge(p, (new_cap - *cap) * sizeof(wcm_json *) * (parent->type == WCM_JSON_OBJECT ? 2 : 1))) {
+            wcm_json_free(child);
+            free(key);
+            return WCM_ERR_FORMAT;
+        }
         wcm_json **items = realloc(parent->items, new_cap * sizeof *items);
         if (items) parent->items = items;
         if (items && parent->type == WCM_JSON_OBJECT) {
@@ -347,6 +363,7 @@ static int parse_value(json_parser *p, wcm_json **out, int depth) {
     if (depth > WCM_JSON_MAX_DEPTH) return json_error(p, "nesting too deep");
     skip_space(p);
     if (p->pos >= p->len) return json_error(p, "value expected");
+    if (charge(p, sizeof(wcm_json))) return WCM_ERR_FORMAT;
     wcm_json *v = calloc(1, sizeof *v);
     if (!v) return wcm_fail(p->err, WCM_ERR_NOMEM, "JSON: out of memory");
     int rc = WCM_OK;
@@ -369,9 +386,13 @@ static int parse_value(json_parser *p, wcm_json **out, int depth) {
 }
 
 int wcm_json_parse(const char *text, size_t len, wcm_json **out, wcm_error *err) {
+    return wcm_json_parse_limited(text, len, NULL, out, err);
+}
+
+int wcm_json_parse_limited(const char *text, size_t len, wcm_mem_budget *budget, wcm_json **out, wcm_error *err) {
     *out = NULL;
     if (len > WCM_JSON_MAX_BYTES) return wcm_fail(err, WCM_ERR_FORMAT, "JSON: document too large (%zu bytes)", len);
-    json_parser p = {(const unsigned char *)text, len, 0, err};
+    json_parser p = {(const unsigned char *)text, len, 0, err, budget};
     wcm_json *root;
     int rc = parse_value(&p, &root, 1);
     if (rc) return rc;
@@ -495,37 +516,86 @@ int wcm_json_buf_printf(wcm_json_buf *b, const char *fmt, ...) {
     return WCM_OK;
 }
 
-int wcm_json_buf_string(wcm_json_buf *b, const char *s) {
-    if (wcm_json_buf_append(b, "\"", 1)) return WCM_ERR_NOMEM;
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        char esc[8];
-        const char *rep = NULL;
-        switch (*c) {
-        case '"': rep = "\\\""; break;
-        case '\\': rep = "\\\\"; break;
-        case '\n': rep = "\\n"; break;
-        case '\r': rep = "\\r"; break;
-        case '\t': rep = "\\t"; break;
-        case '\b': rep = "\\b"; break;
-        case '\f': rep = "\\f"; break;
-        default:
-            if (*c < 0x20) {
-                snprintf(esc, sizeof esc, "\\u%04x", *c);
-                rep = esc;
-            }
-        }
-        int rc = rep ? wcm_json_buf_puts(b, rep) : wcm_json_buf_append(b, (const char *)c, 1);
+static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
+
+typedef int (*put_char_fn)(wcm_json_buf *b, const unsigned char *c, size_t n);
+
+/* The one escaping path of every report: walks `s` as UTF-8, handing each
+ * valid sequence to `put` and replacing each byte of an invalid one (and,
+ * when `drop_controls`, each control character but tab, newline and carriage
+ * return) by U+FFFD, so the output is always valid UTF-8. */
+static int escape_walk(wcm_json_buf *b, const char *s, int drop_controls, put_char_fn put) {
+    const unsigned char *c = (const unsigned char *)s;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_sequence(c + i, n - i);
+        int control = k == 1 && (c[i] < 0x20 || c[i] == 0x7f) && c[i] != '\t' && c[i] != '\n' && c[i] != '\r';
+        int rc = !k || (drop_controls && control) ? wcm_json_buf_puts(b, replacement) : put(b, c + i, k);
         if (rc) return rc;
+        i += k ? k : 1;
     }
+    return b->failed ? WCM_ERR_NOMEM : WCM_OK;
+}
+
+static int put_json_char(wcm_json_buf *b, const unsigned char *c, size_t n) {
+    char esc[8];
+    const char *rep = NULL;
+    switch (*c) {
+    case '"': rep = "\\\""; break;
+    case '\\': rep = "\\\\"; break;
+    case '\n': rep = "\\n"; break;
+    case '\r': rep = "\\r"; break;
+    case '\t': rep = "\\t"; break;
+    case '\b': rep = "\\b"; break;
+    case '\f': rep = "\\f"; break;
+    default:
+        if (*c < 0x20) {
+            snprintf(esc, sizeof esc, "\\u%04x", *c);
+            rep = esc;
+        }
+    }
+    return rep ? wcm_json_buf_puts(b, rep) : wcm_json_buf_append(b, (const char *)c, n);
+}
+
+static int put_html_char(wcm_json_buf *b, const unsigned char *c, size_t n) {
+    switch (*c) {
+    case '&': return wcm_json_buf_puts(b, "&amp;");
+    case '<': return wcm_json_buf_puts(b, "&lt;");
+    case '>': return wcm_json_buf_puts(b, "&gt;");
+    case '"': return wcm_json_buf_puts(b, "&quot;");
+    case '\'': return wcm_json_buf_puts(b, "&#39;");
+    default: return wcm_json_buf_append(b, (const char *)c, n);
+    }
+}
+
+static int put_raw_char(wcm_json_buf *b, const unsigned char *c, size_t n) {
+    if (*c == '"') return wcm_json_buf_puts(b, "\"\"");
+    return wcm_json_buf_append(b, (const char *)c, n);
+}
+
+int wcm_json_buf_string(wcm_json_buf *b, const char *s) {
+    if (wcm_json_buf_append(b, "\"", 1) || escape_walk(b, s, 0, put_json_char)) return WCM_ERR_NOMEM;
     return wcm_json_buf_append(b, "\"", 1);
 }
 
-int wcm_json_buf_number(wcm_json_buf *b, double x) {
+int wcm_json_buf_html(wcm_json_buf *b, const char *s) { return escape_walk(b, s, 1, put_html_char); }
+
+int wcm_json_buf_csv(wcm_json_buf *b, const char *s) {
+    /* RFC 4180: quote a field holding a separator, a quote or a line break. */
+    int quote = strpbrk(s, ",\"\r\n") != NULL;
+    if (quote && wcm_json_buf_append(b, "\"", 1)) return WCM_ERR_NOMEM;
+    if (escape_walk(b, s, 1, put_raw_char)) return WCM_ERR_NOMEM;
+    return quote ? wcm_json_buf_append(b, "\"", 1) : WCM_OK;
+}
+
+int wcm_json_buf_number_fmt(wcm_json_buf *b, const char *fmt, double x) {
     if (!isfinite(x)) return wcm_json_buf_puts(b, "null");
-    char tmp[64];
-    snprintf(tmp, sizeof tmp, "%.17g", x);
+    char tmp[400];
+    snprintf(tmp, sizeof tmp, fmt, x);
     /* Undo a locale decimal comma: JSON always uses '.'. */
     for (char *c = tmp; *c; c++)
         if (*c == ',') *c = '.';
     return wcm_json_buf_puts(b, tmp);
 }
+
+int wcm_json_buf_number(wcm_json_buf *b, double x) { return wcm_json_buf_number_fmt(b, "%.17g", x); }

@@ -9,6 +9,7 @@
 #ifndef WCM_JSON_H
 #define WCM_JSON_H
 
+#include "loader_budget.h"
 #include "wcm/common.h"
 
 #include <stdarg.h>
@@ -44,6 +45,9 @@ struct wcm_json {
 /* Parse `len` bytes of `text` (need not be NUL-terminated). On success *out
  * owns the tree (free with wcm_json_free). Errors name the byte offset. */
 int wcm_json_parse(const char *text, size_t len, wcm_json **out, wcm_error *err);
+/* The same, charging every node, string and array of the tree to `budget`
+ * (NULL: unlimited); a document whose tree would exceed it is refused. */
+int wcm_json_parse_limited(const char *text, size_t len, wcm_mem_budget *budget, wcm_json **out, wcm_error *err);
 void wcm_json_free(wcm_json *v);
 
 const char *wcm_json_type_name(wcm_json_type t);
@@ -66,7 +70,8 @@ int wcm_json_bool(const wcm_json *v, int *out);
  * above U+10FFFF), i.e. text the reader accepts inside a string. */
 int wcm_json_utf8_valid(const char *s, size_t n);
 
-/* A growable text buffer for writing JSON (or anything else). Allocation
+/* A growable text buffer for writing JSON, HTML, SVG and CSV reports (the
+ * one escaping path for text from names, paths and metadata). Allocation
  * failures are sticky: check `failed` (or the return value) once at the end. */
 typedef struct {
     char *data; /* NUL-terminated while non-NULL */
@@ -84,9 +89,20 @@ int wcm_json_buf_printf(wcm_json_buf *b, const char *fmt, ...)
 #endif
     ;
 /* Append `s` as a quoted JSON string, escaping quotes, backslashes and
- * control characters (other bytes are copied as they are). */
+ * control characters; bytes that are not valid UTF-8 become U+FFFD, so the
+ * document stays valid JSON whatever a file name holds. */
 int wcm_json_buf_string(wcm_json_buf *b, const char *s);
+/* Append `s` as HTML/XML text (also safe inside a quoted attribute):
+ * & < > " ' escaped, invalid UTF-8 and control characters (but tab and line
+ * breaks) replaced by U+FFFD. */
+int wcm_json_buf_html(wcm_json_buf *b, const char *s);
+/* Append `s` as one CSV field (RFC 4180: quoted when it holds a comma, quote
+ * or line break; invalid UTF-8 and control characters become U+FFFD). */
+int wcm_json_buf_csv(wcm_json_buf *b, const char *s);
 /* Append a double so that it reads back exactly ("%.17g"); NaN/Inf -> null. */
 int wcm_json_buf_number(wcm_json_buf *b, double x);
+/* Append a double with a printf format for one double (e.g. "%.4f"), or null
+ * when it is NaN or infinite; '.' as the decimal point in any locale. */
+int wcm_json_buf_number_fmt(wcm_json_buf *b, const char *fmt, double x);
 
 #endif

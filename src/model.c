@@ -76,8 +76,10 @@ static int model_from_arrays(const wcm_array_list *l, wcm_model *m, wcm_error *e
     }
     if (m->levels == 0) return wcm_fail(err, WCM_ERR_FORMAT, "multi-scale model has no conditional nets (cond0.*)");
     const char *levels = wcm_array_list_get_meta(l, "wcm.levels");
-    if (levels && atoi(levels) != m->levels)
-        return wcm_fail(err, WCM_ERR_FORMAT, "metadata says %s levels but %d conditional nets are stored", levels, m->levels);
+    int64_t stated;
+    if (levels && (wcm_parse_int64(levels, 1, WCM_MAX_LEVELS, &stated) || stated != m->levels))
+        return wcm_fail(err, WCM_ERR_FORMAT, "metadata says '%.40s' levels but %d conditional nets are stored", levels,
+                        m->levels);
     return WCM_OK;
 }
 
@@ -152,9 +154,8 @@ int wcm_model_save(const wcm_model *m, const char *path, int half, wcm_error *er
 wcm_net *wcm_model_get_net(const wcm_model *m, const char *which) {
     if (!m->multiscale) return (!which || !*which || !strcmp(which, "net")) ? m->net : NULL;
     if (!which || !strcmp(which, "low")) return m->low;
-    char *end;
-    long j = strtol(which, &end, 10);
-    if (end == which || *end || j < 0 || j >= m->levels) return NULL;
+    int64_t j;
+    if (wcm_parse_int64(which, 0, m->levels - 1, &j)) return NULL;
     return m->cond[j];
 }
 
@@ -183,7 +184,12 @@ void wcm_model_describe(const wcm_model *m, char *buf, size_t size) {
         }
     }
     for (int i = 0; i < m->meta.meta_count; i++)
-        if (!strncmp(m->meta.meta_keys[i], "wcm.source", 10) || !strncmp(m->meta.meta_keys[i], "wcm.train", 9))
+        if (!strncmp(m->meta.meta_keys[i], "wcm.source", 10) || !strncmp(m->meta.meta_keys[i], "wcm.train", 9)) {
+            size_t start = used;
             APPEND("  %s: %s\n", m->meta.meta_keys[i], m->meta.meta_vals[i]);
+            /* Metadata comes from the file: no terminal control sequences. */
+            for (size_t k = start; k + 1 < used; k++)
+                if ((unsigned char)buf[k] < 0x20 || buf[k] == 0x7f) buf[k] = '?';
+        }
 #undef APPEND
 }

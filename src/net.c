@@ -215,6 +215,9 @@ static int ensure_scratch(wcm_net *net, const wcm_backend *be, int n, int h, int
 }
 
 int wcm_net_forward(wcm_net *net, const wcm_tensor *in, wcm_tensor *out, wcm_error *err) {
+    /* Activations cost about 520 bytes per pixel: check the budget first. */
+    int budget_rc = wcm_check_pixels(in->n, in->h, in->w, "network input", err);
+    if (budget_rc) return budget_rc;
     if (in->c != net->cin)
         return wcm_fail(err, WCM_ERR_SHAPE, "%s network expects %d input channel%s, got %d",
                         wcm_net_kind_name(net->kind), net->cin, net->cin == 1 ? "" : "s", in->c);
@@ -417,16 +420,20 @@ int wcm_net_from_arrays(const wcm_array_list *l, const char *prefix, wcm_net **o
             memcpy(dst[t], a->data, sizeof(float) * (size_t)L->cout);
         }
         for (int c = 0; c < L->cout; c++)
-            if (!(L->running_sd[c] > 0) || !isfinite(L->running_sd[c]) || !isfinite(L->gamma[c])) {
+            if (!(L->running_sd[c] > 0 && L->running_sd[c] <= WCM_MAX_PARAM) || !(fabsf(L->gamma[c]) <= WCM_MAX_PARAM)) {
+                double gamma = L->gamma[c], sd = L->running_sd[c];
                 wcm_net_free(net);
-                return wcm_fail(err, WCM_ERR_NUMERIC, "%sBN_layers.%d has a non-finite gamma or non-positive running_sd",
-                                prefix, i - 1);
+                return wcm_fail(err, WCM_ERR_NUMERIC, "%sBN_layers.%d has a gamma beyond +-%.3g or a running_sd outside (0, %.3g] "
+                                "(gamma %g, running_sd %g)", prefix, i - 1, WCM_MAX_PARAM,
+                                WCM_MAX_PARAM, gamma, sd);
             }
     }
     for (size_t i = 0; i < net->nparams; i++)
-        if (!isfinite(net->params[i])) {
+        if (!(fabsf(net->params[i]) <= WCM_MAX_PARAM)) {
+            double value = net->params[i];
             wcm_net_free(net);
-            return wcm_fail(err, WCM_ERR_NUMERIC, "%snetwork weights contain NaN or Inf", prefix);
+            return wcm_fail(err, WCM_ERR_NUMERIC, "%snetwork weights contain NaN, Inf or values beyond +-%.3g (%g): a layer "
+                            "would overflow float32", prefix, WCM_MAX_PARAM, value);
         }
     *out = net;
     return WCM_OK;

@@ -50,6 +50,8 @@ typedef struct {
     size_t mark_count, mark_cap;
     wcm_pk_value **memo;
     size_t memo_cap;
+    wcm_mem_budget *budget;
+    int over_budget;
     wcm_error *err;
 } machine;
 
@@ -59,12 +61,24 @@ static int fail_at(machine *m, const char *fmt, const char *detail) {
     return wcm_fail(m->err, WCM_ERR_FORMAT, "pickle: %s (opcode 0x%02x at byte %zu)", what, m->op, m->op_pos);
 }
 
-static int out_of_memory(machine *m) { return wcm_fail(m->err, WCM_ERR_NOMEM, "pickle: out of memory"); }
+/* Allocation failures and budget overruns both end up here. */
+static int out_of_memory(machine *m) {
+    if (m->over_budget)
+        return wcm_fail(m->err, WCM_ERR_FORMAT, "pickle: its values need more memory than the file's size allows "
+                        "(%zu bytes) at byte %zu of %zu", m->budget->limit, m->op_pos, m->len);
+    return wcm_fail(m->err, WCM_ERR_NOMEM, "pickle: out of memory");
+}
 
-static int grow(void **array, size_t *cap, size_t need, size_t elem) {
+static int charge(machine *m, size_t bytes) {
+    if (wcm_budget_take(m->budget, bytes)) m->over_budget = 1;
+    return !m->over_budget;
+}
+
+static int grow(machine *m, void **array, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return 1;
     size_t c = *cap ? *cap : 16;
     while (c < need) c *= 2;
+    if (!charge(m, (c - *cap) * elem)) return 0;
     void *p = realloc(*array, c * elem);
     if (!p) return 0;
     *array = p;
@@ -74,7 +88,8 @@ static int grow(void **array, size_t *cap, size_t need, size_t elem) {
 
 static wcm_pk_value *new_value(machine *m, wcm_pk_kind kind) {
     wcm_pickle *pk = m->pk;
-    if (!grow((void **)&pk->nodes, &pk->node_cap, pk->node_count + 1, sizeof *pk->nodes)) return NULL;
+    if (!grow(m, (void **)&pk->nodes, &pk->node_cap, pk->node_count + 1, sizeof *pk->nodes)) return NULL;
+    if (!charge(m, sizeof(wcm_pk_value))) return NULL;
     wcm_pk_value *v = calloc(1, sizeof *v);
     if (!v) return NULL;
     v->kind = kind;
@@ -85,7 +100,7 @@ static wcm_pk_value *new_value(machine *m, wcm_pk_kind kind) {
 static int push(machine *m, wcm_pk_value *v) {
     if (!v) return out_of_memory(m);
     if (m->depth >= MAX_STACK) return fail_at(m, "stack deeper than the limit%s", NULL);
-    if (!grow((void **)&m->stack, &m->stack_cap, m->depth + 1, sizeof *m->stack)) return out_of_memory(m);
+    if (!grow(m, (void **)&m->stack, &m->stack_cap, m->depth + 1, sizeof *m->stack)) return out_of_memory(m);
     m->stack[m->depth++] = v;
     return WCM_OK;
 }
@@ -148,7 +163,7 @@ static int op_global(machine *m) {
                           "and torch.FloatStorage may appear in a checkpoint (nothing is executed)",
                        full);
     }
-    if (v && !(v->string = malloc(strlen(full) + 1))) return out_of_memory(m);
+    if (v && (!charge(m, strlen(full) + 1) || !(v->string = malloc(strlen(full) + 1)))) return out_of_memory(m);
     if (v) memcpy(v->string, full, strlen(full) + 1);
     return push(m, v);
 }
@@ -158,7 +173,7 @@ static int make_tuple(machine *m, size_t n) {
     wcm_pk_value *t = new_value(m, WCM_PK_TUPLE);
     if (!t) return out_of_memory(m);
     if (n) {
-        if (!(t->items = malloc(n * sizeof *t->items))) return out_of_memory(m);
+        if (!charge(m, n * sizeof *t->items) || !(t->items = malloc(n * sizeof *t->items))) return out_of_memory(m);
         memcpy(t->items, m->stack + m->depth - n, n * sizeof *t->items);
     }
     t->count = t->cap = n;
@@ -175,7 +190,7 @@ static int pop_mark(machine *m, size_t *mark) {
 static int dict_set(machine *m, wcm_pk_value *dict, wcm_pk_value *key, wcm_pk_value *value) {
     if (key->kind != WCM_PK_STRING && key->kind != WCM_PK_INT)
         return fail_at(m, "dict key of type %s is not supported", kind_name(key->kind));
-    if (!grow((void **)&dict->items, &dict->cap, 2 * dict->count + 2, sizeof *dict->items)) return out_of_memory(m);
+    if (!grow(m, (void **)&dict->items, &dict->cap, 2 * dict->count + 2, sizeof *dict->items)) return out_of_memory(m);
     dict->items[2 * dict->count] = key;
     dict->items[2 * dict->count + 1] = value;
     dict->count++;
@@ -229,7 +244,7 @@ static int op_binpersid(machine *m) {
     s->string = key->string; /* borrowed: the key node lives as long as the pickle */
     s->location = loc->string;
     s->float32 = 1;
-    s->numel = numel;
+    s->integer = numel;
     return push(m, s);
 }
 
@@ -237,8 +252,9 @@ static int op_binpersid(machine *m) {
 static int rebuild_tensor(machine *m, const wcm_pk_value *args) {
     if (args->count != 6) return fail_at(m, "_rebuild_tensor_v2 expects 6 arguments%s", NULL);
     const wcm_pk_value *storage = args->items[0], *size = args->items[2], *stride = args->items[3];
-    wcm_pk_value *t = new_value(m, WCM_PK_TENSOR);
-    if (!t) return out_of_memory(m);
+    wcm_pk_value *v = new_value(m, WCM_PK_TENSOR);
+    if (!v || !charge(m, sizeof *v->tensor) || !(v->tensor = calloc(1, sizeof *v->tensor))) return out_of_memory(m);
+    wcm_pk_tensor *t = v->tensor;
     if (storage->kind != WCM_PK_STORAGE) return fail_at(m, "_rebuild_tensor_v2 without a storage%s", NULL);
     if (!get_int(args->items[1], &t->storage_offset) || t->storage_offset < 0)
         return fail_at(m, "invalid tensor storage offset%s", NULL);
@@ -254,7 +270,7 @@ static int rebuild_tensor(machine *m, const wcm_pk_value *args) {
     }
     t->ndim = (int)size->count;
     t->storage = storage;
-    return push(m, t);
+    return push(m, v);
 }
 
 static int op_reduce(machine *m) {
@@ -277,6 +293,7 @@ static int op_memo(machine *m, uint32_t index, int put) {
         if (index >= m->memo_cap) {
             size_t cap = m->memo_cap ? m->memo_cap : 64;
             while (cap <= index) cap *= 2;
+            if (!charge(m, (cap - m->memo_cap) * sizeof *m->memo)) return out_of_memory(m);
             wcm_pk_value **memo = realloc(m->memo, cap * sizeof *memo);
             if (!memo) return out_of_memory(m);
             memset(memo + m->memo_cap, 0, (cap - m->memo_cap) * sizeof *memo);
@@ -298,7 +315,7 @@ static int op_binunicode(machine *m) {
     if ((rc = need_bytes(m, n))) return rc;
     if (memchr(m->buf + m->pos, 0, n)) return fail_at(m, "NUL character in a string%s", NULL);
     wcm_pk_value *v = new_value(m, WCM_PK_STRING);
-    if (!v || !(v->string = malloc((size_t)n + 1))) return out_of_memory(m);
+    if (!v || !charge(m, (size_t)n + 1) || !(v->string = malloc((size_t)n + 1))) return out_of_memory(m);
     memcpy(v->string, m->buf + m->pos, n);
     v->string[n] = 0;
     m->pos += n;
@@ -331,7 +348,7 @@ static int step(machine *m, int *done) {
     }
     case OP_MARK:
         if (m->mark_count >= MAX_STACK) return fail_at(m, "too many MARKs%s", NULL);
-        if (!grow((void **)&m->marks, &m->mark_cap, m->mark_count + 1, sizeof *m->marks)) return out_of_memory(m);
+        if (!grow(m, (void **)&m->marks, &m->mark_cap, m->mark_count + 1, sizeof *m->marks)) return out_of_memory(m);
         m->marks[m->mark_count++] = m->depth;
         return WCM_OK;
     case OP_TUPLE: {
@@ -390,16 +407,18 @@ void wcm_pickle_free(wcm_pickle *pk) {
         wcm_pk_value *v = pk->nodes[i];
         if (v->kind != WCM_PK_STORAGE) free(v->string); /* storage strings are borrowed */
         free(v->items);
+        free(v->tensor);
         free(v);
     }
     free(pk->nodes);
     memset(pk, 0, sizeof *pk);
 }
 
-int wcm_pickle_load(wcm_pickle *pk, const unsigned char *buf, size_t len, wcm_error *err) {
+int wcm_pickle_load(wcm_pickle *pk, const unsigned char *buf, size_t len, wcm_mem_budget *budget, wcm_error *err) {
     memset(pk, 0, sizeof *pk);
     machine m = {0};
     m.pk = pk;
+    m.budget = budget;
     m.buf = buf;
     m.len = len;
     m.err = err;

@@ -16,6 +16,7 @@
 #ifndef WCM_PICKLE_H
 #define WCM_PICKLE_H
 
+#include "loader_budget.h"
 #include "wcm/tensor.h"
 
 #include <stddef.h>
@@ -39,22 +40,26 @@ typedef enum {
 } wcm_pk_global;
 
 typedef struct wcm_pk_value wcm_pk_value;
+
+/* What _rebuild_tensor_v2 received (kept apart: most values are not tensors). */
+typedef struct {
+    const wcm_pk_value *storage;
+    int64_t storage_offset;
+    int ndim;
+    int64_t sizes[WCM_MAX_DIMS], strides[WCM_MAX_DIMS];
+} wcm_pk_tensor;
+
 struct wcm_pk_value {
     wcm_pk_kind kind;
-    int64_t integer;       /* INT, BOOL (0/1) */
+    wcm_pk_global global;  /* GLOBAL */
+    int float32;           /* GLOBAL storage type, STORAGE: element type is float32 */
+    int64_t integer;       /* INT, BOOL (0/1); STORAGE: number of elements */
     char *string;          /* STRING text; GLOBAL "module.name"; STORAGE key */
     char *location;        /* STORAGE device string ("cpu", "cuda:0"), informative */
     wcm_pk_value **items;  /* TUPLE elements; DICT key0, value0, key1, value1, ... */
     size_t count;          /* TUPLE elements; DICT pairs */
     size_t cap;            /* allocated slots of items (internal) */
-    wcm_pk_global global;  /* GLOBAL */
-    int float32;           /* GLOBAL storage type, STORAGE: element type is float32 */
-    int64_t numel;         /* STORAGE: number of elements */
-    /* TENSOR */
-    const wcm_pk_value *storage;
-    int64_t storage_offset;
-    int ndim;
-    int64_t sizes[WCM_MAX_DIMS], strides[WCM_MAX_DIMS];
+    wcm_pk_tensor *tensor; /* TENSOR */
 };
 
 typedef struct {
@@ -63,9 +68,12 @@ typedef struct {
     size_t node_count, node_cap;
 } wcm_pickle;
 
-/* Evaluates the pickle in buf[0..len). On error the message names the opcode
- * and byte offset; *pk is left empty. Free with wcm_pickle_free. */
-int wcm_pickle_load(wcm_pickle *pk, const unsigned char *buf, size_t len, wcm_error *err);
+/* Evaluates the pickle in buf[0..len). Every value, string, array and stack
+ * slot is charged to `budget` (NULL: unlimited), so a pickle that would
+ * build far more than its file holds (nested tuples: 1 byte each) is refused.
+ * On error the message names the opcode and byte offset; *pk is left empty.
+ * Free with wcm_pickle_free. */
+int wcm_pickle_load(wcm_pickle *pk, const unsigned char *buf, size_t len, wcm_mem_budget *budget, wcm_error *err);
 void wcm_pickle_free(wcm_pickle *pk);
 
 #endif

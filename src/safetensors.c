@@ -1,6 +1,9 @@
 /* safetensors: u64 little-endian header length N, N bytes of JSON
  * {"__metadata__": {...}, "name": {"dtype", "shape", "data_offsets"}, ...},
- * then the tensor bytes (offsets are relative to the end of the header). */
+ * then the tensor bytes (offsets are relative to the end of the header).
+ * As the format requires, the tensors tile the data area exactly: no
+ * overlaps, no holes, nothing after the last one. The JSON tree, metadata
+ * and output arrays share the loaders' memory budget (loader_budget.h). */
 #include "json.h"
 #include "wcm/io.h"
 
@@ -106,12 +109,20 @@ static int compare_ranges(const void *a, const void *b) {
     return x->begin < y->begin ? -1 : x->begin > y->begin;
 }
 
-static int read_metadata(const wcm_json *meta, wcm_array_list *out, wcm_error *err) {
+static int over_budget(const wcm_mem_budget *budget, wcm_error *err) {
+    return wcm_fail(err, WCM_ERR_FORMAT, "safetensors: the file needs more than %zu bytes of memory to load", budget->limit);
+}
+
+static int read_metadata(const wcm_json *meta, wcm_array_list *out, wcm_mem_budget *budget, wcm_error *err) {
     if (meta->type != WCM_JSON_OBJECT) return wcm_fail(err, WCM_ERR_FORMAT, "safetensors: __metadata__ is not an object");
     for (size_t i = 0; i < meta->count; i++) {
         const char *value = wcm_json_string(meta->items[i]);
         if (!value)
             return wcm_fail(err, WCM_ERR_FORMAT, "safetensors: metadata value '%.200s' is not a string", meta->keys[i]);
+        /* Two strings, two list slots, two index slots. */
+        if (wcm_budget_take(budget, strlen(meta->keys[i]) + 1) || wcm_budget_take(budget, strlen(value) + 1) ||
+            wcm_budget_take(budget, 4 * sizeof(char *)))
+            return over_budget(budget, err);
         int rc = wcm_array_list_set_meta(out, meta->keys[i], value, err);
         if (rc) return rc;
     }
@@ -120,7 +131,7 @@ static int read_metadata(const wcm_json *meta, wcm_array_list *out, wcm_error *e
 
 /* Validates one header entry and converts its bytes into a float array. */
 static int read_tensor(const char *name, const wcm_json *desc, const unsigned char *data, size_t data_len, wcm_array *a,
-                       byte_range *range, wcm_error *err) {
+                       byte_range *range, wcm_mem_budget *budget, wcm_error *err) {
     if (desc->type != WCM_JSON_OBJECT)
         return wcm_fail(err, WCM_ERR_FORMAT, "safetensors: entry '%.200s' is not an object", name);
     for (size_t i = 0; i < desc->count; i++) {
@@ -147,23 +158,23 @@ static int read_tensor(const char *name, const wcm_json *desc, const unsigned ch
         begin < 0 || end < begin || (uint64_t)end > data_len)
         return wcm_fail(err, WCM_ERR_FORMAT, "safetensors: tensor '%.200s' has data_offsets outside the %zu-byte data area",
                         name, data_len);
-    /* The element count cannot exceed the bytes available, which bounds the product. */
-    uint64_t count = 1, limit = data_len / elem;
+    /* The tensor's bytes must be in the file, which bounds the product. */
     for (size_t d = 0; d < shape->count; d++) {
         int64_t dim;
         if (wcm_json_int64(shape->items[d], &dim) || dim < 0)
             return wcm_fail(err, WCM_ERR_FORMAT, "safetensors: tensor '%.200s' has an invalid shape", name);
         a->shape[d] = dim;
-        if (dim == 0) count = 0;
-        else if (count > limit / (uint64_t)dim) count = limit + 1;
-        else count *= (uint64_t)dim;
     }
     a->ndim = (int)shape->count;
-    if (count > limit || count * elem != (uint64_t)(end - begin))
+    size_t bytes = 0;
+    if (wcm_size_product(a->shape, a->ndim, elem, data_len, &bytes) || bytes != (uint64_t)(end - begin))
         return wcm_fail(err, WCM_ERR_FORMAT, "safetensors: tensor '%.200s': %lld bytes of data do not match its shape and dtype %s",
                         name, (long long)(end - begin), dtypes[t].name);
+    size_t count = bytes / elem;
     range->begin = (uint64_t)begin;
     range->end = (uint64_t)end;
+    if (wcm_budget_take(budget, (size_t)count * sizeof(float)) || wcm_budget_take(budget, strlen(name) + 1 + sizeof *a))
+        return over_budget(budget, err);
     a->data = malloc(count ? (size_t)count * sizeof(float) : 1);
     size_t n = strlen(name);
     a->name = malloc(n + 1);
@@ -174,12 +185,22 @@ static int read_tensor(const char *name, const wcm_json *desc, const unsigned ch
     return WCM_OK;
 }
 
-static int check_no_overlap(byte_range *ranges, size_t n, wcm_error *err) {
+/* The tensors must tile [0, data_len) exactly (empty tensors aside). */
+static int check_tiling(byte_range *ranges, size_t n, size_t data_len, wcm_error *err) {
     qsort(ranges, n, sizeof *ranges, compare_ranges);
-    for (size_t i = 1; i < n; i++)
-        if (ranges[i].begin < ranges[i - 1].end)
+    uint64_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ranges[i].begin < at)
             return wcm_fail(err, WCM_ERR_FORMAT, "safetensors: tensors overlap in the data area (at byte %llu)",
                             (unsigned long long)ranges[i].begin);
+        if (ranges[i].begin > at)
+            return wcm_fail(err, WCM_ERR_FORMAT, "safetensors: a hole of %llu bytes at byte %llu of the data area (the format "
+                            "forbids holes between tensors)", (unsigned long long)(ranges[i].begin - at), (unsigned long long)at);
+        at = ranges[i].end;
+    }
+    if (at != data_len)
+        return wcm_fail(err, WCM_ERR_FORMAT, "safetensors: %llu bytes after the last tensor (the data area is %zu bytes, its "
+                        "tensors end at byte %llu)", (unsigned long long)(data_len - at), data_len, (unsigned long long)at);
     return WCM_OK;
 }
 
@@ -194,8 +215,10 @@ int wcm_safetensors_parse(const unsigned char *buf, size_t len, wcm_array_list *
         return wcm_fail(err, WCM_ERR_FORMAT, "safetensors: header of %llu bytes is too large", (unsigned long long)header_len);
     if (header_len < 2 || buf[8] != '{')
         return wcm_fail(err, WCM_ERR_FORMAT, "not a safetensors file (header does not start with '{')");
+    wcm_mem_budget budget;
+    wcm_budget_init(&budget, len);
     wcm_json *root;
-    int rc = wcm_json_parse((const char *)buf + 8, (size_t)header_len, &root, err);
+    int rc = wcm_json_parse_limited((const char *)buf + 8, (size_t)header_len, &budget, &root, err);
     if (rc) return wcm_fail_context(err, rc, "safetensors header");
     const unsigned char *data = buf + 8 + header_len;
     size_t data_len = len - 8 - (size_t)header_len;
@@ -205,17 +228,17 @@ int wcm_safetensors_parse(const unsigned char *buf, size_t len, wcm_array_list *
     for (size_t i = 0; i < root->count && !rc; i++) {
         const char *name = root->keys[i];
         if (strcmp(name, "__metadata__") == 0) {
-            rc = read_metadata(root->items[i], out, err);
+            rc = read_metadata(root->items[i], out, &budget, err);
             continue;
         }
         wcm_array a;
         memset(&a, 0, sizeof a);
-        rc = read_tensor(name, root->items[i], data, data_len, &a, &ranges[range_count], err);
+        rc = read_tensor(name, root->items[i], data, data_len, &a, &ranges[range_count], &budget, err);
         if (!rc && ranges[range_count].end > ranges[range_count].begin) range_count++;
         if (!rc) rc = wcm_array_list_push(out, &a, err);
         wcm_array_free(&a);
     }
-    if (!rc) rc = check_no_overlap(ranges, range_count, err);
+    if (!rc) rc = check_tiling(ranges, range_count, data_len, err);
     free(ranges);
     wcm_json_free(root);
     if (rc) wcm_array_list_free(out);

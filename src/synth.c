@@ -455,6 +455,13 @@ int wcm_synth_superres(const wcm_model *m, const wcm_tensor *low, const wcm_synt
     if (low->c != 1)
         return wcm_fail(err, WCM_ERR_SHAPE, "super-resolution needs gray (1-channel) images, got %d channels", low->c);
     if (!wcm_tensor_all_finite(low)) return wcm_fail(err, WCM_ERR_NUMERIC, "super-resolution: input contains NaN or Inf");
+    if (o->range_max > o->range_min)
+        for (size_t i = 0; i < wcm_tensor_count(low); i++)
+            if (!(low->data[i] >= o->range_min && low->data[i] <= o->range_max))
+                return wcm_fail(err, WCM_ERR_ARG,
+                                "super-resolution: input value %g is outside the image range [%g, %g] "
+                                "(images are in [0, 1])",
+                                (double)low->data[i], o->range_min, o->range_max);
     wcm_net *lone[1];
     wcm_net *const *cond;
     int levels;

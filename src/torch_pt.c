@@ -9,10 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Output floats may exceed the file's bytes/4 only through shared or
- * stride-0 storages; bound that so a tiny hostile file cannot ask for
- * gigabytes. */
-static size_t output_limit_floats(size_t file_len) { return file_len + ((size_t)1 << 18); }
+/* Memory: the zip directory, the pickle's values and the output arrays
+ * share one budget of 3x the file plus a constant (loader_budget.h), so
+ * shared or stride-0 storages, or a pickle of a million tiny values, cannot
+ * make a small file cost gigabytes. Time: each storage's CRC-32 is computed
+ * once (zipread.c) and every tensor copies only its own elements. */
 
 static int host_is_little_endian(void) {
     const uint32_t one = 1;
@@ -53,13 +54,13 @@ static int find_top_folder(const wcm_zip *z, char **top, wcm_error *err) {
 }
 
 /* Looks up "<top>/<rest>" in the archive and returns its bytes. */
-static int entry_bytes(const wcm_zip *z, const char *top, const char *rest, const unsigned char **data, size_t *len,
+static int entry_bytes(wcm_zip *z, const char *top, const char *rest, const unsigned char **data, size_t *len,
                        int *missing, wcm_error *err) {
     size_t n = strlen(top) + strlen(rest) + 2;
     char *path = malloc(n);
     if (!path) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
     snprintf(path, n, "%s/%s", top, rest);
-    const wcm_zip_entry *e = wcm_zip_find(z, path);
+    wcm_zip_entry *e = wcm_zip_find(z, path);
     free(path);
     *missing = !e;
     if (!e) return WCM_OK;
@@ -68,8 +69,8 @@ static int entry_bytes(const wcm_zip *z, const char *top, const char *rest, cons
 
 /* Copies a strided view of a storage into a dense C-order array, after
  * checking that every element it touches lies inside the storage. */
-static int copy_tensor(const wcm_zip *z, const char *top, const char *name, const wcm_pk_value *t, wcm_array *out,
-                       size_t *floats_left, wcm_error *err) {
+static int copy_tensor(wcm_zip *z, const char *top, const char *name, const wcm_pk_tensor *t, wcm_array *out,
+                       wcm_mem_budget *budget, wcm_error *err) {
     const wcm_pk_value *s = t->storage;
     const unsigned char *bytes;
     size_t nbytes;
@@ -83,32 +84,31 @@ static int copy_tensor(const wcm_zip *z, const char *top, const char *name, cons
     if (rc) return wcm_fail_context(err, rc, "tensor '%.200s'", name);
     if (missing)
         return wcm_fail(err, WCM_ERR_FORMAT, "tensor '%.200s': storage '%.100s' is missing from the archive", name, s->string);
-    if ((uint64_t)s->numel > nbytes / 4)
+    if ((uint64_t)s->integer > nbytes / 4)
         return wcm_fail(err, WCM_ERR_FORMAT, "tensor '%.200s': storage '%.100s' claims %lld floats but holds %zu bytes", name,
-                        s->string, (long long)s->numel, nbytes);
+                        s->string, (long long)s->integer, nbytes);
 
-    /* Element count (bounded by what is left of the output budget) and the
+    /* Element count (bounded by what is left of the memory budget) and the
      * largest storage index the view reaches, checked term by term so
      * nothing can overflow. */
-    uint64_t count = 1, reach = (uint64_t)t->storage_offset, numel = (uint64_t)s->numel;
+    size_t floats_left = (budget->limit - budget->used) / sizeof(float), out_bytes;
+    if (wcm_size_product(t->sizes, t->ndim, sizeof(float), floats_left * sizeof(float), &out_bytes) ||
+        wcm_budget_take(budget, out_bytes))
+        return wcm_fail(err, WCM_ERR_FORMAT, "tensor '%.200s' is implausibly large for a %zu-byte file (more than %zu bytes "
+                        "of tensors)", name, z->len, budget->limit);
+    uint64_t count = out_bytes / sizeof(float), reach = (uint64_t)t->storage_offset, numel = (uint64_t)s->integer;
     if (reach > numel) reach = UINT64_MAX; /* saturates: stays <= 2 * numel otherwise */
     for (int d = 0; d < t->ndim; d++) {
         uint64_t size = (uint64_t)t->sizes[d], stride = (uint64_t)t->strides[d];
-        if (size == 0) count = 0;
-        else if (count > *floats_left / size) count = UINT64_MAX;
-        else count *= size;
         if (size > 1 && stride > 0 && reach != UINT64_MAX) {
             if (size - 1 > numel / stride) reach = UINT64_MAX;
             else reach += (size - 1) * stride;
             if (reach > numel) reach = UINT64_MAX;
         }
     }
-    if (count > *floats_left)
-        return wcm_fail(err, WCM_ERR_FORMAT, "tensor '%.200s' is implausibly large for a %zu-float file", name, *floats_left);
     if (count > 0 && reach >= numel)
         return wcm_fail(err, WCM_ERR_FORMAT, "tensor '%.200s': offset/size/stride reach past its storage of %lld floats", name,
-                        (long long)s->numel);
-    *floats_left -= (size_t)count;
+                        (long long)s->integer);
 
     out->ndim = t->ndim;
     for (int d = 0; d < t->ndim; d++) out->shape[d] = t->sizes[d];
@@ -164,11 +164,10 @@ static int check_unique_names(const wcm_array_list *l, wcm_error *err) {
     return rc;
 }
 
-static int state_dict_to_list(const wcm_zip *z, const char *top, const wcm_pk_value *root, size_t len,
+static int state_dict_to_list(wcm_zip *z, const char *top, const wcm_pk_value *root, wcm_mem_budget *budget,
                               wcm_array_list *out, wcm_error *err) {
     if (root->kind != WCM_PK_DICT) return wcm_fail(err, WCM_ERR_FORMAT, "checkpoint is not a state_dict (no dict at the top)");
     if (root->count > (size_t)INT32_MAX / 2) return wcm_fail(err, WCM_ERR_FORMAT, "state_dict too large");
-    size_t floats_left = output_limit_floats(len);
     for (size_t i = 0; i < root->count; i++) {
         const wcm_pk_value *key = root->items[2 * i], *value = root->items[2 * i + 1];
         if (key->kind != WCM_PK_STRING) return wcm_fail(err, WCM_ERR_FORMAT, "state_dict key %zu is not a string", i);
@@ -179,9 +178,11 @@ static int state_dict_to_list(const wcm_zip *z, const char *top, const wcm_pk_va
         wcm_array a;
         memset(&a, 0, sizeof a);
         size_t n = strlen(name);
+        if (wcm_budget_take(budget, n + 1 + sizeof a))
+            return wcm_fail(err, WCM_ERR_FORMAT, "state_dict of %zu entries is too large for the file", root->count);
         if (!(a.name = malloc(n + 1))) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
         memcpy(a.name, name, n + 1);
-        int rc = copy_tensor(z, top, key->string, value, &a, &floats_left, err);
+        int rc = copy_tensor(z, top, key->string, value->tensor, &a, budget, err);
         if (!rc) rc = wcm_array_list_push(out, &a, err);
         if (rc) {
             wcm_array_free(&a);
@@ -196,8 +197,10 @@ int wcm_torch_parse(const unsigned char *buf, size_t len, wcm_array_list *out, w
     if (len >= 2 && buf[0] == 0x80 && buf[1] == 0x02)
         return wcm_fail(err, WCM_ERR_FORMAT,
                         "legacy PyTorch checkpoint (pre-1.6, not a zip archive) is not supported; re-save it with a newer torch.save");
+    wcm_mem_budget budget;
+    wcm_budget_init(&budget, len);
     wcm_zip z;
-    int rc = wcm_zip_open(&z, buf, len, err);
+    int rc = wcm_zip_open(&z, buf, len, &budget, err);
     if (rc) return rc;
     char *top = NULL;
     wcm_pickle pk;
@@ -214,8 +217,8 @@ int wcm_torch_parse(const unsigned char *buf, size_t len, wcm_array_list *out, w
         goto done;
     }
     if ((rc = entry_bytes(&z, top, "data.pkl", &data, &data_len, &missing, err))) goto done;
-    if ((rc = wcm_pickle_load(&pk, data, data_len, err))) goto done;
-    rc = state_dict_to_list(&z, top, pk.root, len, out, err);
+    if ((rc = wcm_pickle_load(&pk, data, data_len, &budget, err))) goto done;
+    rc = state_dict_to_list(&z, top, pk.root, &budget, out, err);
 done:
     wcm_pickle_free(&pk);
     free(top);

@@ -458,11 +458,14 @@ int wcm_train_checkpoint_load(const char *path, wcm_trainer **out, wcm_array_lis
     if (!rc && (wcm_array_count(m) != (int64_t)net->nparams || wcm_array_count(v) != (int64_t)net->nparams))
         rc = wcm_fail(err, WCM_ERR_SHAPE, "optimiser state has %lld values, the network %zu parameters",
                       (long long)wcm_array_count(m), net->nparams);
+    int64_t adam_step = 0;
+    if (!rc && wcm_parse_int64(steps, 0, INT64_MAX / 2, &adam_step))
+        rc = wcm_fail(err, WCM_ERR_FORMAT, "wcm.train.adam_step '%.40s' is not a step count", steps);
     if (!rc) rc = wcm_trainer_create(&t, net, err);
     if (!rc) {
         memcpy(t->adam_m, m->data, net->nparams * sizeof(float));
         memcpy(t->adam_v, v->data, net->nparams * sizeof(float));
-        t->adam_step = strtoll(steps, NULL, 10);
+        t->adam_step = adam_step;
         for (int i = 0; !rc && i < l.meta_count; i++)
             rc = wcm_array_list_set_meta(meta, l.meta_keys[i], l.meta_vals[i], err);
     }

@@ -1,6 +1,7 @@
 /* Zip archive reader for checkpoints: central directory (with zip64) and
  * stored entries only. Layout reference: PKWARE APPNOTE.TXT sections 4.3-4.5. */
 #include "zipread.h"
+#include "loader_budget.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -136,7 +137,42 @@ void wcm_zip_close(wcm_zip *z) {
     memset(z, 0, sizeof *z);
 }
 
-int wcm_zip_open(wcm_zip *z, const unsigned char *buf, size_t len, wcm_error *err) {
+static int compare_data_starts(const void *a, const void *b) {
+    const wcm_zip_entry *x = *(const wcm_zip_entry *const *)a, *y = *(const wcm_zip_entry *const *)b;
+    return x->local_header_offset < y->local_header_offset ? -1 : x->local_header_offset > y->local_header_offset;
+}
+
+/* Locates every entry's data behind its local header and refuses archives
+ * whose entries overlap (real archives never do): then each byte belongs to
+ * at most one entry, and checksumming every entry once costs at most one
+ * pass over the file. */
+static int locate_entries(wcm_zip *z, wcm_error *err) {
+    if (z->count == 0) return WCM_OK;
+    wcm_zip_entry **order = malloc(z->count * sizeof *order);
+    if (!order) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
+    int rc = WCM_OK;
+    for (size_t i = 0; i < z->count && !rc; i++) {
+        wcm_zip_entry *e = &z->entries[i];
+        order[i] = e;
+        if (!in_bounds(e->local_header_offset, LOCAL_SIZE, z->len) || rd32(z->buf + e->local_header_offset) != SIG_LOCAL) {
+            rc = wcm_fail(err, WCM_ERR_FORMAT, "zip entry '%.200s': local header missing or out of range", e->name);
+            break;
+        }
+        const unsigned char *h = z->buf + e->local_header_offset;
+        e->data_offset = e->local_header_offset + LOCAL_SIZE + rd16(h + 26) + rd16(h + 28);
+        if (!in_bounds(e->data_offset, e->compressed_size, z->len))
+            rc = wcm_fail(err, WCM_ERR_FORMAT, "zip entry '%.200s' (%llu bytes) runs past the end of the file", e->name,
+                          (unsigned long long)e->compressed_size);
+    }
+    if (!rc) qsort(order, z->count, sizeof *order, compare_data_starts);
+    for (size_t i = 1; i < z->count && !rc; i++)
+        if (order[i]->local_header_offset < order[i - 1]->data_offset + order[i - 1]->compressed_size)
+            rc = wcm_fail(err, WCM_ERR_FORMAT, "zip entries '%.200s' and '%.200s' overlap", order[i - 1]->name, order[i]->name);
+    free(order);
+    return rc;
+}
+
+int wcm_zip_open(wcm_zip *z, const unsigned char *buf, size_t len, wcm_mem_budget *budget, wcm_error *err) {
     memset(z, 0, sizeof *z);
     central_dir_info info;
     int rc = read_directory_info(buf, len, &info, err);
@@ -144,6 +180,9 @@ int wcm_zip_open(wcm_zip *z, const unsigned char *buf, size_t len, wcm_error *er
     z->buf = buf;
     z->len = len;
     if (info.count == 0) return WCM_OK;
+    if (wcm_budget_take(budget, (size_t)info.count * (sizeof *z->entries + sizeof(wcm_zip_entry *))))
+        return wcm_fail(err, WCM_ERR_FORMAT, "zip directory of %llu entries is too large for the file",
+                        (unsigned long long)info.count);
     z->entries = calloc((size_t)info.count, sizeof *z->entries);
     if (!z->entries) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory for %llu zip entries", (unsigned long long)info.count);
 
@@ -166,6 +205,10 @@ int wcm_zip_open(wcm_zip *z, const unsigned char *buf, size_t len, wcm_error *er
             goto fail;
         }
         wcm_zip_entry *ent = &z->entries[z->count];
+        if (wcm_budget_take(budget, name_len + 1)) {
+            rc = wcm_fail(err, WCM_ERR_FORMAT, "zip directory is too large for the file");
+            goto fail;
+        }
         ent->name = malloc(name_len + 1);
         if (!ent->name) {
             rc = wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
@@ -195,13 +238,14 @@ int wcm_zip_open(wcm_zip *z, const unsigned char *buf, size_t len, wcm_error *er
             goto fail;
         }
     }
+    if ((rc = locate_entries(z, err))) goto fail;
     return WCM_OK;
 fail:
     wcm_zip_close(z);
     return rc;
 }
 
-const wcm_zip_entry *wcm_zip_find(const wcm_zip *z, const char *name) {
+wcm_zip_entry *wcm_zip_find(const wcm_zip *z, const char *name) {
     size_t lo = 0, hi = z->count;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -225,8 +269,7 @@ static const char *method_name(unsigned method) {
     }
 }
 
-int wcm_zip_entry_data(const wcm_zip *z, const wcm_zip_entry *e, const unsigned char **data, size_t *len,
-                       wcm_error *err) {
+int wcm_zip_entry_data(const wcm_zip *z, wcm_zip_entry *e, const unsigned char **data, size_t *len, wcm_error *err) {
     *data = NULL;
     *len = 0;
     if (e->flags & 1) return wcm_fail(err, WCM_ERR_FORMAT, "zip entry '%.200s' is encrypted", e->name);
@@ -236,23 +279,15 @@ int wcm_zip_entry_data(const wcm_zip *z, const wcm_zip_entry *e, const unsigned 
                         e->name, e->method, method_name(e->method));
     if (e->compressed_size != e->size)
         return wcm_fail(err, WCM_ERR_FORMAT, "stored zip entry '%.200s' has different packed and unpacked sizes", e->name);
-    if (!in_bounds(e->local_header_offset, LOCAL_SIZE, z->len) || rd32(z->buf + e->local_header_offset) != SIG_LOCAL)
-        return wcm_fail(err, WCM_ERR_FORMAT, "zip entry '%.200s': local header missing or out of range", e->name);
-    const unsigned char *h = z->buf + e->local_header_offset;
-    if (rd16(h + 8) != e->method)
+    if (rd16(z->buf + e->local_header_offset + 8) != e->method)
         return wcm_fail(err, WCM_ERR_FORMAT, "zip entry '%.200s': local and central headers disagree", e->name);
-    uint64_t start = e->local_header_offset + LOCAL_SIZE + rd16(h + 26) + rd16(h + 28);
-    if (!in_bounds(start, e->size, z->len))
-        return wcm_fail(err, WCM_ERR_FORMAT, "zip entry '%.200s' (%llu bytes) runs past the end of the file", e->name,
-                        (unsigned long long)e->size);
-    *data = z->buf + start;
-    *len = (size_t)e->size;
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-    if (wcm_crc32(*data, *len) != e->crc32) {
-        *data = NULL;
-        *len = 0;
+    /* Checked once per entry, however many tensors read it. */
+    if (!e->verified && wcm_crc32(z->buf + e->data_offset, (size_t)e->size) != e->crc32)
         return wcm_fail(err, WCM_ERR_FORMAT, "zip entry '%.200s' is corrupt (CRC-32 mismatch)", e->name);
-    }
 #endif
+    e->verified = 1;
+    *data = z->buf + e->data_offset;
+    *len = (size_t)e->size;
     return WCM_OK;
 }

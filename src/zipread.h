@@ -9,6 +9,7 @@
 #ifndef WCM_ZIPREAD_H
 #define WCM_ZIPREAD_H
 
+#include "loader_budget.h"
 #include "wcm/common.h"
 
 #include <stddef.h>
@@ -21,6 +22,8 @@ typedef struct {
     uint32_t crc32;
     uint64_t compressed_size, size;
     uint64_t local_header_offset;
+    uint64_t data_offset;    /* where the entry's bytes start (after its local header) */
+    int verified;            /* CRC-32 already checked */
 } wcm_zip_entry;
 
 typedef struct {
@@ -30,17 +33,19 @@ typedef struct {
     size_t count;
 } wcm_zip;
 
-/* Returns WCM_ERR_FORMAT with a message if `buf` is not a readable zip. */
-int wcm_zip_open(wcm_zip *z, const unsigned char *buf, size_t len, wcm_error *err);
+/* Returns WCM_ERR_FORMAT with a message if `buf` is not a readable zip:
+ * every entry's local header must lie in the file and no two entries may
+ * overlap. The directory's memory is charged to `budget` (NULL: unlimited). */
+int wcm_zip_open(wcm_zip *z, const unsigned char *buf, size_t len, wcm_mem_budget *budget, wcm_error *err);
 void wcm_zip_close(wcm_zip *z);
 
 /* Exact-name lookup (binary search); NULL when absent. */
-const wcm_zip_entry *wcm_zip_find(const wcm_zip *z, const char *name);
+wcm_zip_entry *wcm_zip_find(const wcm_zip *z, const char *name);
 
 /* Points *data at the entry's bytes inside the buffer (no copy). Refuses
- * compressed or encrypted entries and checksum mismatches. */
-int wcm_zip_entry_data(const wcm_zip *z, const wcm_zip_entry *e, const unsigned char **data, size_t *len,
-                       wcm_error *err);
+ * compressed or encrypted entries and checksum mismatches; the checksum is
+ * computed on the first call only. */
+int wcm_zip_entry_data(const wcm_zip *z, wcm_zip_entry *e, const unsigned char **data, size_t *len, wcm_error *err);
 
 uint32_t wcm_crc32(const unsigned char *data, size_t len);
 

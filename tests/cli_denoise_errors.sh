@@ -29,7 +29,7 @@ expect_fail() { # expect_fail LABEL OUTFILE ARGS...
   local label=$1 out=$2; shift 2
   "$WCM" "$@" > "$T/stdout" 2> "$T/stderr"; local rc=$?
   local lines; lines=$(wc -l < "$T/stderr")
-  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "$lines" -eq 1 ] && [ ! -e "$out" ] && ! ls "$out".tmp.* >/dev/null 2>&1; then
+  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "$lines" -eq 1 ] && [ ! -e "$out" ] && ! ls "$out".*tmp* >/dev/null 2>&1; then
     ok "$label: exit $rc: $(cat "$T/stderr")"
   else
     bad "$label: exit $rc, $lines stderr lines, output exists: $([ -e "$out" ] && echo yes || echo no): $(cat "$T/stderr")"

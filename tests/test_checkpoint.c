@@ -5,7 +5,9 @@
  * -DWCM_SANITIZE=ON to check that bad input never crashes.
  *
  * `test_checkpoint --write-seeds DIR` writes the small fuzzing seed files
- * (DIR/torch, DIR/safetensors, DIR/npy) built by the helpers below. */
+ * (DIR/torch, safetensors, npy, pickle, json, train_state, image, cli) built
+ * by the helpers below and in craft.h. */
+#include "craft.h"
 #include "json.h"
 #include "testutil.h"
 #include "wcm/io.h"
@@ -13,177 +15,6 @@
 
 #include <ftw.h>
 #include <unistd.h>
-
-/* ---- byte buffers ---------------------------------------------------------- */
-
-typedef struct {
-    unsigned char *data;
-    size_t len, cap;
-} bytes;
-
-static void b_put(bytes *b, const void *p, size_t n) {
-    if (b->len + n > b->cap) {
-        b->cap = (b->len + n) * 2 + 64;
-        b->data = realloc(b->data, b->cap);
-        if (!b->data) abort();
-    }
-    if (n) memcpy(b->data + b->len, p, n);
-    b->len += n;
-}
-static void b_u8(bytes *b, unsigned v) {
-    unsigned char c = (unsigned char)v;
-    b_put(b, &c, 1);
-}
-static void b_le(bytes *b, uint64_t v, int n) {
-    for (int i = 0; i < n; i++) b_u8(b, (unsigned)(v >> (8 * i)) & 0xFF);
-}
-static void b_str(bytes *b, const char *s) { b_put(b, s, strlen(s)); }
-
-/* Bitwise CRC-32, independent of the library's table version. */
-static uint32_t ref_crc32(const unsigned char *p, size_t n) {
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
-    }
-    return ~c;
-}
-
-/* ---- zip writer (stored entries; optional zip64 records) ------------------- */
-
-typedef struct {
-    const char *name;
-    const unsigned char *data;
-    size_t len;
-} zip_item;
-
-static bytes make_zip(const zip_item *items, int n, int zip64, unsigned method) {
-    bytes z = {0}, cd = {0};
-    for (int i = 0; i < n; i++) {
-        uint32_t crc = ref_crc32(items[i].data, items[i].len);
-        uint64_t offset = z.len;
-        b_le(&z, 0x04034b50, 4);
-        b_le(&z, 20, 2), b_le(&z, 0, 2), b_le(&z, method, 2), b_le(&z, 0, 4);
-        b_le(&z, crc, 4), b_le(&z, items[i].len, 4), b_le(&z, items[i].len, 4);
-        b_le(&z, strlen(items[i].name), 2), b_le(&z, 3, 2);
-        b_str(&z, items[i].name);
-        b_str(&z, "pad"); /* an extra field the reader must skip */
-        b_put(&z, items[i].data, items[i].len);
-
-        b_le(&cd, 0x02014b50, 4);
-        b_le(&cd, 45, 2), b_le(&cd, 45, 2), b_le(&cd, 0, 2), b_le(&cd, method, 2), b_le(&cd, 0, 4);
-        b_le(&cd, crc, 4);
-        b_le(&cd, zip64 ? 0xFFFFFFFFu : items[i].len, 4), b_le(&cd, zip64 ? 0xFFFFFFFFu : items[i].len, 4);
-        b_le(&cd, strlen(items[i].name), 2), b_le(&cd, zip64 ? 28 : 0, 2), b_le(&cd, 0, 2);
-        b_le(&cd, 0, 2), b_le(&cd, 0, 2), b_le(&cd, 0, 4);
-        b_le(&cd, zip64 ? 0xFFFFFFFFu : offset, 4);
-        b_str(&cd, items[i].name);
-        if (zip64) {
-            b_le(&cd, 1, 2), b_le(&cd, 24, 2);
-            b_le(&cd, items[i].len, 8), b_le(&cd, items[i].len, 8), b_le(&cd, offset, 8);
-        }
-    }
-    uint64_t cd_offset = z.len;
-    b_put(&z, cd.data, cd.len);
-    if (zip64) {
-        uint64_t eocd64 = z.len;
-        b_le(&z, 0x06064b50, 4), b_le(&z, 44, 8), b_le(&z, 45, 2), b_le(&z, 45, 2), b_le(&z, 0, 4), b_le(&z, 0, 4);
-        b_le(&z, n, 8), b_le(&z, n, 8), b_le(&z, cd.len, 8), b_le(&z, cd_offset, 8);
-        b_le(&z, 0x07064b50, 4), b_le(&z, 0, 4), b_le(&z, eocd64, 8), b_le(&z, 1, 4);
-    }
-    b_le(&z, 0x06054b50, 4), b_le(&z, 0, 2), b_le(&z, 0, 2);
-    b_le(&z, zip64 ? 0xFFFF : n, 2), b_le(&z, zip64 ? 0xFFFF : n, 2);
-    b_le(&z, zip64 ? 0xFFFFFFFFu : cd.len, 4), b_le(&z, zip64 ? 0xFFFFFFFFu : cd_offset, 4), b_le(&z, 0, 2);
-    free(cd.data);
-    return z;
-}
-
-/* ---- pickle writer: what torch.save emits for a state_dict ---------------- */
-
-typedef struct {
-    const char *name, *key, *storage_type;
-    int64_t numel, offset;
-    int ndim;
-    int64_t size[WCM_MAX_DIMS], stride[WCM_MAX_DIMS];
-} pk_tensor;
-
-static void pk_int(bytes *b, int64_t v) {
-    if (v >= 0 && v < 256) b_u8(b, 'K'), b_u8(b, (unsigned)v);
-    else if (v >= 0 && v < 65536) b_u8(b, 'M'), b_le(b, (uint64_t)v, 2);
-    else b_u8(b, 'J'), b_le(b, (uint64_t)v, 4);
-}
-static void pk_unicode(bytes *b, const char *s) {
-    b_u8(b, 'X');
-    b_le(b, strlen(s), 4);
-    b_str(b, s);
-}
-static void pk_tuple(bytes *b, const int64_t *v, int n, int short_forms) {
-    if (n == 0) {
-        b_u8(b, ')');
-        return;
-    }
-    if (short_forms && n >= 1 && n <= 3) {
-        for (int i = 0; i < n; i++) pk_int(b, v[i]);
-        b_u8(b, 0x84 + n); /* TUPLE1..3 */
-        return;
-    }
-    b_u8(b, '(');
-    for (int i = 0; i < n; i++) pk_int(b, v[i]);
-    b_u8(b, 't');
-}
-
-static bytes make_pickle(const pk_tensor *t, int n, int short_tuples) {
-    bytes b = {0};
-    b_u8(&b, 0x80), b_u8(&b, 2);
-    b_str(&b, "ccollections\nOrderedDict\nq"), b_u8(&b, 0); /* memo 0 = OrderedDict */
-    b_str(&b, ")Rq"), b_u8(&b, 1), b_u8(&b, '(');
-    for (int i = 0; i < n; i++) {
-        pk_unicode(&b, t[i].name);
-        b_str(&b, "ctorch._utils\n_rebuild_tensor_v2\n((");
-        pk_unicode(&b, "storage");
-        b_str(&b, "ctorch\n"), b_str(&b, t[i].storage_type ? t[i].storage_type : "FloatStorage"), b_str(&b, "\n");
-        pk_unicode(&b, t[i].key);
-        pk_unicode(&b, "cpu");
-        pk_int(&b, t[i].numel);
-        b_str(&b, "tQ");
-        pk_int(&b, t[i].offset);
-        pk_tuple(&b, t[i].size, t[i].ndim, short_tuples);
-        pk_tuple(&b, t[i].stride, t[i].ndim, short_tuples);
-        b_u8(&b, 0x89), b_str(&b, "h"), b_u8(&b, 0), b_str(&b, ")RtR");
-    }
-    b_u8(&b, 'u');
-    /* state for BUILD: {'_metadata': OrderedDict({'': {'version': 1}})} */
-    b_u8(&b, '}'), pk_unicode(&b, "_metadata"), b_str(&b, "h"), b_u8(&b, 0), b_str(&b, ")R(");
-    pk_unicode(&b, ""), b_u8(&b, '}'), pk_unicode(&b, "version"), pk_int(&b, 1), b_str(&b, "sus");
-    b_str(&b, "b.");
-    return b;
-}
-
-/* A checkpoint: storages are float arrays named by key. */
-typedef struct {
-    const char *key;
-    const float *data;
-    size_t count;
-} pk_storage;
-
-static bytes make_checkpoint(const char *top, const pk_tensor *t, int nt, const pk_storage *s, int ns, int zip64,
-                             int short_tuples) {
-    bytes pkl = make_pickle(t, nt, short_tuples);
-    zip_item items[16];
-    char names[16][128];
-    int n = 0;
-    snprintf(names[n], sizeof names[n], "%s/data.pkl", top);
-    items[n] = (zip_item){names[n], pkl.data, pkl.len}, n++;
-    for (int i = 0; i < ns && n < 15; i++) {
-        snprintf(names[n], sizeof names[n], "%s/data/%s", top, s[i].key);
-        items[n] = (zip_item){names[n], (const unsigned char *)s[i].data, s[i].count * sizeof(float)}, n++;
-    }
-    snprintf(names[n], sizeof names[n], "%s/version", top);
-    items[n] = (zip_item){names[n], (const unsigned char *)"3\n", 2}, n++;
-    bytes z = make_zip(items, n, zip64, 0);
-    free(pkl.data);
-    return z;
-}
 
 static const float storage0[8] = {0, 1, 2, 3, 4, 5, 6, 7};
 static const float storage1[3] = {-1.5f, 2.25f, 1e-3f};
@@ -209,13 +40,6 @@ static const char *tmp_path(const char *name) {
     static char p[512];
     snprintf(p, sizeof p, "%s/%s", tmp_dir, name);
     return p;
-}
-
-static int write_bytes(const char *path, const void *data, size_t len) {
-    FILE *fp = fopen(path, "wb");
-    if (!fp) return -1;
-    size_t w = fwrite(data, 1, len, fp);
-    return fclose(fp) == 0 && w == len ? 0 : -1;
 }
 
 static int shape_is(const wcm_array *a, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
@@ -402,7 +226,7 @@ static void test_tiny_torch(void) {
         free(b.data);
     }
     bytes b = tiny_checkpoint(0, 0);
-    REQUIRE_OK(write_bytes(tmp_path("tiny.pt"), b.data, b.len) ? WCM_ERR_IO : 0, &err);
+    REQUIRE_OK(craft_write(tmp_path("tiny.pt"), b.data, b.len) ? WCM_ERR_IO : 0, &err);
     REQUIRE_OK(wcm_torch_read(tmp_path("tiny.pt"), &l, &err), &err);
     check_tiny_contents(&l, "wcm_torch_read");
     wcm_array_list_free(&l);
@@ -611,14 +435,6 @@ static float half_round_trip(float x) {
     return y;
 }
 
-static bytes safetensors_bytes(const char *header, const void *data, size_t data_len) {
-    bytes b = {0};
-    b_le(&b, strlen(header), 8);
-    b_str(&b, header);
-    b_put(&b, data, data_len);
-    return b;
-}
-
 static void test_safetensors(void) {
     wcm_array_list l, r;
     wcm_error err = {{0}};
@@ -768,8 +584,8 @@ static void test_safetensors(void) {
 static int write_seeds(const char *dir) {
     char path[4096];
     wcm_error err;
-    const char *sub[5] = {"torch", "safetensors", "npy", "pickle", "json"};
-    for (int i = 0; i < 5; i++) {
+    const char *sub[8] = {"torch", "safetensors", "npy", "pickle", "json", "train_state", "image", "cli"};
+    for (int i = 0; i < 8; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, sub[i]);
         mkdir(dir, 0755);
         mkdir(path, 0755);
@@ -777,7 +593,7 @@ static int write_seeds(const char *dir) {
     for (int v = 0; v < 4; v++) {
         bytes b = tiny_checkpoint(v & 1, v >> 1);
         snprintf(path, sizeof path, "%s/torch/tiny%s%s.pt", dir, v & 1 ? "_zip64" : "", v & 2 ? "_short_tuples" : "");
-        if (write_bytes(path, b.data, b.len)) return 1;
+        if (craft_write(path, b.data, b.len)) return 1;
         free(b.data);
     }
     wcm_array_list l;
@@ -800,7 +616,7 @@ static int write_seeds(const char *dir) {
     double vals[2] = {0.5, -3.0};
     b_put(&n, vals, sizeof vals);
     snprintf(path, sizeof path, "%s/npy/f8_2.npy", dir);
-    if (write_bytes(path, n.data, n.len)) return 1;
+    if (craft_write(path, n.data, n.len)) return 1;
     free(n.data);
     bytes mixed = safetensors_bytes("{\"h\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]},"
                                     "\"b\":{\"dtype\":\"BF16\",\"shape\":[1,2],\"data_offsets\":[4,8]},"
@@ -808,7 +624,7 @@ static int write_seeds(const char *dir) {
                                     "\"__metadata__\":{\"k\":\"v\"}}",
                                     "\x00\x3c\x00\xc0\x80\x3f\x49\x40\x9a\x99\x99\x99\x99\x99\xb9\x3f", 16);
     snprintf(path, sizeof path, "%s/safetensors/mixed.safetensors", dir);
-    if (write_bytes(path, mixed.data, mixed.len)) return 1;
+    if (craft_write(path, mixed.data, mixed.len)) return 1;
     free(mixed.data);
     pk_tensor t[3] = {
         {"module.w", "0", NULL, 8, 1, 2, {3, 2}, {1, 3}},
@@ -818,7 +634,7 @@ static int write_seeds(const char *dir) {
     for (int v = 0; v < 2; v++) {
         bytes pkl = make_pickle(t, 3, v);
         snprintf(path, sizeof path, "%s/pickle/state_dict%s.pkl", dir, v ? "_short_tuples" : "");
-        if (write_bytes(path, pkl.data, pkl.len)) return 1;
+        if (craft_write(path, pkl.data, pkl.len)) return 1;
         free(pkl.data);
     }
     static const char json_doc[] =
@@ -826,7 +642,30 @@ static int write_seeds(const char *dir) {
         " {\"s\": \"caf\\u00e9 \\ud83d\\ude00 \\\"q\\\" \\\\ \\/\\n\", \"e\": -1.5e-3, \"z\": [[], {}]}],"
         " \"big\": 9223372036854775807}";
     snprintf(path, sizeof path, "%s/json/manifest_like.json", dir);
-    if (write_bytes(path, json_doc, sizeof json_doc - 1)) return 1;
+    if (craft_write(path, json_doc, sizeof json_doc - 1)) return 1;
+    /* Training state: one value per line, in the fuzzer's key order. */
+    static const char state[] = "3\n1\n31\n0.12345678901229999\n29.5\n12.25\n"
+                                "1,1,21,26.5,0.001,4;2,0.5,22,nan,0.00050000000000000001,8;3,0.33,23,28.5,0.0003,12";
+    snprintf(path, sizeof path, "%s/train_state/three_epochs.txt", dir);
+    if (craft_write(path, state, sizeof state - 1)) return 1;
+    snprintf(path, sizeof path, "%s/train_state/fresh.txt", dir);
+    if (craft_write(path, "0\n0\n0\n0\n0\n0\n", 12)) return 1;
+    /* Images: a format byte (0 PNG, 1 JPEG, 2 npy), then the file. */
+    bytes img[3] = {make_gray_png(8, 6, 77), make_gray_jpeg(8, 6, 200), npy_filled(3, 4, 0.25f)};
+    const char *img_names[3] = {"gray8x6.png", "gray8x6.jpg", "f4_3x4.npy"};
+    for (int k = 0; k < 3; k++) {
+        bytes seed = {0};
+        b_u8(&seed, (unsigned)k);
+        b_put(&seed, img[k].data, img[k].len);
+        snprintf(path, sizeof path, "%s/image/%s", dir, img_names[k]);
+        if (craft_write(path, seed.data, seed.len)) return 1;
+        free(seed.data), free(img[k].data);
+    }
+    /* Command lines: arguments separated by NUL bytes. */
+    static const char argv_seed[] = "denoise\0m.safetensors\0in.png\0out.png\0--sigma\0" "25\0--seed=3\0--threads\0" "2\0"
+                                    "-o\0x.png\0--npy\0--max-pixels=100000\0--quiet\0--crop\0" "160\0--\0-5";
+    snprintf(path, sizeof path, "%s/cli/denoise_args", dir);
+    if (craft_write(path, argv_seed, sizeof argv_seed - 1)) return 1;
     printf("seeds written under %s\n", dir);
     return 0;
 }

@@ -809,7 +809,7 @@ int main(void) {
     int leftovers = 0;
     DIR *d = opendir(g_dir);
     struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) leftovers += strstr(e->d_name, ".tmp.") != NULL;
+    while (d && (e = readdir(d)) != NULL) leftovers += strstr(e->d_name, ".wcm-tmp.") != NULL;
     if (d) closedir(d);
     CHECK(leftovers == 0, "no temporary files left in the output directory (%d)", leftovers);
     wcm_free_paths(paths, count);

@@ -2,6 +2,7 @@
 #ifndef WCM_TESTUTIL_H
 #define WCM_TESTUTIL_H
 
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,33 @@ static inline const char *t_golden_dir(void) {
     if (e) return e;
     snprintf(buf, sizeof buf, "%s/golden", t_shared_dir());
     return buf;
+}
+
+/* A private temporary folder for the test (/tmp/wcm_TAG_XXXXXX), paths in
+ * it, and its removal at the end. */
+static char t_dir[256];
+
+static inline void t_temp_dir(const char *tag) {
+    snprintf(t_dir, sizeof t_dir, "/tmp/wcm_%s_XXXXXX", tag);
+    if (!mkdtemp(t_dir)) SKIP("no temporary directory");
+}
+
+/* "<t_dir>/name"; eight rotating buffers, so a few can be used at once. */
+static inline const char *t_at(const char *name) {
+    static char buf[8][1024];
+    static int slot;
+    slot = (slot + 1) % 8;
+    snprintf(buf[slot], sizeof buf[slot], "%s/%s", t_dir, name);
+    return buf[slot];
+}
+
+static inline int t_remove_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static inline void t_temp_dir_remove(void) {
+    if (nftw(t_dir, t_remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) printf("could not remove %s\n", t_dir);
 }
 
 /* Deterministic uniform in [-1, 1). */

@@ -1,7 +1,9 @@
 /* Option parsing and error output for the wcm CLI. */
 #include "cli.h"
 
+#include <float.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,21 +73,74 @@ int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts, int nopts, 
     return 0;
 }
 
-int cli_get_double(const char *cmd, cli_opt *o, double *out) {
+int cli_get_double_in(const char *cmd, cli_opt *o, double lo, double hi, double *out) {
     if (!o || !o->set) return 0;
-    char *end;
-    double v = strtod(o->value, &end);
-    if (end == o->value || *end) return cli_error(cmd, "--%s expects a number, got '%s'", o->name, o->value);
+    double v;
+    if (wcm_parse_double(o->value, -DBL_MAX, DBL_MAX, &v)) return cli_error(cmd, "--%s expects a number, got '%s'", o->name, o->value);
+    if (v < lo || v > hi) return cli_error(cmd, "--%s must be in [%g, %g], got %s", o->name, lo, hi, o->value);
     *out = v;
     return 0;
 }
 
-int cli_get_int(const char *cmd, cli_opt *o, int *out) {
+int cli_get_double(const char *cmd, cli_opt *o, double *out) { return cli_get_double_in(cmd, o, -DBL_MAX, DBL_MAX, out); }
+
+int cli_get_int_in(const char *cmd, cli_opt *o, int lo, int hi, int *out) {
     if (!o || !o->set) return 0;
-    char *end;
-    long v = strtol(o->value, &end, 10);
-    if (end == o->value || *end || v < -2147483647L || v > 2147483647L)
+    int64_t v;
+    if (wcm_parse_int64(o->value, INT32_MIN, INT32_MAX, &v))
         return cli_error(cmd, "--%s expects an integer, got '%s'", o->name, o->value);
+    if (v < lo || v > hi) return cli_error(cmd, "--%s must be in %d..%d, got %s", o->name, lo, hi, o->value);
     *out = (int)v;
+    return 0;
+}
+
+int cli_get_int(const char *cmd, cli_opt *o, int *out) { return cli_get_int_in(cmd, o, INT32_MIN, INT32_MAX, out); }
+
+int cli_get_seed(const char *cmd, cli_opt *o, uint64_t *out) {
+    if (!o || !o->set) return 0;
+    if (wcm_parse_uint64(o->value, UINT64_MAX, out))
+        return cli_error(cmd, "--%s expects a non-negative integer, got '%s'", o->name, o->value);
+    return 0;
+}
+
+/* ---- global options --------------------------------------------------------- */
+
+static int global_value(int argc, char **argv, int *i, const char *name, const char **value) {
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0 || (argv[*i][n] != 0 && argv[*i][n] != '=')) return 0;
+    if (argv[*i][n] == '=') *value = argv[*i] + n + 1;
+    else *value = *i + 1 < argc ? argv[++*i] : NULL;
+    return 1;
+}
+
+int cli_global_options(int *argc, char **argv, cli_globals *g) {
+    memset(g, 0, sizeof *g);
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *v = NULL;
+        if (global_value(*argc, argv, &i, "--threads", &v)) {
+            int64_t n;
+            if (!v || wcm_parse_int64(v, 1, 1024, &n)) {
+                fprintf(stderr, "wcm: error: --threads expects an integer in 1..1024\n");
+                return 2;
+            }
+            g->threads = (int)n;
+            continue;
+        }
+        if (global_value(*argc, argv, &i, "--max-pixels", &v)) {
+            if (!v || wcm_parse_uint64(v, CLI_MAX_PIXELS, &g->max_pixels) || g->max_pixels < 1) {
+                fprintf(stderr, "wcm: error: --max-pixels expects an integer in 1..%llu\n", (unsigned long long)CLI_MAX_PIXELS);
+                return 2;
+            }
+            continue;
+        }
+        if (!strcmp(argv[i], "--quiet")) {
+            g->quiet = 1;
+            continue;
+        }
+        argv[out++] = argv[i];
+    }
+    *argc = out;
+    argv[out] = NULL;
     return 0;
 }

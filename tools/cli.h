@@ -4,6 +4,7 @@
 #ifndef WCM_CLI_H
 #define WCM_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "wcm/common.h"
@@ -26,9 +27,25 @@ typedef struct {
  * printing an error naming the command. `--help` is handled by the caller. */
 int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts, int nopts, const char **pos, int *npos, int maxpos);
 cli_opt *cli_find(cli_opt *opts, int nopts, const char *name);
-/* Typed getters: print an error and return non-zero on a malformed value. */
+/* Typed getters (nothing happens when the option is absent): print an error
+ * and return non-zero on a malformed value or one outside [lo, hi]. Numbers
+ * are parsed strictly (wcm_parse_*): no trailing text, doubles finite. */
 int cli_get_double(const char *cmd, cli_opt *o, double *out);
+int cli_get_double_in(const char *cmd, cli_opt *o, double lo, double hi, double *out);
 int cli_get_int(const char *cmd, cli_opt *o, int *out);
+int cli_get_int_in(const char *cmd, cli_opt *o, int lo, int hi, int *out);
+int cli_get_seed(const char *cmd, cli_opt *o, uint64_t *out);
+
+/* Options every command takes, wherever they appear: --threads N,
+ * --max-pixels N and --quiet. cli_global_options removes them from argv
+ * (updating *argc); it returns 0, or 2 after printing an error. */
+#define CLI_MAX_PIXELS ((uint64_t)1 << 40)
+typedef struct {
+    int threads;          /* 0: not given */
+    uint64_t max_pixels;  /* 0: not given */
+    int quiet;
+} cli_globals;
+int cli_global_options(int *argc, char **argv, cli_globals *g);
 /* Print "wcm CMD: error: message" and return 1. */
 int cli_error(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -19,9 +19,9 @@ static int run_denoise(int argc, char **argv) {
     if (npos != 3) return cli_error(cmd, "usage: wcm denoise MODEL IN OUT [--sigma S] [--seed N] ... (see --help)");
     double sigma255 = 0;
     int seed = 0, bits = 8;
-    if (cli_get_double(cmd, &opts[0], &sigma255) || cli_get_int(cmd, &opts[1], &seed) || cli_get_int(cmd, &opts[5], &bits))
+    if (cli_get_double_in(cmd, &opts[0], 0, 1e6, &sigma255) || cli_get_int(cmd, &opts[1], &seed) ||
+        cli_get_int(cmd, &opts[5], &bits))
         return 1;
-    if (opts[0].set && !(sigma255 >= 0 && isfinite(sigma255))) return cli_error(cmd, "--sigma must be >= 0 (0-255 units)");
     if (bits != 8 && bits != 16) return cli_error(cmd, "--bits must be 8 or 16");
     wcm_noise_kind noise_kind = WCM_NOISE_TORCH;
     if (opts[6].set && wcm_noise_kind_parse(opts[6].value, &noise_kind))
@@ -34,22 +34,30 @@ static int run_denoise(int argc, char **argv) {
     if (!rc && !wcm_tensor_all_finite(&img)) rc = wcm_fail(&err, WCM_ERR_NUMERIC, "%s contains NaN or Inf", pos[1]);
     if (!rc && m.multiscale) {
         int f = 1 << m.levels;
-        if (img.h % f || img.w % f) {
+        if (img.h < f || img.w < f) {
+            rc = wcm_fail(&err, WCM_ERR_SHAPE, "%s is %dx%d, smaller than the %dx%d a %d-scale model needs (2^J = %d)",
+                          pos[1], img.w, img.h, f, f, m.levels, f);
+        } else if (img.h % f || img.w % f) {
             int ch = img.h / f * f, cw = img.w / f * f;
             cli_progress("wcm denoise: centre-cropping %dx%d to %dx%d (divisible by 2^J = %d)\n", img.h, img.w, ch, cw, f);
-            wcm_tensor c;
+            wcm_tensor c = {0};
             rc = wcm_image_center_crop(&img, ch, cw, &c, &err);
-            wcm_tensor_free(&img);
-            img = c;
+            if (!rc) {
+                wcm_tensor_free(&img);
+                img = c;
+            }
         }
     }
     if (!rc && opts[3].set) {
         rc = wcm_image_read(opts[3].value, &ref, &err);
         if (!rc && (ref.h != img.h || ref.w != img.w)) {
-            wcm_tensor c;
+            wcm_tensor c = {0};
             rc = wcm_image_center_crop(&ref, img.h, img.w, &c, &err);
-            wcm_tensor_free(&ref);
-            ref = c;
+            if (rc) wcm_fail_context(&err, rc, "--clean %s", opts[3].value);
+            else {
+                wcm_tensor_free(&ref);
+                ref = c;
+            }
         }
     }
     if (!rc && opts[0].set) {
@@ -64,6 +72,8 @@ static int run_denoise(int argc, char **argv) {
                 wcm_free(z);
             }
         }
+        if (!rc && !wcm_tensor_all_finite(&img))
+            rc = wcm_fail(&err, WCM_ERR_NUMERIC, "--sigma %g overflows the noisy image (values beyond float range)", sigma255);
         if (!rc && opts[2].set) rc = wcm_image_write(opts[2].value, &img, 0, bits, &err);
     } else if (!rc && opts[2].set) {
         rc = wcm_fail(&err, WCM_ERR_ARG, "--noisy-out needs --sigma (without it IN is already noisy)");
@@ -71,6 +81,8 @@ static int run_denoise(int argc, char **argv) {
     double t0 = wcm_seconds();
     if (!rc) rc = wcm_denoise(&m, &img, opts[4].set, &out, &err);
     double secs = wcm_seconds() - t0;
+    if (!rc && !wcm_tensor_all_finite(&out))
+        rc = wcm_fail(&err, WCM_ERR_NUMERIC, "the denoised image is not finite (input values too large for the network?)");
     if (!rc) rc = wcm_image_write(pos[2], &out, 0, bits, &err);
     if (!rc) {
         size_t n = wcm_tensor_count(&img);
@@ -98,7 +110,7 @@ const cli_command cmd_denoise = {
     "A flat model runs one pass; a multi-scale model denoises the coarsest\n"
     "low-pass, then the details of every scale given the low-pass (SPEC §5).\n"
     "Images whose size is not divisible by 2^J are centre-cropped (and it says so).\n\n"
-    "  --sigma S       add noise of std S/255 first\n"
+    "  --sigma S       add noise of std S/255 first (0 <= S <= 1e6)\n"
     "  --seed N        noise seed (default 0)\n"
     "  --noise KIND    torch (default; as torch.manual_seed(N); torch.randn) or philox\n"
     "  --noisy-out F   also write the noisy image\n"

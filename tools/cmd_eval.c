@@ -6,11 +6,11 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "json.h"
 #include "wcm/denoise.h"
 #include "wcm/image.h"
 #include "wcm/io.h"
@@ -34,40 +34,41 @@ static void file_stem(const char *path, char *out, size_t size) {
     if (dot && dot != out) *dot = 0;
 }
 
+/* Noise levels above this (0-255 units) only measure float overflow. */
+#define MAX_SIGMA255 1e6
+
 static int parse_sigmas(const char *cmd, const char *s, double *out, int *n) {
     *n = 0;
     const char *p = s;
     while (*p) {
-        char *end;
-        double v = strtod(p, &end);
-        if (end == p || !(v > 0) || !isfinite(v) || *n >= MAX_SIGMAS)
-            return cli_error(cmd, "--sigmas expects a comma-separated list of positive numbers (0-255 units), got '%s'", s);
-        out[(*n)++] = v;
-        p = end;
-        if (*p == ',') p++;
-        else if (*p) return cli_error(cmd, "--sigmas: unexpected '%c' in '%s'", *p, s);
+        char item[64];
+        size_t len = strcspn(p, ",");
+        if (len >= sizeof item || *n >= MAX_SIGMAS) return cli_error(cmd, "--sigmas: too long a list or value in '%s'", s);
+        memcpy(item, p, len);
+        item[len] = 0;
+        if (wcm_parse_double(item, 0, MAX_SIGMA255, &out[*n]) || !(out[*n] > 0))
+            return cli_error(cmd, "--sigmas expects a comma-separated list of numbers in (0, %g] (0-255 units), got '%s'",
+                             MAX_SIGMA255, s);
+        (*n)++;
+        p += len;
+        if (*p == ',' && !*++p) return cli_error(cmd, "--sigmas ends with a comma: '%s'", s);
     }
     return *n ? 0 : cli_error(cmd, "--sigmas is empty");
 }
 
-static int write_text(const char *path, const char *text, wcm_error *err) {
-    return wcm_write_file_atomic(path, text, strlen(text), err);
+/* Writes a finished report buffer (out of memory is reported, not written). */
+static int write_report(const char *dir, const char *name, wcm_json_buf *b, wcm_error *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int rc = b->failed ? wcm_fail(err, WCM_ERR_NOMEM, "%s: out of memory", path)
+                       : wcm_write_file_atomic(path, b->data ? b->data : "", b->len, err);
+    wcm_json_buf_free(b);
+    return rc;
 }
 
-/* Append formatted text to a growing heap string. */
-static void cat(char **s, size_t *len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void cat(char **s, size_t *len, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *t = realloc(*s, *len + (size_t)n + 1);
-    if (!t) return;
-    *s = t;
-    va_start(ap, fmt);
-    vsnprintf(*s + *len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    *len += (size_t)n;
+static const char *base_name(const char *path) {
+    const char *b = strrchr(path, '/');
+    return b ? b + 1 : path;
 }
 
 static int run_eval(int argc, char **argv) {
@@ -82,9 +83,9 @@ static int run_eval(int argc, char **argv) {
         return cli_error(cmd, "usage: wcm eval-denoise --images DIR --out DIR [--n 50] [--crop 160] MODEL... (see --help)");
     int nimg = 50, crop = 160, seed = 0, nsig = 10;
     double sig[MAX_SIGMAS];
-    if (cli_get_int(cmd, &opts[1], &nimg) || cli_get_int(cmd, &opts[2], &crop) || cli_get_int(cmd, &opts[4], &seed)) return 1;
-    if (nimg < 1) return cli_error(cmd, "--n must be >= 1");
-    if (crop < 1) return cli_error(cmd, "--crop must be >= 1");
+    if (cli_get_int_in(cmd, &opts[1], 1, INT32_MAX, &nimg) || cli_get_int_in(cmd, &opts[2], 1, 65536, &crop) ||
+        cli_get_int(cmd, &opts[4], &seed))
+        return 1;
     if (opts[3].set) {
         if (parse_sigmas(cmd, opts[3].value, sig, &nsig)) return 1;
     } else {
@@ -111,8 +112,9 @@ static int run_eval(int argc, char **argv) {
                              pos[i]);
         }
         if (models[i].multiscale && crop % (1 << models[i].levels)) {
+            int f = 1 << models[i].levels;
             for (int k = 0; k < nmodels; k++) wcm_model_free(&models[k]);
-            return cli_error(cmd, "--crop %d is not divisible by 2^J = %d of %s", crop, 1 << models[i].levels, pos[i]);
+            return cli_error(cmd, "--crop %d is not divisible by 2^J = %d of %s", crop, f, pos[i]);
         }
         for (int lp = 0; lp <= models[i].multiscale; lp++) {
             curve *c = &curves[ncurves++];
@@ -141,7 +143,9 @@ static int run_eval(int argc, char **argv) {
         nimg = count;
     }
     if (skipped) cli_progress("eval-denoise: skipped %d non-image entr%s in %s\n", skipped, skipped == 1 ? "y" : "ies", opts[0].value);
-    rc = wcm_tensor_alloc(&clean, nimg, crop, crop, 1, &err);
+    /* A batch of EVAL_BATCH crops goes through each network at once. */
+    rc = wcm_check_pixels(nimg < EVAL_BATCH ? nimg : EVAL_BATCH, crop, crop, "--crop", &err);
+    if (!rc) rc = wcm_tensor_alloc(&clean, nimg, crop, crop, 1, &err);
     for (int i = 0; !rc && i < nimg; i++) {
         wcm_tensor img, c;
         rc = wcm_image_read(paths[i], &img, &err);
@@ -208,39 +212,51 @@ static int run_eval(int argc, char **argv) {
     if (rc) goto fail;
     double secs = wcm_seconds() - t0;
     /* results.csv */
-    char *text = NULL;
-    size_t len = 0;
-    cat(&text, &len, "model,sigma255,psnr_noisy,psnr_denoised\n");
+    wcm_json_buf text;
+    wcm_json_buf_init(&text);
+    wcm_json_buf_puts(&text, "model,sigma255,psnr_noisy,psnr_denoised\n");
     for (int c = 0; c < ncurves; c++)
-        for (int s = 0; s < nsig; s++)
-            cat(&text, &len, "%s,%.6g,%.4f,%.4f\n", curves[c].name, sig[s], noisy_psnr[s], curves[c].psnr[s]);
-    snprintf(path, sizeof path, "%s/results.csv", outdir);
-    rc = write_text(path, text ? text : "", &err);
-    free(text);
-    if (rc) goto fail;
-    /* results.json */
-    text = NULL, len = 0;
-    cat(&text, &len, "{\n \"images_dir\": \"%s\",\n \"n\": %d,\n \"crop\": %d,\n \"seed\": %d,\n \"noise\": \"%s\",\n \"seconds\": %.2f,\n \"images\": [",
-        opts[0].value, nimg, crop, seed, noise_kind == WCM_NOISE_TORCH ? "torch" : "philox", secs);
+        for (int s = 0; s < nsig; s++) {
+            wcm_json_buf_csv(&text, curves[c].name);
+            wcm_json_buf_printf(&text, ",%.6g,%.4f,%.4f\n", sig[s], noisy_psnr[s], curves[c].psnr[s]);
+        }
+    if ((rc = write_report(outdir, "results.csv", &text, &err))) goto fail;
+    /* results.json: names through the escaper, numbers through the writer
+     * that turns anything non-finite into null. */
+    wcm_json_buf_init(&text);
+    wcm_json_buf_puts(&text, "{\n \"images_dir\": ");
+    wcm_json_buf_string(&text, opts[0].value);
+    wcm_json_buf_printf(&text, ",\n \"n\": %d,\n \"crop\": %d,\n \"seed\": %d,\n \"noise\": \"%s\",\n \"seconds\": ", nimg,
+                        crop, seed, noise_kind == WCM_NOISE_TORCH ? "torch" : "philox");
+    wcm_json_buf_number_fmt(&text, "%.2f", secs);
+    wcm_json_buf_puts(&text, ",\n \"images\": [");
     for (int i = 0; i < nimg; i++) {
-        const char *b = strrchr(paths[i], '/');
-        cat(&text, &len, "%s\"%s\"", i ? ", " : "", b ? b + 1 : paths[i]);
+        wcm_json_buf_puts(&text, i ? ", " : "");
+        wcm_json_buf_string(&text, base_name(paths[i]));
     }
-    cat(&text, &len, "],\n \"sigmas_255\": [");
-    for (int s = 0; s < nsig; s++) cat(&text, &len, "%s%.10g", s ? ", " : "", sig[s]);
-    cat(&text, &len, "],\n \"noisy\": [");
-    for (int s = 0; s < nsig; s++) cat(&text, &len, "%s%.4f", s ? ", " : "", noisy_psnr[s]);
-    cat(&text, &len, "],\n \"models\": {");
+    wcm_json_buf_puts(&text, "],\n \"sigmas_255\": [");
+    for (int s = 0; s < nsig; s++) {
+        wcm_json_buf_puts(&text, s ? ", " : "");
+        wcm_json_buf_number_fmt(&text, "%.10g", sig[s]);
+    }
+    wcm_json_buf_puts(&text, "],\n \"noisy\": [");
+    for (int s = 0; s < nsig; s++) {
+        wcm_json_buf_puts(&text, s ? ", " : "");
+        wcm_json_buf_number_fmt(&text, "%.4f", noisy_psnr[s]);
+    }
+    wcm_json_buf_puts(&text, "],\n \"models\": {");
     for (int c = 0; c < ncurves; c++) {
-        cat(&text, &len, "%s\n  \"%s\": [", c ? "," : "", curves[c].name);
-        for (int s = 0; s < nsig; s++) cat(&text, &len, "%s%.4f", s ? ", " : "", curves[c].psnr[s]);
-        cat(&text, &len, "]");
+        wcm_json_buf_puts(&text, c ? ",\n  " : "\n  ");
+        wcm_json_buf_string(&text, curves[c].name);
+        wcm_json_buf_puts(&text, ": [");
+        for (int s = 0; s < nsig; s++) {
+            wcm_json_buf_puts(&text, s ? ", " : "");
+            wcm_json_buf_number_fmt(&text, "%.4f", curves[c].psnr[s]);
+        }
+        wcm_json_buf_puts(&text, "]");
     }
-    cat(&text, &len, "\n }\n}\n");
-    snprintf(path, sizeof path, "%s/results.json", outdir);
-    rc = write_text(path, text ? text : "", &err);
-    free(text);
-    if (rc) goto fail;
+    wcm_json_buf_puts(&text, "\n }\n}\n");
+    if ((rc = write_report(outdir, "results.json", &text, &err))) goto fail;
     /* figure3.svg */
     /* One colour per receptive field (flat dashed, multi-scale solid) so the
      * paper's comparison reads at a glance; low-pass-only curves are gray. */
@@ -263,40 +279,46 @@ static int run_eval(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/figure3.svg", outdir);
     rc = svg_plot_write(path, &plot, series, ncurves, &err);
     if (rc) goto fail;
-    /* report.html */
-    text = NULL, len = 0;
-    cat(&text, &len,
+    /* report.html: every name and path through the HTML escaper. */
+    wcm_json_buf_init(&text);
+    wcm_json_buf_puts(&text,
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>wcm eval-denoise</title>\n"
         "<style>body{font-family:Helvetica,Arial,sans-serif;margin:24px;color:#222}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
         "th:first-child,td:first-child{text-align:left}figure{display:inline-block;margin:6px;text-align:center}"
         "figure img{width:160px;height:160px;image-rendering:pixelated;border:1px solid #ccc}"
         "figcaption{font-size:12px;max-width:170px}</style></head><body>\n"
-        "<h1>Denoising: PSNR across noise levels</h1>\n"
-        "<p>%d images from <code>%s</code> (first by name), centre crop %dx%d, gray; Gaussian noise seed %d; "
-        "%d noise levels; %.1f s in total.</p>\n<img src=\"figure3.svg\" alt=\"PSNR out against PSNR in\">\n"
-        "<h2>Mean PSNR (dB)</h2>\n<table><tr><th>model \\ sigma (0-255)</th>",
-        nimg, opts[0].value, crop, crop, seed, nsig, secs);
-    for (int s = 0; s < nsig; s++) cat(&text, &len, "<th>%.1f</th>", sig[s]);
-    cat(&text, &len, "</tr>\n<tr><td><i>noisy input</i></td>");
-    for (int s = 0; s < nsig; s++) cat(&text, &len, "<td>%.2f</td>", noisy_psnr[s]);
-    cat(&text, &len, "</tr>\n");
+        "<h1>Denoising: PSNR across noise levels</h1>\n");
+    wcm_json_buf_printf(&text, "<p>%d images from <code>", nimg);
+    wcm_json_buf_html(&text, opts[0].value);
+    wcm_json_buf_printf(&text, "</code> (first by name), centre crop %dx%d, gray; Gaussian noise seed %d; "
+                               "%d noise levels; %.1f s in total.</p>\n<img src=\"figure3.svg\" alt=\"PSNR out against PSNR in\">\n"
+                               "<h2>Mean PSNR (dB)</h2>\n<table><tr><th>model \\ sigma (0-255)</th>",
+                        crop, crop, seed, nsig, secs);
+    for (int s = 0; s < nsig; s++) wcm_json_buf_printf(&text, "<th>%.1f</th>", sig[s]);
+    wcm_json_buf_puts(&text, "</tr>\n<tr><td><i>noisy input</i></td>");
+    for (int s = 0; s < nsig; s++) wcm_json_buf_printf(&text, "<td>%.2f</td>", noisy_psnr[s]);
+    wcm_json_buf_puts(&text, "</tr>\n");
     for (int c = 0; c < ncurves; c++) {
-        cat(&text, &len, "<tr><td>%s</td>", curves[c].name);
-        for (int s = 0; s < nsig; s++) cat(&text, &len, "<td>%.2f</td>", curves[c].psnr[s]);
-        cat(&text, &len, "</tr>\n");
+        wcm_json_buf_puts(&text, "<tr><td>");
+        wcm_json_buf_html(&text, curves[c].name);
+        wcm_json_buf_puts(&text, "</td>");
+        for (int s = 0; s < nsig; s++) wcm_json_buf_printf(&text, "<td>%.2f</td>", curves[c].psnr[s]);
+        wcm_json_buf_puts(&text, "</tr>\n");
     }
-    cat(&text, &len, "</table>\n<h2>Example at sigma %.1f (image %s)</h2>\n<div>\n", sig[example_sigma],
-        strrchr(paths[0], '/') ? strrchr(paths[0], '/') + 1 : paths[0]);
-    cat(&text, &len, "<figure><img src=\"example_clean.png\"><figcaption>clean</figcaption></figure>\n");
-    cat(&text, &len, "<figure><img src=\"example_noisy.png\"><figcaption>noisy</figcaption></figure>\n");
-    for (int c = 0; c < ncurves; c++) cat(&text, &len, "<figure><img src=\"example_%d.png\"><figcaption>%s</figcaption></figure>\n", c, curves[c].name);
-    cat(&text, &len, "</div>\n<p>Files: <a href=\"results.csv\">results.csv</a>, <a href=\"results.json\">results.json</a>, "
-                     "<a href=\"figure3.svg\">figure3.svg</a>.</p>\n</body></html>\n");
-    snprintf(path, sizeof path, "%s/report.html", outdir);
-    rc = write_text(path, text ? text : "", &err);
-    free(text);
-    if (rc) goto fail;
+    wcm_json_buf_printf(&text, "</table>\n<h2>Example at sigma %.1f (image ", sig[example_sigma]);
+    wcm_json_buf_html(&text, base_name(paths[0]));
+    wcm_json_buf_puts(&text, ")</h2>\n<div>\n");
+    wcm_json_buf_puts(&text, "<figure><img src=\"example_clean.png\"><figcaption>clean</figcaption></figure>\n");
+    wcm_json_buf_puts(&text, "<figure><img src=\"example_noisy.png\"><figcaption>noisy</figcaption></figure>\n");
+    for (int c = 0; c < ncurves; c++) {
+        wcm_json_buf_printf(&text, "<figure><img src=\"example_%d.png\"><figcaption>", c);
+        wcm_json_buf_html(&text, curves[c].name);
+        wcm_json_buf_puts(&text, "</figcaption></figure>\n");
+    }
+    wcm_json_buf_puts(&text, "</div>\n<p>Files: <a href=\"results.csv\">results.csv</a>, <a href=\"results.json\">results.json</a>, "
+                             "<a href=\"figure3.svg\">figure3.svg</a>.</p>\n</body></html>\n");
+    if ((rc = write_report(outdir, "report.html", &text, &err))) goto fail;
     printf("eval-denoise: %d images, %d noise levels, %d curves in %.1f s -> %s/{results.csv,results.json,figure3.svg,report.html}\n",
            nimg, nsig, ncurves, secs, outdir);
 fail:

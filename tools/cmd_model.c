@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "wcm/io.h"
 #include "wcm/model.h"
@@ -134,6 +135,9 @@ static int run_forward(int argc, char **argv) {
     int npos;
     if (cli_parse(cmd, argc, argv, opts, CLI_NOPTS(opts), pos, &npos, 3)) return 1;
     if (npos != 3) return cli_error(cmd, "usage: wcm forward MODEL IN.npy OUT.npy [--net low|0|1|...]");
+    size_t out_len = strlen(pos[2]);
+    if (out_len < 4 || strcasecmp(pos[2] + out_len - 4, ".npy"))
+        return cli_error(cmd, "OUT must be a .npy file (the output is an NCHW float32 array), got '%s'", pos[2]);
     wcm_model m;
     if (load_model(cmd, pos[0], &m)) return 1;
     const char *which = opts[0].value;

@@ -225,31 +225,28 @@ static int write_json(const char *path, wcm_json_buf *b, wcm_error *err) {
 
 /* Small helpers --------------------------------------------------------------------- */
 
-static int get_seed(const char *cmd, cli_opt *o, uint64_t *seed) {
-    if (!o->set) return 0;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(o->value, &end, 10);
-    if (end == o->value || *end || errno || o->value[0] == '-')
-        return cli_error(cmd, "--seed expects a non-negative integer, got '%s'", o->value);
-    *seed = v;
-    return 0;
-}
-
-/* "40" or "40x60" (height x width). */
+/* "40" or "40x60" (height x width), each side in 1..16384. */
 static int get_size(const char *cmd, cli_opt *o, int *h, int *w) {
     if (!o->set) return 0;
-    char *end;
-    long a = strtol(o->value, &end, 10), b = a;
-    if (end != o->value && (*end == 'x' || *end == 'X')) {
-        const char *q = end + 1;
-        b = strtol(q, &end, 10);
-        if (end == q) b = -1;
+    char part[2][32] = {"", ""};
+    size_t n = strcspn(o->value, "xX");
+    int64_t a, b;
+    int ok = n < sizeof part[0] && strlen(o->value + n) < sizeof part[1] + 1;
+    if (ok) {
+        memcpy(part[0], o->value, n);
+        snprintf(part[1], sizeof part[1], "%s", o->value[n] ? o->value + n + 1 : part[0]);
     }
-    if (end == o->value || *end || a < 1 || b < 1 || a > 16384 || b > 16384)
+    if (!ok || wcm_parse_int64(part[0], 1, 16384, &a) || wcm_parse_int64(part[1], 1, 16384, &b))
         return cli_error(cmd, "--%s expects N or HxW (positive, at most 16384), got '%s'", o->name, o->value);
     *h = (int)a, *w = (int)b;
     return 0;
+}
+
+/* The output holds finite numbers (inputs far outside [0, 1] can overflow
+ * the networks' float arithmetic). */
+static int check_finite_output(const wcm_tensor *t, double max_dev, wcm_error *err) {
+    if (t && wcm_tensor_all_finite(t) && isfinite(max_dev)) return WCM_OK;
+    return wcm_fail(err, WCM_ERR_NUMERIC, "the output is not finite (input values too large for the networks?); nothing written");
 }
 
 /* out path without its extension (".png" / ".npy"); error if neither. */
@@ -463,7 +460,7 @@ static int run_sample(int argc, char **argv) {
     int n = 4, lh = 40, lw = 40, sh = 0, sw = 0;
     uint64_t seed = 0;
     if (cli_get_int(cmd, &t.opt[O_N], &n) || get_size(cmd, &t.opt[O_LOW_SIZE], &lh, &lw) ||
-        get_size(cmd, &t.opt[O_SIZE], &sh, &sw) || get_seed(cmd, &t.opt[O_SEED], &seed))
+        get_size(cmd, &t.opt[O_SIZE], &sh, &sw) || cli_get_seed(cmd, &t.opt[O_SEED], &seed))
         return 1;
     if (n < 1 || n > 4096) return cli_error(cmd, "--n must be in 1..4096, got %d", n);
     if (t.opt[O_LOW_SIZE].set && t.opt[O_SIZE].set) return cli_error(cmd, "give --low-size or --size, not both");
@@ -487,6 +484,11 @@ static int run_sample(int argc, char **argv) {
         return rc;
     }
     if (t.opt[O_SIZE].set) lh = sh / f, lw = sw / f;
+    wcm_error err0;
+    if (wcm_check_pixels(n, (int64_t)lh * f, (int64_t)lw * f, "sample", &err0)) {
+        wcm_model_free(&m);
+        return cli_lib_error(cmd, &err0);
+    }
     progress_state ps = {cmd, 0, 0};
     so.progress = on_progress;
     so.progress_user = &ps;
@@ -586,7 +588,7 @@ static int run_superres(int argc, char **argv) {
     char stem[4096], log_path[4096], path[4096];
     if (cli_parse(cmd, argc, argv, t.opt, t.n, pos, &npos, 3)) return 1;
     if (npos != 3) return cli_error(cmd, "usage: wcm superres MODEL IN OUT [--from-highres] [--samples K] [--seed S] (see --help)");
-    if (cli_get_int(cmd, &t.opt[O_SAMPLES], &K) || get_seed(cmd, &t.opt[O_SEED], &seed) ||
+    if (cli_get_int(cmd, &t.opt[O_SAMPLES], &K) || cli_get_seed(cmd, &t.opt[O_SEED], &seed) ||
         output_stem(cmd, pos[2], stem, sizeof stem) || check_parent_dir(cmd, pos[2]) ||
         (t.opt[O_LOG].set && check_parent_dir(cmd, t.opt[O_LOG].value)))
         return 1;
@@ -627,6 +629,7 @@ static int run_superres(int argc, char **argv) {
         low = img;
         memset(&img, 0, sizeof img);
     }
+    if (!rc) rc = wcm_check_pixels(K, (int64_t)low.h * f, (int64_t)low.w * f, "superres output", &err);
     if (!rc) rc = replicate(&low, K, &batch, &err);
     if (!rc) {
         cli_progress("superres: %dx%d -> %dx%d (x%d, J = %d), %d sample%s, seed %llu, %d thread%s\n", low.h, low.w,
@@ -645,6 +648,7 @@ static int run_superres(int argc, char **argv) {
     if (!rc && final) rc = wcm_synth_lowpass(final, levels, &check, &err);
     for (size_t i = 0; !rc && final && i < wcm_tensor_count(&check); i++)
         max_dev = fmax(max_dev, fabs((double)check.data[i] - batch.data[i]));
+    if (!rc && final) rc = check_finite_output(final, max_dev, &err);
     psnr_report pr = {0};
     if (!rc && final && from_hr) {
         rc = wcm_synth_lowpass_only(&low, levels, &blocky, &err);
@@ -726,7 +730,7 @@ const cli_command cmd_superres = {
 /* wcm inverse ------------------------------------------------------------------- */
 
 /* Build the measurement and x_c for one image; gt (ground truth) may stay empty. */
-static int setup_inverse(const char *cmd, opt_table *t, int task, wcm_tensor *img, wcm_measurement *ms,
+static int setup_inverse(const char *cmd, opt_table *t, int task, int samples, wcm_tensor *img, wcm_measurement *ms,
                          float **measured, int *oh, int *ow, int *have_gt, uint64_t seed, wcm_error *err) {
     enum { O_TASK, O_FACTOR, O_MASK, O_FRACTION, O_FROM_HR };
     int rc = 0, factor = 4;
@@ -746,6 +750,7 @@ static int setup_inverse(const char *cmd, opt_table *t, int task, wcm_tensor *im
                 return wcm_fail(err, WCM_ERR_ARG, "output %dx%d times %d is too large", img->h, img->w, factor);
             *oh = img->h * factor, *ow = img->w * factor;
         }
+        if (!rc) rc = wcm_check_pixels(samples, *oh, *ow, "inverse output", err);
         if (!rc) rc = wcm_measurement_block_average(ms, *oh, *ow, 1, factor, err);
     } else if (task == 1) {
         wcm_tensor mask = {0};
@@ -799,7 +804,7 @@ static int run_inverse(int argc, char **argv) {
     if (t.opt[O_FROM_HR].set && task != 0) return cli_error(cmd, "--from-highres applies to --task superres only");
     if (t.opt[O_FRACTION].set && task != 2) return cli_error(cmd, "--fraction applies to --task randpix only");
     if (t.opt[O_MASK].set != (task == 1)) return cli_error(cmd, task == 1 ? "--task inpaint needs --mask M.png" : "--mask applies to --task inpaint only");
-    if (cli_get_int(cmd, &t.opt[O_SAMPLES], &K) || get_seed(cmd, &t.opt[O_SEED], &seed) ||
+    if (cli_get_int(cmd, &t.opt[O_SAMPLES], &K) || cli_get_seed(cmd, &t.opt[O_SEED], &seed) ||
         output_stem(cmd, pos[2], stem, sizeof stem) || check_parent_dir(cmd, pos[2]) ||
         (t.opt[O_LOG].set && check_parent_dir(cmd, t.opt[O_LOG].value)))
         return 1;
@@ -829,8 +834,9 @@ static int run_inverse(int argc, char **argv) {
     memset(&r, 0, sizeof r);
     int rc = wcm_image_read(pos[1], &img, &err);
     if (!rc && !wcm_tensor_all_finite(&img)) rc = wcm_fail(&err, WCM_ERR_NUMERIC, "%s contains NaN or Inf", pos[1]);
-    if (!rc) rc = setup_inverse(cmd, &t, task, &img, &ms, &one, &oh, &ow, &have_gt, seed, &err);
+    if (!rc) rc = setup_inverse(cmd, &t, task, K, &img, &ms, &one, &oh, &ow, &have_gt, seed, &err);
     if (rc == -1000) goto done;
+    if (!rc) rc = wcm_check_pixels(K, oh, ow, "inverse output", &err); /* inpaint, randpix: the input's size */
     if (!rc) {
         measured = malloc((size_t)K * ms.count * sizeof(float));
         check = malloc((size_t)K * ms.count * sizeof(float));
@@ -857,6 +863,7 @@ static int run_inverse(int argc, char **argv) {
     double max_dev = 0;
     if (!rc) rc = wcm_measurement_apply(&ms, y, check, &err);
     for (size_t i = 0; !rc && i < (size_t)K * ms.count; i++) max_dev = fmax(max_dev, fabs((double)check[i] - measured[i]));
+    if (!rc) rc = check_finite_output(y, max_dev, &err);
     psnr_report pr = {0};
     if (!rc) rc = wcm_tensor_alloc(&measured_img, 1, oh, ow, 1, &err);
     if (!rc) rc = wcm_measurement_back_project(&ms, one, &measured_img, &err);

@@ -13,6 +13,7 @@
 #include "wcm/io.h"
 #include "wcm/model.h"
 #include "wcm/train.h"
+#include "wcm/train_state.h"
 
 #define CMD "train"
 /* Test batches use draws far above any training step (SPEC: noise is a pure
@@ -27,22 +28,9 @@ typedef struct {
     int max_images, max_test, no_cache, resume, force, save_every, max_steps;
     const char *init;  /* --init: start from this model's weights (fine-tuning) */
     double lr, test_fraction, minutes, save_minutes;
-    unsigned long long seed;
+    uint64_t seed;
     const char *data, *test_dir, *out, *cache;
 } train_args;
-
-typedef struct {
-    double epoch, loss, psnr, test_psnr, lr, seconds;
-} epoch_row;
-
-typedef struct {
-    int epoch, batch;          /* completed epochs; batches done in the current one */
-    long long step;            /* optimiser steps done */
-    double loss_sum, psnr_sum; /* over the batches done in the current epoch */
-    double seconds;            /* training time so far (all runs) */
-    epoch_row *rows;
-    int nrows;
-} train_state;
 
 /* ---- options ------------------------------------------------------------- */
 
@@ -83,16 +71,11 @@ static int parse_args(int argc, char **argv, train_args *a) {
         cli_get_int(CMD, cli_find(o, n, "max-test-images"), &a->max_test) ||
         cli_get_int(CMD, cli_find(o, n, "save-every"), &a->save_every) ||
         cli_get_int(CMD, cli_find(o, n, "steps"), &a->max_steps) || cli_get_double(CMD, cli_find(o, n, "lr"), &a->lr) ||
-        cli_get_double(CMD, cli_find(o, n, "test-fraction"), &a->test_fraction) ||
-        cli_get_double(CMD, cli_find(o, n, "minutes"), &a->minutes) ||
-        cli_get_double(CMD, cli_find(o, n, "save-minutes"), &a->save_minutes))
+        cli_get_double_in(CMD, cli_find(o, n, "test-fraction"), 0, 0.999999, &a->test_fraction) ||
+        cli_get_double_in(CMD, cli_find(o, n, "minutes"), 0, 1e9, &a->minutes) ||
+        cli_get_double_in(CMD, cli_find(o, n, "save-minutes"), 0, 1e9, &a->save_minutes) ||
+        cli_get_seed(CMD, cli_find(o, n, "seed"), &a->seed))
         return 1;
-    cli_opt *seed = cli_find(o, n, "seed");
-    if (seed->set) {
-        char *end;
-        a->seed = strtoull(seed->value, &end, 10);
-        if (end == seed->value || *end || seed->value[0] == '-') return cli_error(CMD, "--seed expects a non-negative integer");
-    }
     cli_opt *intensity = cli_find(o, n, "intensity");
     int bn_batch;
     if (parse_choice(cli_find(o, n, "noise"), "quadratic", "uniform", &a->quadratic) ||
@@ -130,7 +113,6 @@ static int parse_args(int argc, char **argv, train_args *a) {
     if (!(a->lr > 0) || !isfinite(a->lr)) return cli_error(CMD, "--lr must be a positive number");
     if (a->test_dir && a->test_fraction >= 0) return cli_error(CMD, "give --test DIR or --test-fraction F, not both");
     if (a->test_fraction < 0) a->test_fraction = a->test_dir ? 0 : 0.1;
-    if (a->test_fraction >= 1) return cli_error(CMD, "--test-fraction must be below 1");
     /* The reference multiplies epochs and the halving period by 4^j at scale j
      * (the low-pass net counts as scale J-1): the images are 4^j times smaller. */
     int j = a->kind == WCM_NET_CONDITIONAL ? a->scale : a->kind == WCM_NET_LOWPASS ? a->levels - 1 : 0;
@@ -159,7 +141,7 @@ static void args_meta(const train_args *a, wcm_array_list *m, int noise_high, wc
     PUT("noise_high", "%d", noise_high);
     PUT("intensity", "%s", a->intensity ? "uniform" : "none"); /* conditional nets: always the default, unused */
     PUT("batch_norm", "%s", a->bn_frozen ? "frozen" : "batch");
-    PUT("seed", "%llu", a->seed);
+    PUT("seed", "%llu", (unsigned long long)a->seed);
     PUT("epochs", "%d", a->epochs);
 #undef PUT
     wcm_array_list_set_meta(m, "wcm.train.data", a->data, err);
@@ -195,7 +177,7 @@ static int check_resume_args(const char *path, const wcm_array_list *have, const
  * biased low and lags the weights). */
 #define CALIBRATION_BATCHES 16
 static int calibrate_batch_norm(wcm_trainer *t, wcm_dataset *ds, const wcm_batch_spec *spec, int *order, int ntrain,
-                                int batch, unsigned long long seed, wcm_error *err) {
+                                int batch, uint64_t seed, wcm_error *err) {
     double *acc = calloc((size_t)t->net->nlayers * WCM_CHANNELS, sizeof(double));
     if (!acc) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
     wcm_tensor noisy = {0}, noise = {0};
@@ -245,70 +227,14 @@ static int init_from_model(const char *path, wcm_net *net, int *bn_was_frozen) {
     return ok ? 0 : cli_error(CMD, "--init %s: not a single %s network of this architecture", path, wcm_net_kind_name(net->kind));
 }
 
-/* ---- state in metadata ------------------------------------------------------ */
-
-static int state_meta(const train_state *s, wcm_array_list *m, wcm_error *err) {
-    char v[96];
-    int rc = 0;
-#define PUT(key, ...) \
-    if (!rc) snprintf(v, sizeof v, __VA_ARGS__), rc = wcm_array_list_set_meta(m, key, v, err)
-    PUT("wcm.train.epoch", "%d", s->epoch);
-    PUT("wcm.train.batch_in_epoch", "%d", s->batch);
-    PUT("wcm.train.step", "%lld", s->step);
-    PUT("wcm.state.loss_sum", "%.17g", s->loss_sum);
-    PUT("wcm.state.psnr_sum", "%.17g", s->psnr_sum);
-    PUT("wcm.state.seconds", "%.17g", s->seconds);
-#undef PUT
-    size_t cap = 16 + (size_t)s->nrows * 6 * 26, used = 0;
-    char *hist = malloc(cap);
-    if (!hist) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
-    hist[0] = 0;
-    for (int i = 0; i < s->nrows; i++) {
-        const epoch_row *r = &s->rows[i];
-        used += (size_t)snprintf(hist + used, cap - used, "%s%.0f,%.17g,%.17g,%.17g,%.17g,%.17g", i ? ";" : "", r->epoch,
-                                 r->loss, r->psnr, r->test_psnr, r->lr, r->seconds);
-    }
-    if (!rc) rc = wcm_array_list_set_meta(m, "wcm.state.history", hist, err);
-    free(hist);
-    return rc;
-}
-
-static int state_from_meta(const wcm_array_list *m, train_state *s) {
-    const char *e = wcm_array_list_get_meta(m, "wcm.train.epoch"), *b = wcm_array_list_get_meta(m, "wcm.train.batch_in_epoch"),
-               *st = wcm_array_list_get_meta(m, "wcm.train.step"), *h = wcm_array_list_get_meta(m, "wcm.state.history");
-    if (!e || !b || !st || !h) return -1;
-    s->epoch = atoi(e), s->batch = atoi(b), s->step = atoll(st);
-    const char *v;
-    s->loss_sum = (v = wcm_array_list_get_meta(m, "wcm.state.loss_sum")) ? strtod(v, NULL) : 0;
-    s->psnr_sum = (v = wcm_array_list_get_meta(m, "wcm.state.psnr_sum")) ? strtod(v, NULL) : 0;
-    s->seconds = (v = wcm_array_list_get_meta(m, "wcm.state.seconds")) ? strtod(v, NULL) : 0;
-    int rows = *h ? 1 : 0;
-    for (const char *p = h; *p; p++) rows += *p == ';';
-    s->rows = calloc((size_t)rows + 1, sizeof *s->rows);
-    if (!s->rows) return -1;
-    const char *p = h;
-    for (int i = 0; i < rows; i++) {
-        double f[6];
-        char *end;
-        for (int k = 0; k < 6; k++) {
-            f[k] = strtod(p, &end);
-            if (end == p) return -1;
-            p = end + (*end == ',' || *end == ';');
-        }
-        s->rows[i] = (epoch_row){f[0], f[1], f[2], f[3], f[4], f[5]};
-        s->nrows = i + 1;
-    }
-    return 0;
-}
-
 /* ---- outputs ----------------------------------------------------------------- */
 
-static int save_checkpoint(const char *path, const wcm_trainer *t, const train_args *a, const train_state *s,
+static int save_checkpoint(const char *path, const wcm_trainer *t, const train_args *a, const wcm_train_state *s,
                            int noise_high, wcm_error *err) {
     wcm_array_list m;
     wcm_array_list_init(&m);
     args_meta(a, &m, noise_high, err);
-    int rc = state_meta(s, &m, err);
+    int rc = wcm_train_state_to_meta(s, &m, err);
     if (!rc) rc = wcm_train_checkpoint_save(path, t, &m, err);
     wcm_array_list_free(&m);
     return rc;
@@ -319,19 +245,14 @@ static void with_suffix(char *buf, size_t size, const char *out, const char *suf
     snprintf(buf, size, "%.*s%s", (int)n, out, suffix);
 }
 
-static int write_logs(const char *out, const train_state *s, wcm_error *err) {
+static int write_logs(const char *out, const wcm_train_state *s, wcm_error *err) {
     char path[4096];
-    size_t cap = 128 + (size_t)s->nrows * 128, used = 0;
-    char *csv = malloc(cap);
-    if (!csv) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
-    used += (size_t)snprintf(csv, cap, "epoch,train_loss,train_psnr,test_psnr,lr,seconds\n");
-    for (int i = 0; i < s->nrows; i++) {
-        const epoch_row *r = &s->rows[i];
-        used += (size_t)snprintf(csv + used, cap - used, "%.0f,%.6g,%.4f,%.4f,%.6g,%.1f\n", r->epoch, r->loss, r->psnr,
-                                 r->test_psnr, r->lr, r->seconds);
-    }
+    char *csv;
+    size_t used;
+    int rc = wcm_train_state_log_csv(s, &csv, &used, err);
+    if (rc) return rc;
     with_suffix(path, sizeof path, out, ".log.csv");
-    int rc = wcm_write_file_atomic(path, csv, used, err);
+    rc = wcm_write_file_atomic(path, csv, used, err);
     free(csv);
     if (rc) return rc;
     /* Two plots stacked in one SVG: the loss, and the train/test PSNR. */
@@ -387,7 +308,7 @@ static int evaluate(wcm_net *net, const wcm_dataset *ds, const int *ids, int n, 
     return rc;
 }
 
-static void progress_bar(const train_args *a, const train_state *s, int nbatches, double loss, double psnr, double ips) {
+static void progress_bar(const train_args *a, const wcm_train_state *s, int nbatches, double loss, double psnr, double ips) {
     if (cli_quiet || !isatty(2)) return;
     char bar[21];
     int fill = (int)(20.0 * s->batch / nbatches);
@@ -461,7 +382,7 @@ static int run_train(int argc, char **argv) {
     int h, w, rc = 1;
     wcm_trainer *t = NULL;
     wcm_net *net = NULL;
-    train_state s = {0};
+    wcm_train_state s = {0};
     wcm_tensor noisy = {0}, noise = {0}, out = {0};
     if (wcm_batch_geometry(&train_ds, &spec, &h, &w, &err)) {
         cli_lib_error(CMD, &err);
@@ -485,7 +406,11 @@ static int run_train(int argc, char **argv) {
                       "(a checkpoint of another architecture)", a.out, wcm_net_kind_name(net->kind), net->rf,
                       wcm_net_kind_name(a.kind), a.rf);
         } else if (!check_resume_args(a.out, &have, &want)) {
-            if (state_from_meta(&have, &s)) cli_error(CMD, "cannot resume: %s has a damaged training state", a.out);
+            if (wcm_train_state_from_meta(&have, &s, &err))
+                cli_error(CMD, "cannot resume: %s has a damaged training state: %s", a.out, err.msg);
+            else if (s.batch >= (ntrain + a.batch - 1) / a.batch)
+                cli_error(CMD, "cannot resume: %s stopped at batch %d of an epoch, but the data gives %d batches of %d "
+                          "(did the data change?)", a.out, s.batch, (ntrain + a.batch - 1) / a.batch, a.batch);
             else rc = 0;
         }
         wcm_array_list_free(&have);
@@ -514,7 +439,6 @@ static int run_train(int argc, char **argv) {
         cli_lib_error(CMD, &err);
         goto done;
     }
-    s.rows = realloc(s.rows, sizeof *s.rows * ((size_t)(a.epochs > s.nrows ? a.epochs : s.nrows) + 1));
     char desc[256];
     wcm_net_describe(net, desc, sizeof desc);
     int nbatches = (ntrain + a.batch - 1) / a.batch;
@@ -588,7 +512,11 @@ static int run_train(int argc, char **argv) {
             goto done;
         }
         s.seconds += wcm_seconds() - epoch_start;
-        s.rows[s.nrows++] = (epoch_row){s.epoch + 1, s.loss_sum / nbatches, s.psnr_sum / nbatches, test_psnr, lr, s.seconds};
+        wcm_epoch_row row = {s.epoch + 1, s.loss_sum / nbatches, s.psnr_sum / nbatches, test_psnr, lr, s.seconds};
+        if (wcm_train_state_add_row(&s, &row, &err)) {
+            cli_lib_error(CMD, &err);
+            goto done;
+        }
         if (!cli_quiet && isatty(2)) fputs("\r\033[K", stderr); /* clear the progress bar */
         char test_text[48] = "no test set";
         if (ntest) snprintf(test_text, sizeof test_text, "test PSNR %.2f dB", test_psnr);
@@ -615,7 +543,8 @@ done:
     wcm_tensor_free(&noisy), wcm_tensor_free(&noise), wcm_tensor_free(&out);
     wcm_trainer_free(t);
     wcm_net_free(net);
-    free(s.rows), free(order), free(ids), free(test_ids);
+    wcm_train_state_free(&s);
+    free(order), free(ids), free(test_ids);
     wcm_dataset_close(&train_ds);
     if (a.test_dir) wcm_dataset_close(&test_store);
     return rc;

@@ -1,36 +1,15 @@
-/* SVG line plots: axes with "nice" ticks, one polyline per series, legend. */
+/* SVG line plots: axes with "nice" ticks, one polyline per series, legend.
+ * Titles, labels and series names (file names) go through the shared HTML/XML
+ * escaper. */
 #include "svgplot.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "wcm/io.h"
-
-typedef struct {
-    char *s;
-    size_t len, cap;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if (b->len + (size_t)n + 1 > b->cap) {
-        size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
-        char *s = realloc(b->s, cap);
-        if (!s) return;
-        b->s = s, b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
 
 static const char *palette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#000000"};
@@ -38,15 +17,6 @@ static const char *palette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#94
 static double nice_step(double range) {
     double raw = range / 6, mag = pow(10, floor(log10(raw))), f = raw / mag;
     return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
-}
-
-static void xml_escape(sbuf *b, const char *s) {
-    for (; *s; s++) {
-        if (*s == '<') sb_printf(b, "&lt;");
-        else if (*s == '>') sb_printf(b, "&gt;");
-        else if (*s == '&') sb_printf(b, "&amp;");
-        else sb_printf(b, "%c", *s);
-    }
 }
 
 char *svg_plot_render(const svg_plot *p, const svg_series *s, int ns) {
@@ -72,60 +42,66 @@ char *svg_plot_render(const svg_plot *p, const svg_series *s, int ns) {
     double pw = W - ml - mr, ph = H - mt - mb;
 #define PX(v) (ml + ((v) - x0) / (x1 - x0) * pw)
 #define PY(v) (mt + ph - ((v) - y0) / (y1 - y0) * ph)
-    sbuf b = {0};
-    sb_printf(&b,
+    wcm_json_buf b;
+    wcm_json_buf_init(&b);
+    wcm_json_buf_printf(&b,
               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
               "font-family=\"Helvetica, Arial, sans-serif\" font-size=\"13\">\n"
               "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
               W, H, W, H);
     if (p->title) {
-        sb_printf(&b, "<text x=\"%d\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">", ml + (int)pw / 2);
-        xml_escape(&b, p->title);
-        sb_printf(&b, "</text>\n");
+        wcm_json_buf_printf(&b, "<text x=\"%d\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">", ml + (int)pw / 2);
+        wcm_json_buf_html(&b, p->title);
+        wcm_json_buf_printf(&b, "</text>\n");
     }
-    for (double v = x0; v <= x1 + xs * 1e-6; v += xs) {
-        sb_printf(&b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n", PX(v), mt, PX(v), mt + ph);
-        sb_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n", PX(v), mt + ph + 18, v);
+    /* Ticks by index, at most a few dozen: extreme values (x0 + xs == x0)
+     * must not loop forever. */
+    for (int k = 0; k <= 64 && x0 + k * xs <= x1 + xs * 1e-6; k++) {
+        double v = x0 + k * xs;
+        wcm_json_buf_printf(&b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n", PX(v), mt, PX(v), mt + ph);
+        wcm_json_buf_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n", PX(v), mt + ph + 18, v);
     }
-    for (double v = y0; v <= y1 + ys * 1e-6; v += ys) {
-        sb_printf(&b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n", ml, PY(v), ml + pw, PY(v));
-        sb_printf(&b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", ml - 6, PY(v) + 4, v);
+    for (int k = 0; k <= 64 && y0 + k * ys <= y1 + ys * 1e-6; k++) {
+        double v = y0 + k * ys;
+        wcm_json_buf_printf(&b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n", ml, PY(v), ml + pw, PY(v));
+        wcm_json_buf_printf(&b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", ml - 6, PY(v) + 4, v);
     }
-    sb_printf(&b, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n", ml, mt, pw, ph);
+    wcm_json_buf_printf(&b, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n", ml, mt, pw, ph);
     if (p->xlabel) {
-        sb_printf(&b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", ml + pw / 2, H - 18);
-        xml_escape(&b, p->xlabel);
-        sb_printf(&b, "</text>\n");
+        wcm_json_buf_printf(&b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", ml + pw / 2, H - 18);
+        wcm_json_buf_html(&b, p->xlabel);
+        wcm_json_buf_printf(&b, "</text>\n");
     }
     if (p->ylabel) {
-        sb_printf(&b, "<text transform=\"translate(18 %.1f) rotate(-90)\" text-anchor=\"middle\">", mt + ph / 2);
-        xml_escape(&b, p->ylabel);
-        sb_printf(&b, "</text>\n");
+        wcm_json_buf_printf(&b, "<text transform=\"translate(18 %.1f) rotate(-90)\" text-anchor=\"middle\">", mt + ph / 2);
+        wcm_json_buf_html(&b, p->ylabel);
+        wcm_json_buf_printf(&b, "</text>\n");
     }
     if (p->identity_line)
-        sb_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#999\" stroke-dasharray=\"2 3\"/>\n",
+        wcm_json_buf_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#999\" stroke-dasharray=\"2 3\"/>\n",
                   PX(x0), PY(x0), PX(x1), PY(x1));
     for (int i = 0; i < ns; i++) {
         const char *color = s[i].color ? s[i].color : palette[i % 11];
-        sb_printf(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"", color,
+        wcm_json_buf_printf(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"", color,
                   s[i].dashed ? " stroke-dasharray=\"6 4\"" : "");
         for (int k = 0; k < s[i].n; k++)
-            if (isfinite(s[i].x[k]) && isfinite(s[i].y[k])) sb_printf(&b, "%.1f,%.1f ", PX(s[i].x[k]), PY(s[i].y[k]));
-        sb_printf(&b, "\"/>\n");
+            if (isfinite(s[i].x[k]) && isfinite(s[i].y[k])) wcm_json_buf_printf(&b, "%.1f,%.1f ", PX(s[i].x[k]), PY(s[i].y[k]));
+        wcm_json_buf_printf(&b, "\"/>\n");
         for (int k = 0; k < s[i].n; k++)
             if (isfinite(s[i].x[k]) && isfinite(s[i].y[k]))
-                sb_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", PX(s[i].x[k]), PY(s[i].y[k]), color);
+                wcm_json_buf_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", PX(s[i].x[k]), PY(s[i].y[k]), color);
         double ly = mt + 10 + 20.0 * i;
-        sb_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"%s/>\n",
+        wcm_json_buf_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"%s/>\n",
                   ml + pw + 12, ly, ml + pw + 40, ly, color, s[i].dashed ? " stroke-dasharray=\"6 4\"" : "");
-        sb_printf(&b, "<text x=\"%.1f\" y=\"%.1f\">", ml + pw + 46, ly + 4);
-        xml_escape(&b, s[i].name);
-        sb_printf(&b, "</text>\n");
+        wcm_json_buf_printf(&b, "<text x=\"%.1f\" y=\"%.1f\">", ml + pw + 46, ly + 4);
+        wcm_json_buf_html(&b, s[i].name);
+        wcm_json_buf_printf(&b, "</text>\n");
     }
-    sb_printf(&b, "</svg>\n");
+    wcm_json_buf_printf(&b, "</svg>\n");
 #undef PX
 #undef PY
-    return b.s;
+    if (b.failed) wcm_json_buf_free(&b);
+    return b.data;
 }
 
 int svg_plot_write(const char *path, const svg_plot *p, const svg_series *s, int ns, wcm_error *err) {

@@ -1,10 +1,12 @@
 /* wcm — command-line entry point: global options and subcommand dispatch. */
 #include "cli.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "wcm/backend.h"
+#include "wcm/io.h"
 
 extern const cli_command cmd_denoise, cmd_eval_denoise, cmd_sample, cmd_superres, cmd_inverse, cmd_train, cmd_demo;
 
@@ -21,10 +23,16 @@ static void print_help(void) {
     for (int i = 0; commands[i]; i++) printf("  %-14s %s\n", commands[i]->name, commands[i]->summary);
     printf("  %-14s %s\n", "help", "this text, or `wcm help COMMAND`");
     printf("\nglobal options (any command):\n"
-           "  --threads N    worker threads (default: all cores)\n"
-           "  --quiet        no progress messages on stderr\n"
+           "  --threads N     worker threads (default: all cores)\n"
+           "  --max-pixels N  pixel budget: the largest image (or batch x height x width)\n"
+           "                  decoded or run through a network (default %llu, from\n"
+           "                  this machine's memory at %d bytes per pixel)\n"
+           "  --quiet         no progress messages on stderr\n"
            "\nImages are .png, .jpg/.jpeg or .npy (chosen by extension); models are\n"
-           ".safetensors (native) or the authors' PyTorch .pt files.\n");
+           ".safetensors (native) or the authors' PyTorch .pt files. Outputs are\n"
+           "written to a temporary beside them and renamed into place; only regular\n"
+           "files are replaced, and Ctrl-C leaves no partial file.\n",
+           (unsigned long long)wcm_default_max_pixels(), WCM_BYTES_PER_PIXEL);
 }
 
 static const cli_command *find_command(const char *name) {
@@ -33,30 +41,35 @@ static const cli_command *find_command(const char *name) {
     return NULL;
 }
 
-int main(int argc, char **argv) {
-    /* Strip global options wherever they appear. */
-    int threads = 0, out = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--threads") || !strncmp(argv[i], "--threads=", 10)) {
-            const char *v = argv[i][9] == '=' ? argv[i] + 10 : (i + 1 < argc ? argv[++i] : NULL);
-            char *end;
-            long n = v ? strtol(v, &end, 10) : 0;
-            if (!v || end == v || *end || n < 1 || n > 1024) {
-                fprintf(stderr, "wcm: error: --threads expects a positive integer\n");
-                return 2;
-            }
-            threads = (int)n;
-            continue;
-        }
-        if (!strcmp(argv[i], "--quiet")) {
-            cli_quiet = 1;
-            continue;
-        }
-        argv[out++] = argv[i];
+/* SIGINT, SIGTERM, SIGHUP: remove the temporaries of unfinished outputs,
+ * then die of the same signal (SA_RESETHAND restored the default action). */
+static void on_termination_signal(int sig) {
+    wcm_atomic_remove_temporaries();
+    raise(sig);
+}
+
+static void install_signal_handlers(void) {
+    const int signals[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof signals / sizeof *signals; i++) {
+        struct sigaction old, sa;
+        /* An ignored signal stays ignored (nohup, background jobs). */
+        if (sigaction(signals[i], NULL, &old) != 0 || old.sa_handler == SIG_IGN) continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_termination_signal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESETHAND;
+        sigaction(signals[i], &sa, NULL);
     }
-    argc = out;
-    argv[argc] = NULL;
-    if (threads > 0) wcm_set_threads(threads);
+}
+
+int main(int argc, char **argv) {
+    install_signal_handlers();
+    cli_globals g;
+    int grc = cli_global_options(&argc, argv, &g);
+    if (grc) return grc;
+    cli_quiet = g.quiet;
+    if (g.threads > 0) wcm_set_threads(g.threads);
+    if (g.max_pixels > 0) wcm_set_max_pixels(g.max_pixels);
 
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         if (argc >= 3 && !strcmp(argv[1], "help")) {

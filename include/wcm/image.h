@@ -16,8 +16,12 @@
 extern "C" {
 #endif
 
-/* img becomes [1][h][w][1]. */
+/* img becomes [1][h][w][1]. Images of more pixels than the pixel budget
+ * (wcm_get_max_pixels) are refused from their header, before decoding. */
 int wcm_image_read(const char *path, wcm_tensor *img, wcm_error *err);
+/* The same for a file already in memory; `name` chooses the format by its
+ * extension and names the image in messages. */
+int wcm_image_decode(const char *name, const unsigned char *buf, size_t len, wcm_tensor *img, wcm_error *err);
 /* Writes image `index` of a c = 1 batch. bits: 8 or 16 (PNG only). */
 int wcm_image_write(const char *path, const wcm_tensor *img, int index, int bits, wcm_error *err);
 /* Non-zero if the extension is one wcm_image_read understands (.png .jpg .jpeg .npy). */

@@ -84,6 +84,13 @@ void wcm_net_invalidate(wcm_net *net);
  * out is (re)allocated to [n][h][w][cout] if its shape differs. Any h, w >= 1. */
 int wcm_net_forward(wcm_net *net, const wcm_tensor *in, wcm_tensor *out, wcm_error *err);
 
+/* Parameter range checked when a network is loaded: every weight, gamma and
+ * running_sd lies within +-WCM_MAX_PARAM = FLT_MAX / (9 * 64), beyond which a
+ * single 3x3 layer over 64 channels overflows float32 even on inputs in
+ * [0, 1] (trained networks stay below 10; a run blown up by a huge learning
+ * rate, about 1e30, still loads). running_sd must also be positive. */
+#define WCM_MAX_PARAM (3.4028234663852886e38 / 576.0)
+
 /* State-dict conversion with PyTorch names and layouts
  * ("<prefix>conv_layers.{l}.weight" [out,in,kh,kw], "<prefix>BN_layers.{k}.gammas"
  * and ".running_sd" [1,64,1,1]). The architecture is inferred from the kernel

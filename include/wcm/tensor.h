@@ -35,15 +35,20 @@ typedef struct {
     float *data;                /* owned, malloc'd */
 } wcm_array;
 
+/* Number of elements; -1 when the shape is invalid or the product overflows. */
 int64_t wcm_array_count(const wcm_array *a);
 void wcm_array_free(wcm_array *a);
 
-/* An ordered list of named arrays plus string metadata (key/value pairs). */
+/* An ordered list of named arrays plus string metadata (key/value pairs in
+ * insertion order, with a hashed index: setting and getting a key is O(1)). */
 typedef struct {
     wcm_array *items;
     int count, cap;
     char **meta_keys, **meta_vals;
     int meta_count, meta_cap;
+    int *meta_index;      /* internal: hash slots of the metadata keys */
+    int meta_index_cap;
+    uint64_t meta_seed[2];
 } wcm_array_list;
 
 void wcm_array_list_init(wcm_array_list *l);
