@@ -79,7 +79,9 @@ int wcm_net_build(wcm_net **out, wcm_net_kind kind, int nominal_rf, const int *k
         return wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
     }
     float *p = net->params, *r = net->running_sd;
-    for (int l = 0; l < nlayers; l++) {
+    wcm_context *host = wcm_context_host();
+    int rc = WCM_OK;
+    for (int l = 0; l < nlayers && !rc; l++) {
         wcm_layer *L = &net->layers[l];
         L->weight = p;
         p += (size_t)L->k * L->k * L->cin * L->cout;
@@ -88,8 +90,13 @@ int wcm_net_build(wcm_net **out, wcm_net_kind kind, int nominal_rf, const int *k
             p += L->cout;
             L->running_sd = r;
             r += L->cout;
-            for (int c = 0; c < L->cout; c++) L->gamma[c] = 1, L->running_sd[c] = 1;
+            rc = wcm_op_fill(host, (size_t)L->cout, L->gamma, 1.0f, err);
+            if (!rc) rc = wcm_op_fill(host, (size_t)L->cout, L->running_sd, 1.0f, err);
         }
+    }
+    if (rc) {
+        wcm_net_free(net);
+        return rc;
     }
     *out = net;
     return WCM_OK;

@@ -104,9 +104,11 @@ int wcm_train_checkpoint_save(const char *path, const wcm_trainer *t, const wcm_
  * file's metadata (initialised here, free with wcm_array_list_free). */
 int wcm_train_checkpoint_load(const char *path, wcm_trainer **t, wcm_array_list *meta, wcm_error *err);
 
-/* ---- building blocks (NHWC host buffers of m pixels with c <= 64 channels),
- * the ops of wcm/backend.h on the calling thread's default context (a host
- * context when that one is a device's); NaN results when they fail. -- */
+/* ---- building blocks (NHWC host buffers of m pixels with c <= 64 channels):
+ * the ops of wcm/backend.h on the calling thread's default context (a CPU
+ * context when that one is a device's). They report no status: when memory
+ * for their partial sums runs out, wcm_loss_sse returns NaN and the others
+ * leave their outputs unwritten (the wcm_op_* functions return the status). */
 
 /* Loss sum((out - target)^2) / batch in double (fixed-order chunked sum);
  * dout (may be NULL) = 2 (out - target) / batch. */
