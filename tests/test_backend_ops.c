@@ -8,7 +8,10 @@
  *    (relative RMS error; 0 means bit-identical),
  *  - are bit-identical for 1, 2 and 3 threads,
  *  - for ops with a backward, agree with finite differences of the forward.
- * A backend that claims an op without a case here fails the test.
+ * A backend that claims an op without a case here fails the test. The test
+ * registers one backend of its own, an emulated device whose memory the
+ * host cannot touch (tests/emulated_device.h), so that the harness and the
+ * generic network plan are exercised as a device backend would use them.
  *
  * usage: test_backend_ops [--perf] [--backend NAME] [--op NAME]
  *   --perf times every case on every backend variant (best of several runs)
@@ -19,6 +22,7 @@
 #include <string.h>
 
 #include "backend_impl.h"
+#include "emulated_device.h"
 #include "testutil.h"
 #include "wcm/net.h"
 
@@ -487,6 +491,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    CHECK(wcm_backend_register(&emulated_device) >= 2, "emulated device registered beside the built-in backends");
     const wcm_backend *ref = wcm_backend_reference();
     wcm_context *ref_ctx;
     if (make_ctx(&ref_ctx, ref, -1, 0, -1)) return 1;
