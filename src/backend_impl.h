@@ -59,6 +59,20 @@ wcm_context *wcm_ctx(wcm_context *ctx);
  * default one when its backend is host-visible, else a CPU context. */
 wcm_context *wcm_context_host(void);
 
+/* ---- a pass's input and output ------------------------------------------------
+ * x: `in` where ctx's ops read it (in itself or a copy); y: where they write
+ * the output (`out` itself or a copy that wcm_io_end copies back). out is
+ * (re)allocated to in's n, h, w and out_c channels, where `in` is, when its
+ * shape differs. wcm_io_end frees the copies and returns rc (or the copy's
+ * failure). */
+typedef struct {
+    const wcm_tensor *x;
+    wcm_tensor *y, *out;
+    wcm_tensor x_copy, y_copy;
+} wcm_io;
+int wcm_io_begin(wcm_context *ctx, const wcm_tensor *in, wcm_tensor *out, int out_c, wcm_io *io, wcm_error *err);
+int wcm_io_end(wcm_context *ctx, wcm_io *io, int rc, wcm_error *err);
+
 /* ---- networks -------------------------------------------------------------
  * A network as the backend sees it: the layer list of net.c with the host
  * parameters (conv weights [k][k][cin][cout], gammas, running_sd) the layer

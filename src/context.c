@@ -120,52 +120,51 @@ void wcm_context_free(wcm_context *ctx) {
     free(ctx);
 }
 
-/* Each thread's default context lives in its thread-local storage; its
- * arena and backend state are released when the thread ends. */
-static _Thread_local wcm_context t_default;
-static _Thread_local int t_default_ready;
-static pthread_key_t g_default_key;
-static pthread_once_t g_default_once = PTHREAD_ONCE_INIT;
+/* A thread's own contexts live in its thread-local storage: the default
+ * one, and for host memory when the default is a device's, one on the CPU
+ * backend with the default settings. Their arenas and backend state are
+ * released when the thread ends. */
+typedef struct {
+    wcm_context def, host;
+    int ready;
+} thread_contexts;
 
-static void default_release(void *p) { context_clear(p); }
-static void default_key_create(void) { pthread_key_create(&g_default_key, default_release); }
+static _Thread_local thread_contexts t_contexts;
+static pthread_key_t g_contexts_key;
+static pthread_once_t g_contexts_once = PTHREAD_ONCE_INIT;
 
-wcm_context *wcm_context_default(void) {
-    if (!t_default_ready) {
-        t_default.variant = -1;
-        t_default.winograd = -1;
-        t_default.is_default = 1;
-        pthread_once(&g_default_once, default_key_create);
-        pthread_setspecific(g_default_key, &t_default);
-        t_default_ready = 1;
-    }
-    return &t_default;
+static void contexts_release(void *p) {
+    thread_contexts *t = p;
+    context_clear(&t->def);
+    context_clear(&t->host);
 }
+
+static void contexts_key_create(void) { pthread_key_create(&g_contexts_key, contexts_release); }
+
+static thread_contexts *thread_own(void) {
+    thread_contexts *t = &t_contexts;
+    if (!t->ready) {
+        wcm_context *both[2] = {&t->def, &t->host};
+        for (int i = 0; i < 2; i++) {
+            both[i]->variant = -1;
+            both[i]->winograd = -1;
+            both[i]->is_default = 1;
+        }
+        t->host.backend = wcm_backend_cpu();
+        pthread_once(&g_contexts_once, contexts_key_create);
+        pthread_setspecific(g_contexts_key, t);
+        t->ready = 1;
+    }
+    return t;
+}
+
+wcm_context *wcm_context_default(void) { return &thread_own()->def; }
 
 wcm_context *wcm_ctx(wcm_context *ctx) { return ctx ? ctx : wcm_context_default(); }
 
-/* A thread's context for host memory when its default one is a device's:
- * the CPU backend with the default settings. */
-static _Thread_local wcm_context t_host;
-static _Thread_local int t_host_ready;
-static pthread_key_t g_host_key;
-static pthread_once_t g_host_once = PTHREAD_ONCE_INIT;
-
-static void host_key_create(void) { pthread_key_create(&g_host_key, default_release); }
-
 wcm_context *wcm_context_host(void) {
-    wcm_context *d = wcm_context_default();
-    if (wcm_context_host_visible(d)) return d;
-    if (!t_host_ready) {
-        t_host.backend = wcm_backend_cpu();
-        t_host.variant = -1;
-        t_host.winograd = -1;
-        t_host.is_default = 1;
-        pthread_once(&g_host_once, host_key_create);
-        pthread_setspecific(g_host_key, &t_host);
-        t_host_ready = 1;
-    }
-    return &t_host;
+    thread_contexts *t = thread_own();
+    return wcm_context_host_visible(&t->def) ? &t->def : &t->host;
 }
 
 const wcm_backend *wcm_context_backend(wcm_context *ctx) {
@@ -344,4 +343,28 @@ int wcm_tensor_to_host(wcm_context *ctx, const wcm_tensor *src, wcm_tensor *dst,
         return WCM_OK;
     }
     return wcm_memcpy_to_host(ctx, dst->data, src->data, bytes, err);
+}
+
+int wcm_io_begin(wcm_context *ctx, const wcm_tensor *in, wcm_tensor *out, int out_c, wcm_io *io, wcm_error *err) {
+    memset(io, 0, sizeof *io);
+    io->x = in;
+    io->y = io->out = out;
+    if (out->data && (out->n != in->n || out->h != in->h || out->w != in->w || out->c != out_c)) wcm_tensor_free(out);
+    int rc = WCM_OK;
+    if (!out->data)
+        rc = wcm_tensor_is_host(in) ? wcm_tensor_alloc(out, in->n, in->h, in->w, out_c, err)
+                                    : wcm_tensor_alloc_on(ctx, out, in->n, in->h, in->w, out_c, err);
+    if (!rc) rc = wcm_tensor_stage(ctx, in, &io->x_copy, &io->x, err);
+    if (!rc && !wcm_tensor_on(ctx, out)) {
+        io->y = &io->y_copy;
+        rc = wcm_tensor_alloc_on(ctx, io->y, out->n, out->h, out->w, out->c, err);
+    }
+    return rc ? wcm_io_end(ctx, io, rc, err) : WCM_OK;
+}
+
+int wcm_io_end(wcm_context *ctx, wcm_io *io, int rc, wcm_error *err) {
+    if (!rc && io->y != io->out) rc = wcm_tensor_to_host(ctx, io->y, io->out, err);
+    wcm_tensor_free(&io->x_copy);
+    wcm_tensor_free(&io->y_copy);
+    return rc;
 }

@@ -177,28 +177,13 @@ int wcm_net_forward(wcm_net *net, const wcm_tensor *in, wcm_tensor *out, wcm_err
         return wcm_fail(err, WCM_ERR_SHAPE, "%s network expects %d input channel%s, got %d",
                         wcm_net_kind_name(net->kind), net->cin, net->cin == 1 ? "" : "s", in->c);
     wcm_context *ctx = wcm_ctx(net->context);
-    if (out->data && (out->n != in->n || out->h != in->h || out->w != in->w || out->c != net->cout)) wcm_tensor_free(out);
-    int rc = WCM_OK;
-    if (!out->data) {
-        rc = wcm_tensor_is_host(in) ? wcm_tensor_alloc(out, in->n, in->h, in->w, net->cout, err)
-                                    : wcm_tensor_alloc_on(ctx, out, in->n, in->h, in->w, net->cout, err);
-        if (rc) return rc;
-    }
-    if ((rc = ready_plan(net, ctx, err))) return rc;
     /* Host tensors and a device context: through copies in the backend's memory. */
-    wcm_tensor in_copy, out_copy = {0};
-    const wcm_tensor *x;
-    wcm_tensor *y = out;
-    if ((rc = wcm_tensor_stage(ctx, in, &in_copy, &x, err))) return rc;
-    if (!wcm_tensor_on(ctx, out)) {
-        y = &out_copy;
-        rc = wcm_tensor_alloc_on(ctx, y, out->n, out->h, out->w, out->c, err);
-    }
-    if (!rc) rc = wcm_dispatch_net_forward(ctx, net->plan, in->n, in->h, in->w, x->data, y->data, err);
-    if (!rc && y != out) rc = wcm_tensor_to_host(ctx, y, out, err);
-    wcm_tensor_free(&in_copy);
-    wcm_tensor_free(&out_copy);
-    return rc;
+    wcm_io io;
+    int rc = wcm_io_begin(ctx, in, out, net->cout, &io, err);
+    if (rc) return rc;
+    rc = ready_plan(net, ctx, err);
+    if (!rc) rc = wcm_dispatch_net_forward(ctx, net->plan, in->n, in->h, in->w, io.x->data, io.y->data, err);
+    return wcm_io_end(ctx, &io, rc, err);
 }
 
 double wcm_net_macs_per_pixel(const wcm_net *net) {

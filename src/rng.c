@@ -42,7 +42,8 @@ void wcm_philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_
     out[3] = c3;
 }
 
-void wcm_rng_block_words(uint64_t seed, uint64_t stream, uint64_t block, uint64_t words[2]) {
+/* The two 64-bit words of block `block` of (seed, stream). */
+static void block_words(uint64_t seed, uint64_t stream, uint64_t block, uint64_t words[2]) {
     const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
     const uint32_t counter[4] = {(uint32_t)block, (uint32_t)(block >> 32), (uint32_t)stream,
                                  (uint32_t)(stream >> 32)};
@@ -54,7 +55,7 @@ void wcm_rng_block_words(uint64_t seed, uint64_t stream, uint64_t block, uint64_
 
 uint64_t wcm_rng_word(uint64_t seed, uint64_t stream, uint64_t index) {
     uint64_t w[2];
-    wcm_rng_block_words(seed, stream, index >> 1, w);
+    block_words(seed, stream, index >> 1, w);
     return w[index & 1];
 }
 
@@ -69,13 +70,19 @@ static inline void normal_pair(uint64_t w0, uint64_t w1, double *cos_part, doubl
     *sin_part = radius * sin(angle);
 }
 
-void wcm_rng_normal_block(uint64_t seed, uint64_t stream, uint64_t block, double out[2]) {
+void wcm_rng_pair(int uniform, uint64_t seed, uint64_t stream, uint64_t block, float out[2]) {
     uint64_t w[2];
-    wcm_rng_block_words(seed, stream, block, w);
-    normal_pair(w[0], w[1], &out[0], &out[1]);
+    block_words(seed, stream, block, w);
+    if (uniform) {
+        out[0] = (float)(w[0] >> 40) * INV_2POW24;
+        out[1] = (float)(w[1] >> 40) * INV_2POW24;
+        return;
+    }
+    double c, s;
+    normal_pair(w[0], w[1], &c, &s);
+    out[0] = (float)c;
+    out[1] = (float)s;
 }
-
-float wcm_rng_uniform_float(uint64_t w) { return (float)(w >> 40) * INV_2POW24; }
 
 /* Host buffers: the CPU backend's fills, on the calling thread's OpenMP team. */
 void wcm_randn_fill(uint64_t seed, uint64_t stream, uint64_t offset, float *out, size_t n) {

@@ -223,29 +223,16 @@ int wcm_train_forward(wcm_trainer *t, const wcm_tensor *in, wcm_tensor *out, wcm
     int rc = check_residency(t, ctx, err);
     if (!rc) rc = ensure_activations(t, ctx, (size_t)in->n * in->h * in->w, err);
     if (rc) return rc;
-    if (out->data && (out->n != in->n || out->h != in->h || out->w != in->w || out->c != net->cout))
-        wcm_tensor_free(out);
-    if (!out->data && (rc = wcm_tensor_is_host(in) ? wcm_tensor_alloc(out, in->n, in->h, in->w, net->cout, err)
-                                                   : wcm_tensor_alloc_on(ctx, out, in->n, in->h, in->w, net->cout, err)))
-        return rc;
     t->n = in->n, t->h = in->h, t->w = in->w;
-    wcm_tensor in_copy, out_copy = {0};
-    const wcm_tensor *x;
-    wcm_tensor *y = out;
-    if ((rc = wcm_tensor_stage(ctx, in, &in_copy, &x, err))) return rc;
-    if (!wcm_tensor_on(ctx, out)) {
-        y = &out_copy;
-        rc = wcm_tensor_alloc_on(ctx, y, out->n, out->h, out->w, out->c, err);
-    }
-    if (!rc) rc = values_to_backend(t, ctx, err);
-    if (!rc) rc = forward_layers(t, ctx, in, x->data, y->data, err);
-    if (!rc && y != out) rc = wcm_tensor_to_host(ctx, y, out, err);
+    wcm_io io;
+    if ((rc = wcm_io_begin(ctx, in, out, net->cout, &io, err))) return rc;
+    rc = values_to_backend(t, ctx, err);
+    if (!rc) rc = forward_layers(t, ctx, in, io.x->data, io.y->data, err);
+    rc = wcm_io_end(ctx, &io, rc, err);
     if (!rc && t->update_running_sd && !t->bn_frozen) {
         rc = values_to_host(t, ctx, 0, err);
         wcm_net_invalidate(net);
     }
-    wcm_tensor_free(&in_copy);
-    wcm_tensor_free(&out_copy);
     return rc;
 }
 

@@ -1,13 +1,13 @@
 /* Finite-difference checks of the ops that have a backward, on one backend
  * context, for tests/test_backend_ops.c (included there, after the table).
- * Each compares the backend's analytic gradient of a scalar L = <r, f(...)>
- * with central differences of the backend's own forward op at a few probe
- * entries; the figure is max|analytic - numeric| / max|numeric|. Linear ops
- * (convolutions, the fold, ReLU away from its kink, the quadratic loss) are
- * exact up to rounding, so their steps are large (measured: convolutions up
- * to 8e-6, the fold 5e-8, ReLU and the loss 1e-6; tolerances 1e-4, 1e-6,
- * 1e-5); batch norm uses h = 1e-2, whose truncation and float rounding
- * measured up to 2.4e-5 (tolerance 2e-4). */
+ * Each compares the backend's analytic gradient of a scalar L = <r, f(a, b)>
+ * with central differences of the backend's own forward op at probe entries
+ * of its two inputs a and b; the figure is max|analytic - numeric| /
+ * max|numeric|. Linear ops (convolutions, the fold, ReLU away from its kink,
+ * the quadratic loss) are exact up to rounding, so their steps are large
+ * (measured: convolutions up to 8e-6, the fold 5e-8, ReLU and the loss 1e-6;
+ * tolerances 1e-4, 1e-6, 1e-5); batch norm uses h = 1e-2, whose truncation
+ * and float rounding measured up to 2.4e-5 (tolerance 2e-4). */
 #ifndef WCM_BACKEND_OPS_GRAD_H
 #define WCM_BACKEND_OPS_GRAD_H
 
@@ -29,14 +29,14 @@ static void *pool_take(pool *p, size_t bytes) {
     return p->b[p->n++]->data;
 }
 
-static float *pool_up(pool *p, const float *host, size_t n) {
-    float *d = pool_take(p, n * sizeof(float));
-    if (d && wcm_memcpy_to_backend(p->ctx, d, host, n * sizeof(float), &p->err)) p->failed = 1;
-    return d;
-}
-
 static void up(pool *p, float *dev, const float *host, size_t n) {
     if (!p->failed && wcm_memcpy_to_backend(p->ctx, dev, host, n * sizeof(float), &p->err)) p->failed = 1;
+}
+
+static float *pool_up(pool *p, const float *host, size_t n) {
+    float *d = pool_take(p, n * sizeof(float));
+    up(p, d, host, n);
+    return d;
 }
 
 static void down(pool *p, float *host, const float *dev, size_t n) {
@@ -47,243 +47,223 @@ static void pool_free(pool *p) {
     for (int k = 0; k < p->n; k++) wcm_buffer_free(p->b[k]);
 }
 
+/* An op's failure marks the pool (its message in p->err). */
+static void op(pool *p, int rc) {
+    if (rc) p->failed = 1;
+}
+
 static float *host_rand(size_t n, unsigned long long seed, float offset, float scale) {
     float *h = malloc(n * sizeof(float));
     for (size_t j = 0; j < n; j++) h[j] = offset + scale * t_rand(&seed);
     return h;
 }
 
-static double dot_d(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t j = 0; j < n; j++) s += (double)a[j] * b[j];
-    return s;
+/* The function under test: L(a, b) from host copies of its two inputs, run
+ * on the backend (the pool's context) with operands A, B in its memory; y
+ * (n values) receives the forward output where the function has one. */
+typedef struct fd_fn fd_fn;
+struct fd_fn {
+    pool *p;
+    float *a, *b, *A, *B, *Y, *y;
+    const float *r;
+    size_t na, nb, n;
+    double (*loss)(fd_fn *f);
+    const void *op; /* the case's own data */
+};
+
+/* <r, y> after the forward of the current a, b. */
+static double fd_eval(fd_fn *f) {
+    up(f->p, f->A, f->a, f->na);
+    up(f->p, f->B, f->b, f->nb);
+    return f->loss(f);
 }
 
-typedef struct {
-    double max_diff, max_ref;
-    int n;
-} fd_cmp;
-
-static void fd_add(fd_cmp *c, double analytic, double numeric) {
-    c->max_diff = fmax(c->max_diff, fabs(analytic - numeric));
-    c->max_ref = fmax(c->max_ref, fabs(numeric));
-    c->n++;
+/* (L(v_i + h) - L(v_i - h)) / 2h, v being a or b. */
+static double slope(fd_fn *f, float *v, size_t i, float h) {
+    const float keep = v[i];
+    v[i] = keep + h;
+    const double lp = fd_eval(f);
+    v[i] = keep - h;
+    const double lm = fd_eval(f);
+    v[i] = keep;
+    return (lp - lm) / (2.0 * h);
 }
 
-static double fd_rel(const fd_cmp *c) { return c->max_diff / (c->max_ref > 0 ? c->max_ref : 1); }
-
-/* Probe k of PROBES spread over n entries. */
+/* Probe k spread over n entries. */
 static size_t probe_at(int k, size_t n) { return (size_t)((k * 7919ull + 13) % n); }
 
-/* L = <r, conv(x, w)>: dL/dx = backward-data(r), dL/dw = backward-weights(x, r). */
-typedef struct {
-    pool *p;
-    wcm_conv_shape s;
-    float *X, *W, *Y;
-    float *y;
-    const float *r;
-} conv_fd;
+/* Compares da, db (analytic, host) with slopes at up to PROBES entries of a
+ * and of b (skip(f, i) != 0 excludes entry i of a: a kink within reach). */
+static void fd_compare(fd_fn *f, const float *da, const float *db, float h, int (*skip)(const fd_fn *, size_t), cmp *ca,
+                       cmp *cb) {
+    for (int k = 0; k < 4 * PROBES && !f->p->failed && ca->n < PROBES; k++) {
+        const size_t i = probe_at(k, f->na);
+        if (!skip || !skip(f, i)) cmp_add(ca, da[i], slope(f, f->a, i, h));
+    }
+    for (int k = 0; da != db && k < PROBES && !f->p->failed && f->nb; k++) {
+        const size_t i = probe_at(k, f->nb);
+        cmp_add(cb, db[i], slope(f, f->b, i, h));
+    }
+}
 
-static double conv_loss(conv_fd *f, const float *x, const float *w) {
-    const size_t nx = (size_t)f->s.n * f->s.h * f->s.w * f->s.cin, nw = (size_t)f->s.k * f->s.k * f->s.cin * f->s.cout;
-    const size_t ny = (size_t)f->s.n * f->s.h * f->s.w * f->s.cout;
-    up(f->p, f->X, x, nx);
-    up(f->p, f->W, w, nw);
-    if (!f->p->failed && wcm_op_conv_forward(f->p->ctx, &f->s, f->X, f->W, f->Y, 0, &f->p->err)) f->p->failed = 1;
-    down(f->p, f->y, f->Y, ny);
-    return dot_d(f->y, f->r, ny);
+/* ---- convolution: a = x, b = w; dL/dx = backward-data(r), dL/dw = backward-weights(x, r) ---- */
+
+static double conv_loss(fd_fn *f) {
+    const op_case *c = f->op;
+    const wcm_conv_shape s = conv_shape(c);
+    op(f->p, wcm_op_conv_forward(f->p->ctx, &s, f->A, f->B, f->Y, 0, &f->p->err));
+    down(f->p, f->y, f->Y, f->n);
+    return t_dot(f->y, f->r, f->n);
 }
 
 static void grad_conv(wcm_context *ctx, const op_case *c, const char *label) {
     pool p = {.ctx = ctx};
     const wcm_conv_shape s = conv_shape(c);
-    const size_t nx = conv_x(c), nw = conv_w(c), ny = conv_y(c);
-    float *x = host_rand(nx, 1, 0, 1), *w = host_rand(nw, 2, 0, 0.5f), *r = host_rand(ny, 3, 0, 1);
-    float *dx = malloc(nx * sizeof(float)), *dw = malloc(nw * sizeof(float)), *y = malloc(ny * sizeof(float));
-    conv_fd f = {&p, s, pool_up(&p, x, nx), pool_up(&p, w, nw), pool_take(&p, ny * sizeof(float)), y, r};
-    float *R = pool_up(&p, r, ny), *DX = pool_take(&p, nx * sizeof(float)), *DW = pool_take(&p, nw * sizeof(float));
-    if (!p.failed && (wcm_op_conv_backward_data(ctx, &s, R, f.W, DX, &p.err) ||
-                      wcm_op_conv_backward_weights(ctx, &s, f.X, R, DW, 0, &p.err)))
-        p.failed = 1;
-    down(&p, dx, DX, nx);
-    down(&p, dw, DW, nw);
-    const float h = 0.5f; /* linear: no truncation error */
-    fd_cmp cx = {0}, cw = {0};
-    for (int k = 0; k < PROBES && !p.failed; k++) {
-        const size_t i = probe_at(k, nx), j = probe_at(k, nw);
-        const float xi = x[i], wj = w[j];
-        x[i] = xi + h;
-        double lp = conv_loss(&f, x, w);
-        x[i] = xi - h;
-        double lm = conv_loss(&f, x, w);
-        x[i] = xi;
-        fd_add(&cx, dx[i], (lp - lm) / (2.0 * h));
-        w[j] = wj + h;
-        lp = conv_loss(&f, x, w);
-        w[j] = wj - h;
-        lm = conv_loss(&f, x, w);
-        w[j] = wj;
-        fd_add(&cw, dw[j], (lp - lm) / (2.0 * h));
-    }
-    CHECK(!p.failed && fd_rel(&cx) < 1e-4 && fd_rel(&cw) < 1e-4,
-          "%s: gradient of <r, conv> by finite differences: input %.1e, weights %.1e (< 1e-4)%s%s", label, fd_rel(&cx),
-          fd_rel(&cw), p.failed ? ": " : "", p.failed ? p.err.msg : "");
+    fd_fn f = {&p, host_rand(conv_x(c), 1, 0, 1), host_rand(conv_w(c), 2, 0, 0.5f), NULL, NULL, NULL,
+               malloc(conv_y(c) * sizeof(float)), host_rand(conv_y(c), 3, 0, 1), conv_x(c), conv_w(c), conv_y(c),
+               conv_loss, c};
+    f.A = pool_up(&p, f.a, f.na), f.B = pool_up(&p, f.b, f.nb), f.Y = pool_take(&p, f.n * sizeof(float));
+    float *R = pool_up(&p, f.r, f.n), *DX = pool_take(&p, f.na * sizeof(float)), *DW = pool_take(&p, f.nb * sizeof(float));
+    float *dx = malloc(f.na * sizeof(float)), *dw = malloc(f.nb * sizeof(float));
+    if (!p.failed) op(&p, wcm_op_conv_backward_data(ctx, &s, R, f.B, DX, &p.err));
+    if (!p.failed) op(&p, wcm_op_conv_backward_weights(ctx, &s, f.A, R, DW, 0, &p.err));
+    down(&p, dx, DX, f.na);
+    down(&p, dw, DW, f.nb);
+    cmp cx = {0}, cw = {0};
+    fd_compare(&f, dx, dw, 0.5f, NULL, &cx, &cw); /* linear: no truncation error */
+    CHECK(!p.failed && cmp_rel(&cx) < 1e-4 && cmp_rel(&cw) < 1e-4,
+          "%s: gradient of <r, conv> by finite differences: input %.1e, weights %.1e (< 1e-4)%s%s", label, cmp_rel(&cx),
+          cmp_rel(&cw), p.failed ? ": " : "", p.failed ? p.err.msg : "");
     pool_free(&p);
-    free(x), free(w), free(r), free(dx), free(dw), free(y);
+    free(f.a), free(f.b), free(f.y), free((float *)f.r), free(dx), free(dw);
 }
 
-/* L = <r, bn_apply(x; sd(x) or a fixed sd, gamma, relu)> and its backward. */
+/* ---- batch norm: a = x, b = gamma; sd from the batch or fixed (frozen) ---- */
+
 typedef struct {
-    pool *p;
-    size_t m;
-    int c, relu, frozen;
-    float *X, *G, *Y;
+    const op_case *c;
     double *MEAN, *SD;
-    float *y;
-    const float *r;
-} bn_fd;
+    float *y0; /* the output at the point */
+} bn_data;
 
-static double bn_loss(bn_fd *f, const float *x, const float *g) {
-    const size_t n = f->m * f->c;
-    up(f->p, f->X, x, n);
-    up(f->p, f->G, g, (size_t)f->c);
-    wcm_context *ctx = f->p->ctx;
-    if (!f->p->failed && !f->frozen && wcm_op_bn_stats(ctx, f->X, f->m, f->c, f->MEAN, f->SD, &f->p->err)) f->p->failed = 1;
-    if (!f->p->failed && wcm_op_bn_apply(ctx, f->X, f->m, f->c, f->G, f->SD, f->relu, f->Y, &f->p->err)) f->p->failed = 1;
-    down(f->p, f->y, f->Y, n);
-    return dot_d(f->y, f->r, n);
+static double bn_loss(fd_fn *f) {
+    const bn_data *d = f->op;
+    const size_t m = (size_t)d->c->s[0];
+    const int ch = d->c->s[1];
+    if (!(d->c->mode & FROZEN)) op(f->p, wcm_op_bn_stats(f->p->ctx, f->A, m, ch, d->MEAN, d->SD, &f->p->err));
+    if (!f->p->failed) op(f->p, wcm_op_bn_apply(f->p->ctx, f->A, m, ch, f->B, d->SD, d->c->mode & RELU, f->Y, &f->p->err));
+    down(f->p, f->y, f->Y, f->n);
+    return t_dot(f->y, f->r, f->n);
 }
+
+/* The output at the point is within 0.05 of the ReLU's kink. */
+static int near_kink(const fd_fn *f, size_t i) { return fabsf(((const bn_data *)f->op)->y0[i]) < 0.05f; }
 
 static void grad_bn(wcm_context *ctx, const op_case *c, const char *label) {
     pool p = {.ctx = ctx};
-    const size_t m = (size_t)c->s[0], n = m * c->s[1];
+    const size_t n = (size_t)c->s[0] * c->s[1];
     const int ch = c->s[1], frozen = (c->mode & FROZEN) != 0;
-    float *x = host_rand(n, 4, 0.3f, 1), *r = host_rand(n, 5, 0, 1), *g = malloc(ch * sizeof(float));
-    float *dx = malloc(n * sizeof(float)), *dg = malloc(ch * sizeof(float)), *y = malloc(n * sizeof(float));
+    bn_data d = {c, pool_take(&p, ch * sizeof(double)), pool_take(&p, ch * sizeof(double)), malloc(n * sizeof(float))};
+    fd_fn f = {&p, host_rand(n, 4, 0.3f, 1), malloc(ch * sizeof(float)), NULL, NULL, NULL, malloc(n * sizeof(float)),
+               host_rand(n, 5, 0, 1), n, (size_t)ch, n, bn_loss, &d};
     double sd[WCM_CHANNELS];
-    for (int k = 0; k < ch; k++) g[k] = (k % 2 ? -1.0f : 1.0f) * (0.6f + 0.1f * k), sd[k] = 0.7 + 0.2 * k;
-    bn_fd f = {&p, m, ch, c->mode & RELU, frozen, pool_up(&p, x, n), pool_up(&p, g, (size_t)ch),
-               pool_take(&p, n * sizeof(float)), pool_take(&p, ch * sizeof(double)), pool_take(&p, ch * sizeof(double)),
-               y, r};
-    if (!p.failed && frozen && wcm_memcpy_to_backend(ctx, f.SD, sd, ch * sizeof(double), &p.err)) p.failed = 1;
-    float *R = pool_up(&p, r, n), *DX = pool_take(&p, n * sizeof(float)), *DG = pool_take(&p, ch * sizeof(float));
-    bn_loss(&f, x, g); /* the statistics and outputs at the point */
-    const float *y0 = y;
-    float *ykeep = malloc(n * sizeof(float));
-    memcpy(ykeep, y0, n * sizeof(float));
-    if (!p.failed && wcm_op_bn_backward(ctx, f.X, R, m, ch, f.G, frozen ? NULL : f.MEAN, f.SD, f.relu, DX, DG, &p.err))
-        p.failed = 1;
+    for (int k = 0; k < ch; k++) f.b[k] = (k % 2 ? -1.0f : 1.0f) * (0.6f + 0.1f * k), sd[k] = 0.7 + 0.2 * k;
+    f.A = pool_up(&p, f.a, n), f.B = pool_up(&p, f.b, (size_t)ch), f.Y = pool_take(&p, n * sizeof(float));
+    if (!p.failed && frozen) op(&p, wcm_memcpy_to_backend(ctx, d.SD, sd, ch * sizeof(double), &p.err));
+    float *R = pool_up(&p, f.r, n), *DX = pool_take(&p, n * sizeof(float)), *DG = pool_take(&p, ch * sizeof(float));
+    float *dx = malloc(n * sizeof(float)), *dg = malloc(ch * sizeof(float));
+    fd_eval(&f); /* the statistics and outputs at the point */
+    memcpy(d.y0, f.y, n * sizeof(float));
+    if (!p.failed)
+        op(&p, wcm_op_bn_backward(ctx, f.A, R, (size_t)c->s[0], ch, f.B, frozen ? NULL : d.MEAN, d.SD, c->mode & RELU, DX,
+                                  DG, &p.err));
     down(&p, dx, DX, n);
     down(&p, dg, DG, (size_t)ch);
-    const float h = 1e-2f;
-    fd_cmp cx = {0}, cg = {0};
-    for (int k = 0; k < 4 * PROBES && !p.failed && cx.n < PROBES; k++) {
-        const size_t i = probe_at(k, n);
-        if (f.relu && fabsf(ykeep[i]) < 0.05f) continue; /* a kink within reach of the step */
-        const float xi = x[i];
-        x[i] = xi + h;
-        const double lp = bn_loss(&f, x, g);
-        x[i] = xi - h;
-        const double lm = bn_loss(&f, x, g);
-        x[i] = xi;
-        fd_add(&cx, dx[i], (lp - lm) / (2.0 * h));
-    }
-    for (int k = 0; k < ch && !p.failed; k++) {
-        const float gk = g[k];
-        g[k] = gk + h;
-        const double lp = bn_loss(&f, x, g);
-        g[k] = gk - h;
-        const double lm = bn_loss(&f, x, g);
-        g[k] = gk;
-        fd_add(&cg, dg[k], (lp - lm) / (2.0 * h));
-    }
-    CHECK(!p.failed && fd_rel(&cx) < 2e-4 && fd_rel(&cg) < 2e-4,
+    cmp cx = {0}, cg = {0};
+    fd_compare(&f, dx, dg, 1e-2f, c->mode & RELU ? near_kink : NULL, &cx, &cg);
+    CHECK(!p.failed && cmp_rel(&cx) < 2e-4 && cmp_rel(&cg) < 2e-4,
           "%s: %s batch norm gradient by finite differences: input %.1e (%d probes), gammas %.1e (< 2e-4)%s%s", label,
-          frozen ? "frozen" : "batch-statistics", fd_rel(&cx), cx.n, fd_rel(&cg), p.failed ? ": " : "",
+          frozen ? "frozen" : "batch-statistics", cmp_rel(&cx), cx.n, cmp_rel(&cg), p.failed ? ": " : "",
           p.failed ? p.err.msg : "");
     pool_free(&p);
-    free(x), free(r), free(g), free(dx), free(dg), free(y), free(ykeep);
+    free(f.a), free(f.b), free(f.y), free((float *)f.r), free(dx), free(dg), free(d.y0);
 }
 
-/* L = <r, fold(w, gamma, running)>: the gradients of the inference fold. */
+/* ---- the inference fold: a = w, b = gamma; out = w * gamma / running ---- */
+
+typedef struct {
+    const op_case *c;
+    float *RUN;
+} fold_data;
+
+static double fold_loss(fd_fn *f) {
+    const fold_data *d = f->op;
+    op(f->p, wcm_op_bn_fold(f->p->ctx, (size_t)d->c->s[0], d->c->s[1], f->A, f->B, d->RUN, f->Y, &f->p->err));
+    down(f->p, f->y, f->Y, f->n);
+    return t_dot(f->y, f->r, f->n);
+}
+
 static void grad_fold(wcm_context *ctx, const op_case *c, const char *label) {
     pool p = {.ctx = ctx};
-    const size_t rows = (size_t)c->s[0], n = rows * c->s[1];
+    const size_t n = (size_t)c->s[0] * c->s[1];
     const int cout = c->s[1];
-    float *w = host_rand(n, 6, 0, 1), *r = host_rand(n, 7, 0, 1), *g = host_rand((size_t)cout, 8, 0, 1);
-    float *run = host_rand((size_t)cout, 9, 1.25f, 0.75f), *out = malloc(n * sizeof(float));
+    float *run = host_rand((size_t)cout, 9, 1.25f, 0.75f);
+    fold_data d = {c, pool_up(&p, run, (size_t)cout)};
+    fd_fn f = {&p, host_rand(n, 6, 0, 1), host_rand((size_t)cout, 8, 0, 1), NULL, NULL, NULL, malloc(n * sizeof(float)),
+               host_rand(n, 7, 0, 1), n, (size_t)cout, n, fold_loss, &d};
+    f.A = pool_up(&p, f.a, n), f.B = pool_up(&p, f.b, (size_t)cout), f.Y = pool_take(&p, n * sizeof(float));
+    float *R = pool_up(&p, f.r, n), *DW = pool_take(&p, n * sizeof(float)), *DG = pool_take(&p, cout * sizeof(float));
     float *dw = malloc(n * sizeof(float)), *dg = malloc(cout * sizeof(float));
-    float *W = pool_up(&p, w, n), *G = pool_up(&p, g, (size_t)cout), *RUN = pool_up(&p, run, (size_t)cout);
-    float *R = pool_up(&p, r, n), *OUT = pool_take(&p, n * sizeof(float)), *DW = pool_take(&p, n * sizeof(float));
-    float *DG = pool_take(&p, cout * sizeof(float));
-    if (!p.failed && wcm_op_bn_fold_backward(ctx, rows, cout, W, G, RUN, R, DW, DG, &p.err)) p.failed = 1;
+    if (!p.failed) op(&p, wcm_op_bn_fold_backward(ctx, (size_t)c->s[0], cout, f.A, f.B, d.RUN, R, DW, DG, &p.err));
     down(&p, dw, DW, n);
     down(&p, dg, DG, (size_t)cout);
-    fd_cmp cw = {0}, cg = {0};
-    const float h = 0.5f; /* linear in w and in gamma */
-    for (int k = 0; k < 2 * PROBES && !p.failed; k++) {
-        const int on_gamma = k >= PROBES;
-        float *v = on_gamma ? g : w, *V = on_gamma ? G : W;
-        const size_t i = probe_at(k, on_gamma ? (size_t)cout : n), len = on_gamma ? (size_t)cout : n;
-        double l[2];
-        const float keep = v[i];
-        for (int side = 0; side < 2; side++) {
-            v[i] = keep + (side ? -h : h);
-            up(&p, V, v, len);
-            if (!p.failed && wcm_op_bn_fold(ctx, rows, cout, W, G, RUN, OUT, &p.err)) p.failed = 1;
-            down(&p, out, OUT, n);
-            l[side] = dot_d(out, r, n);
-        }
-        v[i] = keep;
-        up(&p, V, v, len);
-        fd_add(on_gamma ? &cg : &cw, on_gamma ? dg[i] : dw[i], (l[0] - l[1]) / (2.0 * h));
-    }
-    CHECK(!p.failed && fd_rel(&cw) < 1e-6 && fd_rel(&cg) < 1e-6,
+    cmp cw = {0}, cg = {0};
+    fd_compare(&f, dw, dg, 0.5f, NULL, &cw, &cg); /* linear in w and in gamma */
+    CHECK(!p.failed && cmp_rel(&cw) < 1e-6 && cmp_rel(&cg) < 1e-6,
           "%s: folded batch norm gradient by finite differences: weights %.1e, gammas %.1e (< 1e-6)", label,
-          fd_rel(&cw), fd_rel(&cg));
+          cmp_rel(&cw), cmp_rel(&cg));
     pool_free(&p);
-    free(w), free(r), free(g), free(run), free(out), free(dw), free(dg);
+    free(f.a), free(f.b), free(f.y), free((float *)f.r), free(run), free(dw), free(dg);
 }
 
-/* L = <r, relu(x)> and L = loss(out, target): gradients from their backward entries. */
+/* ---- ReLU (a = x: L = <r, relu(x)>) and the loss (a = out, b = target: L = loss) ---- */
+
+static double relu_loss(fd_fn *f) {
+    const op_case *c = f->op;
+    double l = 0;
+    if (c->op == WCM_OP_LOSS_SSE) {
+        op(f->p, wcm_op_loss_sse(f->p->ctx, f->n, f->A, f->B, c->s[1], NULL, &l, &f->p->err));
+        return l;
+    }
+    op(f->p, wcm_op_relu(f->p->ctx, f->n, f->A, f->Y, &f->p->err));
+    down(f->p, f->y, f->Y, f->n);
+    return t_dot(f->y, f->r, f->n);
+}
+
+/* Within the step of the ReLU's kink at 0. */
+static int near_zero(const fd_fn *f, size_t i) { return fabsf(f->a[i]) < 2e-2f; }
+
 static void grad_relu_or_loss(wcm_context *ctx, const op_case *c, const char *label) {
     pool p = {.ctx = ctx};
-    const int loss = c->op == WCM_OP_LOSS_SSE, batch = loss ? c->s[1] : 1;
+    const int loss = c->op == WCM_OP_LOSS_SSE;
     const size_t n = (size_t)c->s[0];
-    float *x = host_rand(n, 10, 0, 1), *r = host_rand(n, 11, 0, 1), *g = malloc(n * sizeof(float));
-    float *y = malloc(n * sizeof(float));
-    float *X = pool_up(&p, x, n), *R = pool_up(&p, r, n), *Y = pool_take(&p, n * sizeof(float));
-    float *G = pool_take(&p, n * sizeof(float));
+    fd_fn f = {&p, host_rand(n, 10, 0, 1), host_rand(n, 11, 0, 1), NULL, NULL, NULL, malloc(n * sizeof(float)),
+               NULL, n, n, n, relu_loss, c};
+    f.r = f.b; /* relu: <r, y> with r = b; loss: the target */
+    f.A = pool_up(&p, f.a, n), f.B = pool_up(&p, f.b, n), f.Y = pool_take(&p, n * sizeof(float));
+    float *G = pool_take(&p, n * sizeof(float)), *g = malloc(n * sizeof(float));
     double l0;
-    if (!p.failed && (loss ? wcm_op_loss_sse(ctx, n, X, R, batch, G, &l0, &p.err)
-                           : wcm_op_relu(ctx, n, X, Y, &p.err) || wcm_op_relu_backward(ctx, n, Y, R, G, &p.err)))
-        p.failed = 1;
+    if (!p.failed && loss) op(&p, wcm_op_loss_sse(ctx, n, f.A, f.B, c->s[1], G, &l0, &p.err));
+    if (!p.failed && !loss) op(&p, wcm_op_relu(ctx, n, f.A, f.Y, &p.err));
+    if (!p.failed && !loss) op(&p, wcm_op_relu_backward(ctx, n, f.Y, f.B, G, &p.err));
     down(&p, g, G, n);
-    const float h = 1e-2f;
-    fd_cmp cx = {0};
-    for (int k = 0; k < 4 * PROBES && !p.failed && cx.n < PROBES; k++) {
-        const size_t i = probe_at(k, n);
-        if (!loss && fabsf(x[i]) < 2 * h) continue; /* the kink */
-        double l[2];
-        const float keep = x[i];
-        for (int side = 0; side < 2; side++) {
-            x[i] = keep + (side ? -h : h);
-            up(&p, X, x, n);
-            if (!p.failed && (loss ? wcm_op_loss_sse(ctx, n, X, R, batch, NULL, &l[side], &p.err)
-                                   : wcm_op_relu(ctx, n, X, Y, &p.err)))
-                p.failed = 1;
-            if (!loss) {
-                down(&p, y, Y, n);
-                l[side] = dot_d(y, r, n);
-            }
-        }
-        x[i] = keep;
-        fd_add(&cx, g[i], (l[0] - l[1]) / (2.0 * h));
-    }
-    CHECK(!p.failed && fd_rel(&cx) < 1e-5, "%s: %s gradient by finite differences: %.1e over %d probes (< 1e-5)", label,
-          loss ? "loss" : "ReLU", fd_rel(&cx), cx.n);
+    f.nb = 0; /* b is fixed: no slopes along it */
+    cmp cx = {0}, none = {0};
+    fd_compare(&f, g, NULL, 1e-2f, loss ? NULL : near_zero, &cx, &none);
+    CHECK(!p.failed && cmp_rel(&cx) < 1e-5, "%s: %s gradient by finite differences: %.1e over %d probes (< 1e-5)", label,
+          loss ? "loss" : "ReLU", cmp_rel(&cx), cx.n);
     pool_free(&p);
-    free(x), free(r), free(g), free(y);
+    free(f.a), free(f.b), free(f.y), free(g);
 }
 
 static void grad_check(wcm_context *ctx, const op_case *c, const char *label) {

@@ -139,52 +139,56 @@ static int emu_fill_normal_torch(wcm_context *c, uint64_t seed, size_t n, float 
     return CPU->fill_normal_torch(c, seed, n, R(o));
 }
 
-static const wcm_backend emulated_device = {
-    .name = "emulated-device",
-    .host_visible = 0,
-    .variant_count = emu_variant_count,
-    .variant_name = emu_variant_name,
-    .variant_default = emu_variant_default,
-    .buffer_alloc = emu_alloc,
-    .buffer_free = emu_free,
-    .memcpy_to_backend = emu_to_backend,
-    .memcpy_to_host = emu_to_host,
-    .memcpy_in_backend = emu_in_backend,
-    .conv_forward = emu_conv_forward,
-    .conv_backward_data = emu_conv_backward_data,
-    .conv_backward_weights = emu_conv_backward_weights,
-    .bn_stats = emu_bn_stats,
-    .bn_apply = emu_bn_apply,
-    .bn_backward = emu_bn_backward,
-    .bn_running = emu_bn_running,
-    .bn_fold = emu_bn_fold,
-    .bn_fold_backward = emu_bn_fold_backward,
-    .relu = emu_relu,
-    .relu_backward = emu_relu_backward,
-    .loss_sse = emu_loss_sse,
-    .adam = emu_adam,
-    .fill = emu_fill,
-    .axpy = emu_axpy,
-    .scale = emu_scale,
-    .noise_step = emu_noise_step,
-    .add_noise = emu_add_noise,
-    .add_noise_255 = emu_add_noise_255,
-    .rescale = emu_rescale,
-    .reduce = emu_reduce,
-    .channel_reduce = emu_channel_reduce,
-    .haar_split = emu_haar_split,
-    .haar_merge = emu_haar_merge,
-    .channels = emu_channels,
-    .upsample = emu_upsample,
-    .fill_normal = emu_fill_normal,
-    .fill_uniform = emu_fill_uniform,
-    .fill_normal_torch = emu_fill_normal_torch,
-    .net_compile = wcm_generic_net_compile,
-    .net_load = wcm_generic_net_load,
-    .net_fits = wcm_generic_net_fits,
-    .net_forward = wcm_generic_net_forward,
-    .net_free = wcm_generic_net_free,
-};
+/* The backend: every op of the CPU backend, through the wrappers above. */
+static const wcm_backend *emulated_device(void) {
+    static wcm_backend b;
+    if (b.name) return &b;
+    b.host_visible = 0;
+    b.variant_count = emu_variant_count;
+    b.variant_name = emu_variant_name;
+    b.variant_default = emu_variant_default;
+    b.buffer_alloc = emu_alloc;
+    b.buffer_free = emu_free;
+    b.memcpy_to_backend = emu_to_backend;
+    b.memcpy_to_host = emu_to_host;
+    b.memcpy_in_backend = emu_in_backend;
+    b.conv_forward = emu_conv_forward;
+    b.conv_backward_data = emu_conv_backward_data;
+    b.conv_backward_weights = emu_conv_backward_weights;
+    b.bn_stats = emu_bn_stats;
+    b.bn_apply = emu_bn_apply;
+    b.bn_backward = emu_bn_backward;
+    b.bn_running = emu_bn_running;
+    b.bn_fold = emu_bn_fold;
+    b.bn_fold_backward = emu_bn_fold_backward;
+    b.relu = emu_relu;
+    b.relu_backward = emu_relu_backward;
+    b.loss_sse = emu_loss_sse;
+    b.adam = emu_adam;
+    b.fill = emu_fill;
+    b.axpy = emu_axpy;
+    b.scale = emu_scale;
+    b.noise_step = emu_noise_step;
+    b.add_noise = emu_add_noise;
+    b.add_noise_255 = emu_add_noise_255;
+    b.rescale = emu_rescale;
+    b.reduce = emu_reduce;
+    b.channel_reduce = emu_channel_reduce;
+    b.haar_split = emu_haar_split;
+    b.haar_merge = emu_haar_merge;
+    b.channels = emu_channels;
+    b.upsample = emu_upsample;
+    b.fill_normal = emu_fill_normal;
+    b.fill_uniform = emu_fill_uniform;
+    b.fill_normal_torch = emu_fill_normal_torch;
+    b.net_compile = wcm_generic_net_compile;
+    b.net_load = wcm_generic_net_load;
+    b.net_fits = wcm_generic_net_fits;
+    b.net_forward = wcm_generic_net_forward;
+    b.net_free = wcm_generic_net_free;
+    b.name = "emulated-device";
+    return &b;
+}
 
 #undef R
 #undef CPU

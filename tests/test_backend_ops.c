@@ -491,7 +491,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    CHECK(wcm_backend_register(&emulated_device) >= 2, "emulated device registered beside the built-in backends");
+    CHECK(wcm_backend_register(emulated_device()) >= 2, "emulated device registered beside the built-in backends");
     const wcm_backend *ref = wcm_backend_reference();
     wcm_context *ref_ctx;
     if (make_ctx(&ref_ctx, ref, -1, 0, -1)) return 1;

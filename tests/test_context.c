@@ -264,7 +264,7 @@ static uint64_t host_workload(wcm_context *ctx) {
 }
 
 static void check_emulated_device(void) {
-    wcm_context *cpu = make_ctx(wcm_backend_cpu(), -1, 0, -1), *dev = make_ctx(&emulated_device, -1, 0, -1);
+    wcm_context *cpu = make_ctx(wcm_backend_cpu(), -1, 0, -1), *dev = make_ctx(emulated_device(), -1, 0, -1);
     CHECK(!wcm_context_host_visible(dev), "the emulated device's memory is not host-visible");
     wcm_tensor t = {0};
     wcm_error err;

@@ -13,28 +13,11 @@ static void fill(float *x, size_t n, float scale) {
     for (size_t i = 0; i < n; i++) x[i] = scale * t_rand(&seed);
 }
 
-static double dot(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
-
-/* Running comparison of analytic vs numeric values. */
-typedef struct {
-    double max_diff, max_ref;
-    int n;
-} cmp;
-static void cmp_add(cmp *c, double analytic, double numeric) {
-    c->max_diff = fmax(c->max_diff, fabs(analytic - numeric));
-    c->max_ref = fmax(c->max_ref, fabs(numeric));
-    c->n++;
-}
-static double cmp_rel(const cmp *c) { return c->max_diff / (c->max_ref > 0 ? c->max_ref : 1); }
 
 /* ---- convolution: L = <R, conv(x, w)> ----------------------------------- */
 static double conv_loss(const wcm_conv_shape *s, const float *x, const float *w, const float *r, float *y) {
     wcm_op_conv_forward(NULL, s, x, w, y, 0, NULL);
-    return dot(y, r, (size_t)s->n * s->h * s->w * s->cout);
+    return t_dot(y, r, (size_t)s->n * s->h * s->w * s->cout);
 }
 
 static void check_conv(int k) {

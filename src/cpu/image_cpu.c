@@ -94,17 +94,7 @@ void wcm_cpu_fill_philox(int uniform, uint64_t seed, uint64_t stream, uint64_t o
     for (long long k = 0; k < block_count; k++) {
         const uint64_t block = first_block + (uint64_t)k;
         float values[2];
-        if (uniform) {
-            uint64_t w[2];
-            wcm_rng_block_words(seed, stream, block, w);
-            values[0] = wcm_rng_uniform_float(w[0]);
-            values[1] = wcm_rng_uniform_float(w[1]);
-        } else {
-            double d[2];
-            wcm_rng_normal_block(seed, stream, block, d);
-            values[0] = (float)d[0];
-            values[1] = (float)d[1];
-        }
+        wcm_rng_pair(uniform, seed, stream, block, values);
         for (int j = 0; j < 2; j++) {
             const uint64_t index = 2 * block + (uint64_t)j;
             if (index >= offset && index - offset < n) out[index - offset] = values[j];

@@ -37,11 +37,8 @@ static wcm_conv_shape layer_shape(const cpu_plan *p, int l, int n, int h, int w)
 void wcm_cpu_net_free(wcm_net_plan *plan) {
     cpu_plan *p = (cpu_plan *)plan;
     if (!p) return;
-    wcm_free(p->folded);
-    wcm_free(p->plans);
-    wcm_free(p->work[0]);
-    wcm_free(p->work[1]);
-    wcm_free(p->scratch);
+    float *owned[] = {p->folded, p->plans, p->work[0], p->work[1], p->scratch};
+    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) wcm_free(owned[i]);
     free(p->layers);
     free(p);
 }
