@@ -131,8 +131,10 @@ int wcm_trainer_create(wcm_trainer **out, wcm_net *net, wcm_error *err) {
     t->params = m->values ? m->values->data : net->params;
     t->running = m->values ? t->params + net->nparams : net->running_sd;
     rc = wcm_op_fill(ctx, 3 * net->nparams, t->block, 0.0f, err);
-    /* The statistics start at zero: a whole number of floats' worth of zero bits. */
-    if (!rc) rc = wcm_op_fill(ctx, 4 * stats, (float *)(void *)t->bn_mean, 0.0f, err);
+    double *zeros = rc ? NULL : calloc(2 * stats, sizeof(double));
+    if (!rc && !zeros) rc = wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
+    if (!rc) rc = wcm_memcpy_to_backend(ctx, t->bn_mean, zeros, 2 * stats * sizeof(double), err);
+    free(zeros);
     if (rc) {
         wcm_trainer_free(t);
         return rc;

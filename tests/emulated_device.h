@@ -5,7 +5,8 @@
  * on the device and moves it only through the backend's copies, as a CUDA
  * backend needs; its results equal the CPU's bit for bit, except networks,
  * which run through the generic plan (layer by layer, no fused or in-place
- * layers) as a new device backend's would at first. */
+ * layers) as a new device backend's would at first. One variant: the CPU
+ * entries run at the CPU's default SIMD level. */
 #ifndef WCM_EMULATED_DEVICE_H
 #define WCM_EMULATED_DEVICE_H
 
@@ -22,9 +23,6 @@ static void *emu_real(const void *p) { return p ? (void *)((uintptr_t)p ^ EMU_MA
 #define R(p) emu_real(p)
 #define CPU wcm_backend_cpu()
 
-static int emu_variant_count(void) { return CPU->variant_count(); }
-static const char *emu_variant_name(int v) { return CPU->variant_name(v); }
-static int emu_variant_default(void) { return CPU->variant_default(); }
 
 static int emu_alloc(wcm_context *ctx, size_t bytes, void **data) {
     void *p = wcm_alloc(bytes);
@@ -144,9 +142,6 @@ static const wcm_backend *emulated_device(void) {
     static wcm_backend b;
     if (b.name) return &b;
     b.host_visible = 0;
-    b.variant_count = emu_variant_count;
-    b.variant_name = emu_variant_name;
-    b.variant_default = emu_variant_default;
     b.buffer_alloc = emu_alloc;
     b.buffer_free = emu_free;
     b.memcpy_to_backend = emu_to_backend;

@@ -75,8 +75,11 @@ int wcm_cpu_force_simd_level(int level) {
 static int variant_count(void) { return wcm_cpu_max_simd_level() + 1; }
 static const char *variant_name(int v) { return wcm_cpu_ops_for(v)->name; }
 
+static const wcm_backend cpu_backend;
+
 wcm_cpu_exec wcm_cpu_exec_of(wcm_context *ctx) {
-    const int variant = wcm_context_variant(ctx);
+    /* A backend that wraps the CPU's entries (another table) runs them at the default level. */
+    const int variant = wcm_context_backend(ctx) == &cpu_backend ? wcm_context_variant(ctx) : default_level();
     return (wcm_cpu_exec){wcm_cpu_ops_for(variant), variant, wcm_context_winograd(ctx), &ctx->arena};
 }
 

@@ -91,7 +91,8 @@ int wcm_cpu_net_compile(wcm_context *ctx, const wcm_net_desc *d, wcm_net_plan **
 
 int wcm_cpu_net_fits(wcm_context *ctx, const wcm_net_plan *plan) {
     const cpu_plan *p = (const cpu_plan *)plan;
-    return p->exec.variant == wcm_context_variant(ctx) && p->exec.winograd == wcm_context_winograd(ctx);
+    const wcm_cpu_exec now = wcm_cpu_exec_of(ctx);
+    return p->exec.variant == now.variant && p->exec.winograd == now.winograd;
 }
 
 /* Length of the run of 1x1 layers starting at layer l (0 if layer l is not 1x1). */
