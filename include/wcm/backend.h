@@ -74,6 +74,8 @@ typedef struct {
 
 void wcm_context_options_default(wcm_context_options *o);
 int wcm_context_create(wcm_context **out, const wcm_context_options *o, wcm_error *err);
+/* Networks bound to ctx (wcm_net_set_context) must be freed or bound
+ * elsewhere first. A thread's default context cannot be freed. */
 void wcm_context_free(wcm_context *ctx);
 /* The calling thread's default context (created on first use, freed when the thread ends). */
 wcm_context *wcm_context_default(void);

@@ -83,7 +83,7 @@ wcm_cpu_exec wcm_cpu_exec_of(wcm_context *ctx) {
     return (wcm_cpu_exec){wcm_cpu_ops_for(variant), variant, wcm_context_winograd(ctx), &ctx->arena};
 }
 
-/* ---- plain loops (no scratch memory) ---- */
+/* ---- plain loops (kernel sizes beyond WCM_CPU_MAX_K) ---- */
 
 void wcm_cpu_plain_forward(const wcm_conv_shape *s, const float *x, const float *w, float *y, int flags) {
     const int H = s->h, W = s->w, CI = s->cin, CO = s->cout, K = s->k, R = K / 2;
