@@ -2,7 +2,8 @@
  *  - the default context follows wcm_set_threads, wcm_set_winograd,
  *    wcm_set_backend and WCM_SIMD in the environment (a child process);
  *  - an op runs with its context's thread count as the OpenMP team size and
- *    leaves the caller's setting as it was; a missing op is an error naming it;
+ *    leaves the caller's setting as it was; a missing op is an error naming it,
+ *    and a device out of memory makes a forward fail with WCM_ERR_NOMEM;
  *  - two contexts (different SIMD level, threads and Winograd setting) used
  *    from two threads at once give exactly what each gives alone: a network
  *    forward, a training step and an Algorithm-1 run;
@@ -71,6 +72,13 @@ static int probe_fill(wcm_context *ctx, size_t n, float *x, float value) {
 }
 static const wcm_backend probe_backend = {.name = "probe", .host_visible = 1, .fill = probe_fill};
 
+/* A device whose memory is always full. */
+static int full_alloc(wcm_context *ctx, size_t bytes, void **data) {
+    (void)bytes, (void)data;
+    return wcm_ctx_fail(ctx, WCM_ERR_NOMEM, "device memory full");
+}
+static const wcm_backend full_backend = {.name = "full", .host_visible = 0, .buffer_alloc = full_alloc};
+
 static void check_defaults(void) {
     wcm_error err;
     wcm_context *d = wcm_context_default();
@@ -97,9 +105,19 @@ static void check_defaults(void) {
     const wcm_conv_shape s = {1, 1, 1, 1, 1, 1};
     int rc = wcm_op_conv_forward(probe, &s, &x, &x, &x, 0, &err);
     CHECK(rc == WCM_ERR_ARG && strstr(err.msg, "conv_forward"), "a missing op is an error that names it: %s", err.msg);
-    wcm_buffer *b;
-    rc = wcm_buffer_alloc(NULL, SIZE_MAX / 2, &b, &err);
-    CHECK(rc == WCM_ERR_NOMEM, "an impossible buffer is WCM_ERR_NOMEM: %s", err.msg);
+    /* A device out of memory: an error where the memory was needed, never a slower way round. */
+    wcm_context *full = make_ctx(&full_backend, -1, 0, -1);
+    wcm_net *net;
+    REQUIRE_OK(wcm_net_create(&net, WCM_NET_FLAT, 5, &err), &err);
+    wcm_net_set_context(net, full);
+    wcm_tensor in = {0}, out = {0};
+    REQUIRE_OK(wcm_tensor_alloc(&in, 1, 4, 4, 1, &err), &err);
+    rc = wcm_net_forward(net, &in, &out, &err);
+    CHECK(rc == WCM_ERR_NOMEM && strstr(err.msg, "device memory full"), "a forward on a full device is WCM_ERR_NOMEM: %s",
+          err.msg);
+    wcm_tensor_free(&in), wcm_tensor_free(&out);
+    wcm_net_free(net);
+    wcm_context_free(full);
     wcm_context_options o;
     wcm_context_options_default(&o);
     o.backend = wcm_backend_cpu(), o.variant = 99;
