@@ -99,10 +99,10 @@ int wcm_context_create(wcm_context **out, const wcm_context_options *o, wcm_erro
     if (o->threads < 0) return wcm_fail(err, WCM_ERR_ARG, "context: threads must be >= 0 (0: the default), got %d", o->threads);
     if (o->winograd < -1 || o->winograd > 1)
         return wcm_fail(err, WCM_ERR_ARG, "context: winograd must be -1 (default), 0 or 1, got %d", o->winograd);
-    if (o->backend && o->variant >= wcm_backend_variant_count(o->backend))
-        return wcm_fail(err, WCM_ERR_ARG, "context: backend %s has %d variant%s, variant %d asked for", wcm_backend_name(o->backend),
-                        wcm_backend_variant_count(o->backend), wcm_backend_variant_count(o->backend) == 1 ? "" : "s",
-                        o->variant);
+    const int variants = o->backend ? wcm_backend_variant_count(o->backend) : 0;
+    if (o->backend && o->variant >= variants)
+        return wcm_fail(err, WCM_ERR_ARG, "context: backend %s has %d variant%s, variant %d asked for",
+                        wcm_backend_name(o->backend), variants, variants == 1 ? "" : "s", o->variant);
     wcm_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory for a context");
     ctx->backend = o->backend;
@@ -331,8 +331,8 @@ int wcm_tensor_stage(wcm_context *ctx, const wcm_tensor *t, wcm_tensor *storage,
 }
 
 int wcm_tensor_to_host(wcm_context *ctx, const wcm_tensor *src, wcm_tensor *dst, wcm_error *err) {
-    if (dst->data && (!wcm_tensor_is_host(dst) || dst->n != src->n || dst->h != src->h || dst->w != src->w || dst->c != src->c))
-        wcm_tensor_free(dst);
+    const int same_shape = dst->n == src->n && dst->h == src->h && dst->w == src->w && dst->c == src->c;
+    if (dst->data && (!wcm_tensor_is_host(dst) || !same_shape)) wcm_tensor_free(dst);
     if (!dst->data) {
         int rc = wcm_tensor_alloc(dst, src->n, src->h, src->w, src->c, err);
         if (rc) return rc;

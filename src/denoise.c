@@ -120,7 +120,8 @@ void wcm_noise_pattern(wcm_noise_kind kind, uint64_t seed, int n_images, size_t 
         wcm_op_fill_normal_torch(run, seed, (size_t)n_images * per_image, z, NULL);
         return;
     }
-    for (int k = 0; k < n_images; k++) wcm_op_fill_normal(run, seed, (uint64_t)k + 1, 0, per_image, z + (size_t)k * per_image, NULL);
+    for (int k = 0; k < n_images; k++)
+        wcm_op_fill_normal(run, seed, (uint64_t)k + 1, 0, per_image, z + (size_t)k * per_image, NULL);
 }
 
 void wcm_noise_apply(const float *clean, const float *z, size_t n, double sigma255, float *noisy) {
