@@ -121,8 +121,9 @@ static void check_defaults(void) {
     wcm_context_options o;
     wcm_context_options_default(&o);
     o.backend = wcm_backend_cpu(), o.variant = 99;
-    rc = wcm_context_create(&probe, &o, &err) == WCM_OK ? -1 : WCM_ERR_ARG;
-    CHECK(rc == WCM_ERR_ARG, "a variant the backend lacks is refused: %s", err.msg);
+    wcm_context *none;
+    rc = wcm_context_create(&none, &o, &err);
+    CHECK(rc == WCM_ERR_ARG && !none, "a variant the backend lacks is refused: %s", err.msg);
     wcm_context_free(probe);
     wcm_set_threads(0);
 }
