@@ -2,7 +2,8 @@
  * timings of the CPU kernels (GFLOP/s = 2 * nominal MACs / time, and the
  * fraction of the measured peak). Winograd rows count the direct
  * convolution's MACs ("effective" GFLOP/s). "fwd winograd" is a plain
- * conv_forward call (the weights transformed and scratch allocated per call),
+ * conv_forward call (the weights transformed per call, the scratch from the
+ * context's arena),
  * "fwd wg planned" the forward from a plan as networks run it, "fwd wg
  * shifted" the same writing over its own input (networks' 64->64 layers; no
  * row at the sizes where the forward takes F(6x6,3x3), e.g. 160x160), and
@@ -136,20 +137,23 @@ static float *g_out, *g_dw, *g_plan, *g_scratch;
 static float *g_shift_buf;
 static int g_shift_down;
 
-static void run_case(const wcm_backend *be, const bench_case *c, const wcm_conv_shape *s, const float *x,
+/* The CPU backend's ops through the default context; the layer plans it
+ * keeps inside (plans, shifted and fused forwards) through its internal
+ * entries with the same settings (e). */
+static void run_case(const wcm_cpu_exec *e, const bench_case *c, const wcm_conv_shape *s, const float *x,
                      const float *w, const float *y) {
     switch (c->op) {
         case OP_FWD:
-        case OP_FWD_WG: be->conv_forward(s, x, w, g_out, WCM_CONV_RELU); break;
+        case OP_FWD_WG: wcm_op_conv_forward(NULL, s, x, w, g_out, WCM_CONV_RELU, NULL); break;
         case OP_BWD_DATA:
-        case OP_BWD_DATA_WG: be->conv_backward_data(s, y, w, g_out); break;
+        case OP_BWD_DATA_WG: wcm_op_conv_backward_data(NULL, s, y, w, g_out, NULL); break;
         case OP_BWD_WEIGHTS:
-        case OP_BWD_WEIGHTS_WG: be->conv_backward_weights(s, x, y, g_dw, 0); break;
-        case OP_FWD_WG_PLANNED: be->forward_plan(s, x, g_plan, g_out, WCM_CONV_RELU, g_scratch); break;
+        case OP_BWD_WEIGHTS_WG: wcm_op_conv_backward_weights(NULL, s, x, y, g_dw, 0, NULL); break;
+        case OP_FWD_WG_PLANNED: wcm_cpu_forward_plan(e, s, x, g_plan, g_out, WCM_CONV_RELU, g_scratch); break;
         case OP_FWD_WG_SHIFTED: {
             const size_t margin = (size_t)WCM_SHIFT_ROWS * s->w * s->cin;
-            be->forward_shifted(s, g_shift_down ? g_shift_buf : g_shift_buf + margin, g_plan, g_shift_down,
-                                WCM_CONV_RELU, g_scratch);
+            wcm_cpu_forward_shifted(e, s, g_shift_down ? g_shift_buf : g_shift_buf + margin, g_plan, g_shift_down,
+                                    WCM_CONV_RELU, g_scratch);
             g_shift_down ^= 1;
             break;
         }
@@ -157,7 +161,7 @@ static void run_case(const wcm_backend *be, const bench_case *c, const wcm_conv_
             const wcm_conv_shape shapes[FUSED_RUN] = {*s, *s, *s};
             const float *plans[FUSED_RUN] = {g_plan, g_plan, g_plan};
             const int flags[FUSED_RUN] = {WCM_CONV_RELU, WCM_CONV_RELU, WCM_CONV_RELU};
-            be->forward_pointwise(FUSED_RUN, shapes, plans, flags, x, g_out, g_scratch);
+            wcm_cpu_forward_pointwise(e, FUSED_RUN, shapes, plans, flags, x, g_out, g_scratch);
             break;
         }
     }
@@ -169,17 +173,17 @@ static int g_peak_level = -1, g_threads = 1;
 static double g_peak1, g_row_peak;
 
 static double time_case(const bench_case *c, const float *x, const float *w, const float *y) {
-    const wcm_backend *be = wcm_backend_cpu();
     const wcm_conv_shape s = {c->n, c->h, c->w, c->cin, c->cout, c->k};
     const int shifted = c->op == OP_FWD_WG_SHIFTED, planned = shifted || c->op == OP_FWD_WG_PLANNED;
     wcm_set_winograd(winograd_op(c->op));
+    const wcm_cpu_exec e = wcm_cpu_exec_of(wcm_context_default());
     if (c->op == OP_FWD_FUSED || planned) {
         const size_t img = (size_t)s.n * s.h * s.w * s.cin;
-        g_plan = wcm_alloc(sizeof(float) * be->plan_size(&s));
-        g_scratch = wcm_alloc(sizeof(float) * be->scratch_size(&s, !planned));
+        g_plan = wcm_alloc(sizeof(float) * wcm_cpu_plan_size(&e, &s));
+        g_scratch = wcm_alloc(sizeof(float) * wcm_cpu_scratch_size(&e, &s, !planned));
         g_shift_buf = shifted ? wcm_alloc(sizeof(float) * (img + (size_t)WCM_SHIFT_ROWS * s.w * s.cin)) : NULL;
         if (!g_plan || !g_scratch || (shifted && !g_shift_buf)) return 1e30;
-        be->plan(&s, w, g_plan);
+        wcm_cpu_plan(&e, &s, w, g_plan);
         if (shifted) {
             memcpy(g_shift_buf + (size_t)WCM_SHIFT_ROWS * s.w * s.cin, x, sizeof(float) * img);
             g_shift_down = 0;
@@ -189,7 +193,7 @@ static double time_case(const bench_case *c, const float *x, const float *w, con
     int calls = 0;
     for (int warm = 0; warm < 2; warm++) {
         const double t0 = wcm_seconds();
-        run_case(be, c, &s, x, w, y);
+        run_case(&e, c, &s, x, w, y);
         const double t = wcm_seconds() - t0;
         if (warm) {
             best = t;
@@ -206,7 +210,7 @@ static double time_case(const bench_case *c, const float *x, const float *w, con
             if (p > g_row_peak) g_row_peak = p;
         }
         const double t0 = wcm_seconds();
-        run_case(be, c, &s, x, w, y);
+        run_case(&e, c, &s, x, w, y);
         const double t = wcm_seconds() - t0;
         if (t < best) best = t;
         total += t;
@@ -225,7 +229,11 @@ static double time_case(const bench_case *c, const float *x, const float *w, con
 /* Relative RMS error of the last run_case result (g_out or g_dw) against
  * the reference backend. */
 static double check_case(const bench_case *c, const float *x, const float *w, const float *y) {
-    const wcm_backend *ref = wcm_backend_reference();
+    wcm_context *ref;
+    wcm_context_options o;
+    wcm_context_options_default(&o);
+    o.backend = wcm_backend_reference();
+    if (wcm_context_create(&ref, &o, NULL)) return -1;
     const wcm_conv_shape s = {c->n, c->h, c->w, c->cin, c->cout, c->k};
     const size_t nx = (size_t)s.n * s.h * s.w * s.cin, ny = (size_t)s.n * s.h * s.w * s.cout;
     const size_t nw = (size_t)s.k * s.k * s.cin * s.cout;
@@ -237,21 +245,22 @@ static double check_case(const bench_case *c, const float *x, const float *w, co
         case OP_FWD_WG:
         case OP_FWD_WG_PLANNED:
             n = ny, got = g_out, want = wcm_alloc(sizeof(float) * n);
-            if (want) ref->conv_forward(&s, x, w, want, WCM_CONV_RELU);
+            if (want) wcm_op_conv_forward(ref, &s, x, w, want, WCM_CONV_RELU, NULL);
             break;
         case OP_BWD_DATA:
         case OP_BWD_DATA_WG:
             n = nx, got = g_out, want = wcm_alloc(sizeof(float) * n);
-            if (want) ref->conv_backward_data(&s, y, w, want);
+            if (want) wcm_op_conv_backward_data(ref, &s, y, w, want, NULL);
             break;
         case OP_BWD_WEIGHTS:
         case OP_BWD_WEIGHTS_WG:
             n = nw, got = g_dw, want = wcm_alloc(sizeof(float) * n);
-            if (want) ref->conv_backward_weights(&s, x, y, want, 0);
+            if (want) wcm_op_conv_backward_weights(ref, &s, x, y, want, 0, NULL);
             break;
         case OP_FWD_WG_SHIFTED: /* its input is the previous call's output: test_plan checks it instead */
-        case OP_FWD_FUSED: return -1; /* not checked */
+        case OP_FWD_FUSED: break; /* not checked */
     }
+    wcm_context_free(ref);
     if (!want) return -1;
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i++) {

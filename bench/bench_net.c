@@ -41,8 +41,8 @@ static const bench_case cases[] = {
 static void randomise(wcm_net *net, uint64_t seed) {
     wcm_rng rng;
     wcm_rng_seed(&rng, seed, 0);
-    for (int l = 0; l < net->nlayers; l++) {
-        wcm_layer *L = &net->layers[l];
+    for (int l = 0; l < wcm_net_nlayers(net); l++) {
+        const wcm_layer *L = wcm_net_layer(net, l);
         double sd = sqrt(2.0 / (L->k * L->k * L->cin));
         size_t n = (size_t)L->k * L->k * L->cin * L->cout;
         for (size_t i = 0; i < n; i++) L->weight[i] = (float)(sd * wcm_rng_normal(&rng));
@@ -61,8 +61,8 @@ static double time_case(const bench_case *bc, int reps, double *gflop) {
     }
     randomise(net, 1);
     wcm_tensor in, target, out = {0};
-    wcm_tensor_alloc(&in, bc->batch, bc->size, bc->size, net->cin, &err);
-    wcm_tensor_alloc(&target, bc->batch, bc->size, bc->size, net->cout, &err);
+    wcm_tensor_alloc(&in, bc->batch, bc->size, bc->size, wcm_net_cin(net), &err);
+    wcm_tensor_alloc(&target, bc->batch, bc->size, bc->size, wcm_net_cout(net), &err);
     wcm_rand_uniform_fill(2, 0, 0, in.data, wcm_tensor_count(&in));
     wcm_rand_uniform_fill(3, 0, 0, target.data, wcm_tensor_count(&target));
     double pixels = (double)bc->batch * bc->size * bc->size;

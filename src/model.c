@@ -8,6 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+void wcm_model_set_context(wcm_model *m, wcm_context *ctx) {
+    if (m->net) wcm_net_set_context(m->net, ctx);
+    if (m->low) wcm_net_set_context(m->low, ctx);
+    for (int j = 0; j < WCM_MAX_LEVELS; j++)
+        if (m->cond[j]) wcm_net_set_context(m->cond[j], ctx);
+}
+
 void wcm_model_free(wcm_model *m) {
     if (!m) return;
     wcm_net_free(m->net);
@@ -62,7 +69,7 @@ static int model_from_arrays(const wcm_array_list *l, wcm_model *m, wcm_error *e
     m->multiscale = 1;
     rc = wcm_net_from_arrays(l, "low.", &m->low, err);
     if (rc) return rc;
-    if (m->low->kind != WCM_NET_LOWPASS && m->low->kind != WCM_NET_FLAT)
+    if (wcm_net_get_kind(m->low) != WCM_NET_LOWPASS && wcm_net_get_kind(m->low) != WCM_NET_FLAT)
         return wcm_fail(err, WCM_ERR_FORMAT, "multi-scale model: the low-pass net must be a 1 -> 1 network");
     for (int j = 0; j < WCM_MAX_LEVELS; j++) {
         char prefix[32];
@@ -70,7 +77,7 @@ static int model_from_arrays(const wcm_array_list *l, wcm_model *m, wcm_error *e
         if (!has_prefix_key(l, prefix)) break;
         rc = wcm_net_from_arrays(l, prefix, &m->cond[j], err);
         if (rc) return rc;
-        if (m->cond[j]->kind != WCM_NET_CONDITIONAL)
+        if (wcm_net_get_kind(m->cond[j]) != WCM_NET_CONDITIONAL)
             return wcm_fail(err, WCM_ERR_FORMAT, "multi-scale model: net cond%d is not a conditional (4 -> 3) net", j);
         m->levels = j + 1;
     }
@@ -115,9 +122,9 @@ static int describe_net_meta(wcm_array_list *l, const char *name, const wcm_net 
     char key[64], val[128];
     snprintf(key, sizeof key, "wcm.net.%s", name);
     if (scale >= 0)
-        snprintf(val, sizeof val, "kind=%s rf=%d scale=%d", wcm_net_kind_name(net->kind), net->rf, scale);
+        snprintf(val, sizeof val, "kind=%s rf=%d scale=%d", wcm_net_kind_name(wcm_net_get_kind(net)), wcm_net_rf(net), scale);
     else
-        snprintf(val, sizeof val, "kind=%s rf=%d", wcm_net_kind_name(net->kind), net->rf);
+        snprintf(val, sizeof val, "kind=%s rf=%d", wcm_net_kind_name(wcm_net_get_kind(net)), wcm_net_rf(net));
     return wcm_array_list_set_meta(l, key, val, err);
 }
 
@@ -173,8 +180,8 @@ void wcm_model_describe(const wcm_model *m, char *buf, size_t size) {
         wcm_net_describe(m->net, line, sizeof line);
         APPEND("model: single network\n  net: %s\n", line);
     } else {
-        size_t total = m->low->nparams;
-        for (int j = 0; j < m->levels; j++) total += m->cond[j]->nparams;
+        size_t total = wcm_net_nparams(m->low);
+        for (int j = 0; j < m->levels; j++) total += wcm_net_nparams(m->cond[j]);
         APPEND("model: multi-scale, %d scales (J = %d), %zu parameters in total\n", m->levels, m->levels, total);
         wcm_net_describe(m->low, line, sizeof line);
         APPEND("  low: %s\n", line);

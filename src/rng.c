@@ -5,14 +5,13 @@
 
 #include <math.h>
 
+#include "rng_internal.h"
+
 #define PHILOX_MUL0 0xD2511F53u
 #define PHILOX_MUL1 0xCD9E8D57u
 #define PHILOX_BUMP0 0x9E3779B9u
 #define PHILOX_BUMP1 0xBB67AE85u
 #define PHILOX_ROUNDS 10
-
-/* Below this many values a fill runs on one thread (thread start-up costs more). */
-#define PARALLEL_MIN_VALUES 16384
 
 static const double TWO_PI = 6.283185307179586476925286766559;
 static const double INV_2POW53 = 1.0 / 9007199254740992.0;
@@ -71,42 +70,27 @@ static inline void normal_pair(uint64_t w0, uint64_t w1, double *cos_part, doubl
     *sin_part = radius * sin(angle);
 }
 
-void wcm_randn_fill(uint64_t seed, uint64_t stream, uint64_t offset, float *out, size_t n) {
-    if (n == 0 || !out) return;
-    /* Blocks covering [offset, offset + n): each block yields normals 2b and 2b+1. */
-    const uint64_t first_block = offset >> 1;
-    const uint64_t last_block = (offset + n - 1) >> 1;
-    const long long block_count = (long long)(last_block - first_block + 1);
-#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_VALUES)
-    for (long long k = 0; k < block_count; k++) {
-        uint64_t block = first_block + (uint64_t)k;
-        uint64_t w[2];
-        block_words(seed, stream, block, w);
-        double values[2];
-        normal_pair(w[0], w[1], &values[0], &values[1]);
-        for (int j = 0; j < 2; j++) {
-            uint64_t index = 2 * block + (uint64_t)j;
-            if (index >= offset && index - offset < n) out[index - offset] = (float)values[j];
-        }
+void wcm_rng_pair(int uniform, uint64_t seed, uint64_t stream, uint64_t block, float out[2]) {
+    uint64_t w[2];
+    block_words(seed, stream, block, w);
+    if (uniform) {
+        out[0] = (float)(w[0] >> 40) * INV_2POW24;
+        out[1] = (float)(w[1] >> 40) * INV_2POW24;
+        return;
     }
+    double c, s;
+    normal_pair(w[0], w[1], &c, &s);
+    out[0] = (float)c;
+    out[1] = (float)s;
+}
+
+/* Host buffers: the CPU backend's fills, on the calling thread's OpenMP team. */
+void wcm_randn_fill(uint64_t seed, uint64_t stream, uint64_t offset, float *out, size_t n) {
+    wcm_cpu_fill_philox(0, seed, stream, offset, n, out);
 }
 
 void wcm_rand_uniform_fill(uint64_t seed, uint64_t stream, uint64_t offset, float *out, size_t n) {
-    if (n == 0 || !out) return;
-    const uint64_t first_block = offset >> 1;
-    const uint64_t last_block = (offset + n - 1) >> 1;
-    const long long block_count = (long long)(last_block - first_block + 1);
-#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_VALUES)
-    for (long long k = 0; k < block_count; k++) {
-        uint64_t block = first_block + (uint64_t)k;
-        uint64_t w[2];
-        block_words(seed, stream, block, w);
-        for (int j = 0; j < 2; j++) {
-            uint64_t index = 2 * block + (uint64_t)j;
-            if (index >= offset && index - offset < n)
-                out[index - offset] = (float)(w[j] >> 40) * INV_2POW24;
-        }
-    }
+    wcm_cpu_fill_philox(1, seed, stream, offset, n, out);
 }
 
 void wcm_rng_seed(wcm_rng *rng, uint64_t seed, uint64_t stream) {

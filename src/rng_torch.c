@@ -2,7 +2,6 @@
 #include "wcm/rng_torch.h"
 
 #include <math.h>
-#include <stdlib.h>
 
 typedef struct {
     uint32_t mt[624];
@@ -45,26 +44,21 @@ static void normal_16(float *d) {
 }
 
 void wcm_randn_torch(uint64_t seed, float *out, size_t n) {
-    mt19937 *g = malloc(sizeof *g);
-    if (!g || n == 0) {
-        free(g);
-        return;
-    }
-    mt_seed(g, (uint32_t)seed);
+    if (n == 0) return;
+    mt19937 g; /* 2.5 KB: on the stack, so that a fill cannot fail */
+    mt_seed(&g, (uint32_t)seed);
     if (n < 16) {
         float block[16];
-        for (int i = 0; i < 16; i++) block[i] = mt_uniform(g);
+        for (int i = 0; i < 16; i++) block[i] = mt_uniform(&g);
         normal_16(block);
         for (size_t i = 0; i < n; i++) out[i] = block[i];
-        free(g);
         return;
     }
-    for (size_t i = 0; i < n; i++) out[i] = mt_uniform(g);
+    for (size_t i = 0; i < n; i++) out[i] = mt_uniform(&g);
     for (size_t i = 0; i + 16 <= n; i += 16) normal_16(out + i);
     if (n % 16) {
         float *tail = out + n - 16;
-        for (int i = 0; i < 16; i++) tail[i] = mt_uniform(g);
+        for (int i = 0; i < 16; i++) tail[i] = mt_uniform(&g);
         normal_16(tail);
     }
-    free(g);
 }

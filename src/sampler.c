@@ -1,7 +1,9 @@
 /* Algorithm 1 (SPEC §6): batched sampling with a residual-predicting denoiser.
  * See include/wcm/sampler.h for the exact iteration, stopping rules and the
- * layout of the random numbers. Sums use a fixed chunking so sigma_t and
- * std(y) (hence every decision) do not depend on the number of threads. */
+ * layout of the random numbers. Every vector update, noise fill and sum is an
+ * op of the context's backend (params->context), so the batch stays in its
+ * memory; sums use a fixed chunking so sigma_t and std(y) (hence every
+ * decision) do not depend on the number of threads. */
 #include "wcm/sampler.h"
 
 #include <math.h>
@@ -9,12 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wcm/rng.h"
+#include "wcm/backend.h"
 
 /* Values summed sequentially per chunk; chunk partials are then added in order. */
 #define SUM_CHUNK 1024
-/* Parallelise per-sample loops only above this many values. */
-#define PARALLEL_MIN_VALUES 32768
 /* Sample k's random numbers start at (sample_offset + k) << NOISE_SUBSTREAM_BITS. */
 #define NOISE_SUBSTREAM_BITS 44
 #define MAX_SUBSTREAMS ((int64_t)1 << (64 - NOISE_SUBSTREAM_BITS))
@@ -60,51 +60,19 @@ uint64_t wcm_sampler_noise_base(const wcm_sampler_params *params, int k) {
     return (uint64_t)index << NOISE_SUBSTREAM_BITS;
 }
 
-/* Deterministic sums over one sample ---------------------------------------- */
+/* Deterministic sums over one sample (fixed chunks, then the chunks in order) */
 
-/* sum((x - center)^2) in double; partials must hold ceil(n / SUM_CHUNK). */
-static double sum_sq_dev(const float *x, size_t n, double center, double *partials) {
-    const long long chunks = (long long)((n + SUM_CHUNK - 1) / SUM_CHUNK);
-#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_VALUES)
-    for (long long c = 0; c < chunks; c++) {
-        size_t begin = (size_t)c * SUM_CHUNK, end = begin + SUM_CHUNK < n ? begin + SUM_CHUNK : n;
-        double s = 0.0;
-        for (size_t i = begin; i < end; i++) {
-            double v = (double)x[i] - center;
-            s += v * v;
-        }
-        partials[c] = s;
-    }
-    double total = 0.0;
-    for (long long c = 0; c < chunks; c++) total += partials[c];
-    return total;
-}
-
-static double sum_values(const float *x, size_t n, double *partials) {
-    const long long chunks = (long long)((n + SUM_CHUNK - 1) / SUM_CHUNK);
-#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_VALUES)
-    for (long long c = 0; c < chunks; c++) {
-        size_t begin = (size_t)c * SUM_CHUNK, end = begin + SUM_CHUNK < n ? begin + SUM_CHUNK : n;
-        double s = 0.0;
-        for (size_t i = begin; i < end; i++) s += (double)x[i];
-        partials[c] = s;
-    }
-    double total = 0.0;
-    for (long long c = 0; c < chunks; c++) total += partials[c];
-    return total;
+static int sum_sq_dev(wcm_context *run, const float *x, size_t n, double center, double *out, wcm_error *err) {
+    return wcm_op_reduce(run, WCM_REDUCE_SUMSQ, n, x, NULL, center, SUM_CHUNK, out, err);
 }
 
 /* Population standard deviation (two passes). */
-static double population_std(const float *x, size_t n, double *partials) {
-    double mean = sum_values(x, n, partials) / (double)n;
-    return sqrt(sum_sq_dev(x, n, mean, partials) / (double)n);
-}
-
-/* y = y - h d + gamma z, elementwise. */
-static void update_sample(float *y, const float *d, const float *z, size_t n, double h, double gamma) {
-    const float hf = (float)h, gf = (float)gamma;
-#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_VALUES)
-    for (long long i = 0; i < (long long)n; i++) y[i] = y[i] - hf * d[i] + gf * z[i];
+static int population_std(wcm_context *run, const float *x, size_t n, double *out, wcm_error *err) {
+    double sum, ss;
+    int rc = wcm_op_reduce(run, WCM_REDUCE_SUM, n, x, NULL, 0.0, SUM_CHUNK, &sum, err);
+    if (!rc) rc = sum_sq_dev(run, x, n, sum / (double)n, &ss, err);
+    if (!rc) *out = sqrt(ss / (double)n);
+    return rc;
 }
 
 static double step_size(const wcm_sampler_params *p, int t) {
@@ -197,33 +165,39 @@ int wcm_sample(wcm_denoiser_fn denoiser, void *ctx, const wcm_sampler_params *pa
     const double target_db = -20.0 * log10(p->sigma_L);
     const double start = wcm_seconds();
 
-    wcm_tensor residual = {0};
-    float *noise = wcm_alloc(per_sample * sizeof(float));
-    double *partials = malloc(((per_sample + SUM_CHUNK - 1) / SUM_CHUNK) * sizeof(double));
+    /* The batch, its residual and the noise live where the ops run: y itself
+     * on a host-visible backend, else a copy returned to y at the end. */
+    wcm_context *run = p->context ? p->context : wcm_context_default();
+    wcm_tensor residual = {0}, noise = {0}, y_copy = {0}, mean_copy = {0};
+    const wcm_tensor *y_view, *mean_view = NULL;
     double *sigmas = calloc((size_t)n, sizeof(double));
     double *min_std = malloc((size_t)n * sizeof(double));
     double *best_snr = malloc((size_t)n * sizeof(double));
     int *best_t = calloc((size_t)n, sizeof(int));
     wcm_sample_result *res = results ? results : calloc((size_t)n, sizeof *res);
-    if (!noise || !partials || !sigmas || !min_std || !best_snr || !best_t || !res) {
+    if (!sigmas || !min_std || !best_snr || !best_t || !res) {
         rc = wcm_fail(err, WCM_ERR_NOMEM, "sampler: out of memory for a batch of %d x %zu values", n, per_sample);
         goto done;
     }
-    rc = wcm_tensor_alloc(&residual, n, y->h, y->w, y->c, err);
+    rc = wcm_tensor_alloc_on(run, &residual, n, y->h, y->w, y->c, err);
+    if (!rc) rc = wcm_tensor_alloc_on(run, &noise, 1, y->h, y->w, y->c, err);
+    if (!rc) rc = wcm_tensor_stage(run, y, &y_copy, &y_view, err);
+    if (!rc && p->init_mean) rc = wcm_tensor_stage(run, p->init_mean, &mean_copy, &mean_view, err);
     if (rc) goto done;
+    wcm_tensor *batch = y_copy.data ? &y_copy : y;
 
     /* y ~ N(init_mean, sigma_0^2), each sample from its own sub-stream. */
-    for (int k = 0; k < n; k++) {
-        float *yk = y->data + (size_t)k * per_sample;
-        wcm_randn_fill(p->seed, p->stream, wcm_sampler_noise_base(p, k), yk, per_sample);
-        const float s0 = (float)p->sigma_0;
-        const float *mk = p->init_mean ? p->init_mean->data + (size_t)k * per_sample : NULL;
-        for (size_t i = 0; i < per_sample; i++) yk[i] = (mk ? mk[i] : 0.0f) + s0 * yk[i];
+    for (int k = 0; k < n && !rc; k++) {
+        float *yk = batch->data + (size_t)k * per_sample;
+        const float *mk = mean_view ? mean_view->data + (size_t)k * per_sample : NULL;
+        rc = wcm_op_fill_normal(run, p->seed, p->stream, wcm_sampler_noise_base(p, k), per_sample, yk, err);
+        if (!rc) rc = wcm_op_scale(run, per_sample, (float)p->sigma_0, yk, mk, err);
         memset(&res[k], 0, sizeof res[k]);
         res[k].status = WCM_SAMPLE_RUNNING;
         min_std[k] = INFINITY;
         best_snr[k] = -INFINITY;
     }
+    if (rc) goto done;
 
     int active = n;
     for (int t = 1; t <= p->max_iters && active > 0; t++) {
@@ -232,7 +206,7 @@ int wcm_sample(wcm_denoiser_fn denoiser, void *ctx, const wcm_sampler_params *pa
         const double g2 = (1 - p->beta * h) * (1 - p->beta * h) - (1 - h) * (1 - h);
         const double gamma_factor = g2 > 0 ? sqrt(g2) : 0.0;
 
-        rc = denoiser(ctx, y, &residual, err);
+        rc = denoiser(ctx, batch, &residual, err);
         if (rc) {
             rc = wcm_fail_context(err, rc, "sampler: denoiser failed at iteration %d", t);
             goto done;
@@ -240,9 +214,11 @@ int wcm_sample(wcm_denoiser_fn denoiser, void *ctx, const wcm_sampler_params *pa
         double max_sigma_active = 0.0;
         for (int k = 0; k < n; k++) {
             if (res[k].status != WCM_SAMPLE_RUNNING) continue;
-            float *yk = y->data + (size_t)k * per_sample;
+            float *yk = batch->data + (size_t)k * per_sample;
             const float *dk = residual.data + (size_t)k * per_sample;
-            const double sigma = sqrt(sum_sq_dev(dk, per_sample, 0.0, partials) / (double)per_sample);
+            double ss;
+            if ((rc = sum_sq_dev(run, dk, per_sample, 0.0, &ss, err))) goto done;
+            const double sigma = sqrt(ss / (double)per_sample);
             wcm_trace_entry e = {.sample = k, .t = t, .h = h, .sigma = sigma};
             sigmas[k] = sigma;
             if (sigma > max_sigma_active || !isfinite(sigma)) max_sigma_active = sigma;
@@ -250,16 +226,17 @@ int wcm_sample(wcm_denoiser_fn denoiser, void *ctx, const wcm_sampler_params *pa
             res[k].final_sigma = sigma;
             if (!(sigma <= p->divergence_threshold)) {
                 /* Keep y as it was: an update with this step would be meaningless. */
-                e.std_y = population_std(yk, per_sample, partials);
+                if ((rc = population_std(run, yk, per_sample, &e.std_y, err))) goto done;
                 e.snr_db = 20.0 * log10(e.std_y / sigma);
                 e.status = res[k].status = WCM_SAMPLE_DIVERGED;
                 res[k].reason = isfinite(sigma) ? WCM_DIVERGED_SIGMA : WCM_DIVERGED_NONFINITE;
             } else {
                 e.gamma = sigma * gamma_factor;
-                wcm_randn_fill(p->seed, p->stream, wcm_sampler_noise_base(p, k) + (uint64_t)t * per_sample,
-                               noise, per_sample);
-                update_sample(yk, dk, noise, per_sample, h, e.gamma);
-                e.std_y = population_std(yk, per_sample, partials);
+                rc = wcm_op_fill_normal(run, p->seed, p->stream, wcm_sampler_noise_base(p, k) + (uint64_t)t * per_sample,
+                                        per_sample, noise.data, err);
+                if (!rc) rc = wcm_op_noise_step(run, per_sample, yk, (float)h, dk, (float)e.gamma, noise.data, err);
+                if (!rc) rc = population_std(run, yk, per_sample, &e.std_y, err);
+                if (rc) goto done;
                 e.snr_db = 20.0 * log10(e.std_y / sigma);
                 int stop = stop_on_sigma ? sigma <= p->sigma_L : e.std_y * p->sigma_L >= sigma;
                 if (!isfinite(e.std_y)) {
@@ -300,14 +277,14 @@ int wcm_sample(wcm_denoiser_fn denoiser, void *ctx, const wcm_sampler_params *pa
 
     /* Output: y - f(y), one call for the whole batch. */
     const double final_start = wcm_seconds();
-    rc = denoiser(ctx, y, &residual, err);
+    rc = denoiser(ctx, batch, &residual, err);
     if (rc) {
         rc = wcm_fail_context(err, rc, "sampler: denoiser failed in the final denoising step");
         goto done;
     }
-    const size_t total = (size_t)n * per_sample;
-#pragma omp parallel for schedule(static) if (total >= PARALLEL_MIN_VALUES)
-    for (long long i = 0; i < (long long)total; i++) y->data[i] -= residual.data[i];
+    rc = wcm_op_axpy(run, (size_t)n * per_sample, -1.0f, residual.data, batch->data, err);
+    if (!rc && batch != y) rc = wcm_memcpy_to_host(run, y->data, batch->data, (size_t)n * per_sample * sizeof(float), err);
+    if (rc) goto done;
     const double final_seconds = wcm_seconds() - final_start;
     for (int k = 0; k < n; k++) res[k].seconds += final_seconds;
 
@@ -321,8 +298,9 @@ int wcm_sample(wcm_denoiser_fn denoiser, void *ctx, const wcm_sampler_params *pa
 
 done:
     wcm_tensor_free(&residual);
-    wcm_free(noise);
-    free(partials);
+    wcm_tensor_free(&noise);
+    wcm_tensor_free(&y_copy);
+    wcm_tensor_free(&mean_copy);
     free(sigmas);
     free(min_std);
     free(best_snr);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend_impl.h"
 #include "json.h"
 
 /* Denoiser callbacks --------------------------------------------------------- */
@@ -16,26 +17,35 @@
 int wcm_net_denoiser(void *ctx, const wcm_tensor *y, wcm_tensor *residual, wcm_error *err) {
     wcm_net *net = ctx;
     if (!net) return wcm_fail(err, WCM_ERR_ARG, "net denoiser: no network");
-    if (net->kind == WCM_NET_CONDITIONAL)
+    if (wcm_net_get_kind(net) == WCM_NET_CONDITIONAL)
         return wcm_fail(err, WCM_ERR_ARG, "net denoiser: a conditional network needs a low-pass (use the conditional denoiser)");
-    if (y->c != net->cin)
-        return wcm_fail(err, WCM_ERR_SHAPE, "net denoiser: input has %d channels, the network takes %d", y->c, net->cin);
+    if (y->c != wcm_net_cin(net))
+        return wcm_fail(err, WCM_ERR_SHAPE, "net denoiser: input has %d channels, the network takes %d", y->c, wcm_net_cin(net));
     return wcm_net_forward(net, y, residual, err);
 }
 
 int wcm_cond_denoiser_init(wcm_cond_denoiser_ctx *cd, wcm_net *net, const wcm_tensor *low, wcm_error *err) {
     memset(cd, 0, sizeof *cd);
-    if (!net || net->kind != WCM_NET_CONDITIONAL || net->cin != 4 || net->cout != 3)
+    if (!net || wcm_net_get_kind(net) != WCM_NET_CONDITIONAL || wcm_net_cin(net) != 4 || wcm_net_cout(net) != 3)
         return wcm_fail(err, WCM_ERR_ARG, "conditional denoiser: needs a conditional (4 -> 3) network");
     if (!low || !low->data || low->c != 1)
         return wcm_fail(err, WCM_ERR_SHAPE, "conditional denoiser: the low-pass must be a 1-channel batch");
-    int rc = wcm_tensor_alloc(&cd->input, low->n, low->h, low->w, 4, err);
-    if (rc) return rc;
+    wcm_context *run = wcm_net_context(net);
+    wcm_tensor low_copy;
+    const wcm_tensor *lv;
+    int rc = wcm_tensor_alloc_on(run, &cd->input, low->n, low->h, low->w, 4, err);
+    if (!rc) rc = wcm_tensor_stage(run, low, &low_copy, &lv, err);
+    if (rc) {
+        wcm_tensor_free(&cd->input);
+        return rc;
+    }
     cd->net = net;
     cd->low = low;
     const size_t px = (size_t)low->n * low->h * low->w;
-    for (size_t i = 0; i < px; i++) cd->input.data[4 * i] = low->data[i];
-    return WCM_OK;
+    rc = wcm_op_channels(run, WCM_CHANNELS_COPY, px, 1, lv->data, 1, 0, cd->input.data, 4, 0, err);
+    wcm_tensor_free(&low_copy);
+    if (rc) wcm_cond_denoiser_free(cd);
+    return rc;
 }
 
 void wcm_cond_denoiser_free(wcm_cond_denoiser_ctx *cd) {
@@ -54,15 +64,8 @@ int wcm_cond_denoiser(void *ctx, const wcm_tensor *y, wcm_tensor *residual, wcm_
                         y->n, y->h, y->w, y->c, in->n, in->h, in->w);
     /* Channel 0 (x_c) was filled once at init; only the details change. */
     const size_t px = (size_t)y->n * y->h * y->w;
-    float *dst = cd->input.data;
-    const float *src = y->data;
-#pragma omp parallel for schedule(static) if (px >= 16384)
-    for (long long i = 0; i < (long long)px; i++) {
-        dst[4 * i + 1] = src[3 * i];
-        dst[4 * i + 2] = src[3 * i + 1];
-        dst[4 * i + 3] = src[3 * i + 2];
-    }
-    return wcm_net_forward(cd->net, in, residual, err);
+    int rc = wcm_op_channels(wcm_net_context(cd->net), WCM_CHANNELS_COPY, px, 3, y->data, 3, 0, cd->input.data, 4, 1, err);
+    return rc ? rc : wcm_net_forward(cd->net, in, residual, err);
 }
 
 /* Options and results ------------------------------------------------------------ */
@@ -91,16 +94,14 @@ const wcm_tensor *wcm_synth_final(const wcm_synth_result *r) {
 }
 
 void wcm_rescale_range(wcm_tensor *x, double max) {
+    wcm_context *run = wcm_context_host();
     const size_t per = (size_t)x->h * x->w * x->c;
     for (int k = 0; k < x->n; k++) {
         float *v = x->data + (size_t)k * per;
-        float lo = v[0], hi = v[0];
-        for (size_t i = 1; i < per; i++) {
-            if (v[i] < lo) lo = v[i];
-            if (v[i] > hi) hi = v[i];
-        }
-        const double range = (double)hi - (double)lo;
-        for (size_t i = 0; i < per; i++) v[i] = range > 0 ? (float)(((double)v[i] - lo) / range * max) : 0.0f;
+        double range[2];
+        if (wcm_op_reduce(run, WCM_REDUCE_MINMAX, per, v, NULL, 0.0, 0, range, NULL)) continue;
+        const float lo = (float)range[0], hi = (float)range[1];
+        wcm_op_rescale(run, per, v, lo, (double)hi - (double)lo, max, NULL);
     }
 }
 
@@ -154,6 +155,8 @@ static int sample_rows(const stage_source *src, const wcm_sampler_params *base, 
                           : wcm_fail(err, WCM_ERR_NOMEM, "sampler: out of memory");
     wcm_sampler_params p = *base;
     p.sample_index = index;
+    /* The constrained denoiser's projections run on the host. */
+    p.context = src->ms ? wcm_context_host() : wcm_net_context(src->net);
     for (int i = 0; !rc && i < m; i++) index[i] = base->sample_offset + idx[i];
     wcm_denoiser_fn fn = wcm_net_denoiser;
     void *ctx = src->net;
@@ -293,6 +296,7 @@ static int run_stage(wcm_synth_result *r, const wcm_synth_options *o, const char
     st->params.trace_user = NULL;
     st->params.init_mean = NULL;
     st->params.sample_index = NULL;
+    st->params.context = NULL;
     if (rc) return wcm_fail_context(err, rc, "%s", name);
     for (int k = 0; k < n; k++) {
         const wcm_sample_result *res = &st->results[k];
@@ -413,7 +417,7 @@ int wcm_synth_sample(const wcm_model *m, int n, int low_h, int low_w, const wcm_
     wcm_net *uncond = m->multiscale ? m->low : m->net;
     rc = check_net(uncond, m->multiscale ? "low-pass" : "", err);
     if (rc) return rc;
-    if (uncond->kind == WCM_NET_CONDITIONAL)
+    if (wcm_net_get_kind(uncond) == WCM_NET_CONDITIONAL)
         return wcm_fail(err, WCM_ERR_ARG,
                         "a lone conditional network cannot synthesise images (it needs a low-pass; use super-resolution)");
     const int levels = m->multiscale ? m->levels : 0;
@@ -468,7 +472,7 @@ int wcm_synth_superres(const wcm_model *m, const wcm_tensor *low, const wcm_synt
     if (m->multiscale) {
         cond = m->cond;
         levels = m->levels;
-    } else if (m->net && m->net->kind == WCM_NET_CONDITIONAL) {
+    } else if (m->net && wcm_net_get_kind(m->net) == WCM_NET_CONDITIONAL) {
         lone[0] = m->net;
         cond = lone;
         levels = 1;
@@ -502,7 +506,7 @@ int wcm_synth_inverse(const wcm_model *m, const wcm_measurement *ms, const float
     wcm_synth_options defaults;
     int rc = begin_options(&o, &defaults, err);
     if (rc) return rc;
-    if (m->multiscale || !m->net || m->net->kind == WCM_NET_CONDITIONAL)
+    if (m->multiscale || !m->net || wcm_net_get_kind(m->net) == WCM_NET_CONDITIONAL)
         return wcm_fail(err, WCM_ERR_ARG, "the constrained sampler needs a flat (1 -> 1) network, not a %s model",
                         m->multiscale ? "multi-scale" : "conditional");
     if (n < 1) return wcm_fail(err, WCM_ERR_ARG, "inverse: the number of samples must be at least 1 (got %d)", n);
@@ -535,7 +539,9 @@ int wcm_synth_lowpass(const wcm_tensor *img, int levels, wcm_tensor *low, wcm_er
     if (rc) return rc;
     const wcm_tensor *top = &p.level[levels - 1];
     rc = wcm_tensor_alloc(low, top->n, top->h, top->w, 1, err);
-    for (size_t i = 0; !rc && i < wcm_tensor_count(low); i++) low->data[i] = top->data[4 * i];
+    if (!rc)
+        rc = wcm_op_channels(wcm_context_host(), WCM_CHANNELS_COPY, wcm_tensor_count(low), 1, top->data, 4, 0, low->data,
+                             1, 0, err);
     wcm_pyramid_free(&p);
     return rc;
 }
@@ -546,10 +552,7 @@ int wcm_synth_lowpass_only(const wcm_tensor *low, int levels, wcm_tensor *out, w
         return wcm_fail(err, WCM_ERR_ARG, "low-pass only: needs 1 channel and 0..%d levels", WCM_MAX_LEVELS);
     const int f = 1 << levels;
     int rc = wcm_tensor_alloc(out, low->n, low->h * f, low->w * f, 1, err);
-    for (int k = 0; !rc && k < low->n; k++)
-        for (int y = 0; y < out->h; y++)
-            for (int x = 0; x < out->w; x++)
-                out->data[wcm_tensor_idx(out, k, y, x, 0)] = low->data[wcm_tensor_idx(low, k, y / f, x / f, 0)];
+    if (!rc) rc = wcm_op_upsample(wcm_context_host(), low->n, low->h, low->w, 1, f, low->data, out->data, err);
     return rc;
 }
 

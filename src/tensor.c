@@ -1,6 +1,7 @@
 /* Tensors, named array lists (with a hashed metadata index), and .npy
  * reading/writing. */
 #include "sysrand.h"
+#include "wcm/backend.h"
 #include "wcm/io.h"
 #include "wcm/tensor.h"
 
@@ -26,7 +27,8 @@ int wcm_tensor_alloc(wcm_tensor *t, int n, int h, int w, int c, wcm_error *err) 
 
 void wcm_tensor_free(wcm_tensor *t) {
     if (!t) return;
-    wcm_free(t->data);
+    if (t->buffer) wcm_buffer_free(t->buffer); /* a backend's memory (wcm_tensor_alloc_on) */
+    else wcm_free(t->data);
     memset(t, 0, sizeof *t);
 }
 

@@ -1,6 +1,6 @@
 /* The reference initialisation of a BF-CNN (SPEC §3), drawn from the
  * counter-based generator so it is reproducible for any thread count. */
-#include "wcm/net.h"
+#include "net_internal.h"
 #include "wcm/rng.h"
 
 #include <math.h>

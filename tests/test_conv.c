@@ -14,6 +14,10 @@ typedef struct {
     int n, h, w, cin, cout, k;
 } shape6;
 
+/* Contexts of the CPU and reference backends that follow the process
+ * defaults (SIMD level, Winograd setting, the calling thread's OpenMP team). */
+static wcm_context *cpu_ctx, *ref_ctx;
+
 static const shape6 shapes[] = {
     {1, 1, 1, 64, 64, 3},  {1, 1, 7, 3, 64, 3},   {2, 5, 3, 64, 64, 3},  {1, 13, 17, 64, 64, 3},
     {3, 13, 17, 17, 17, 3}, {1, 40, 40, 64, 64, 3}, {1, 40, 40, 64, 64, 1}, {2, 13, 17, 64, 64, 1},
@@ -73,7 +77,6 @@ static int relu_applied(const float *got, const float *want, size_t n) {
 }
 
 static void check_shape(const shape6 *sh, const char *level, double tol) {
-    const wcm_backend *fast = wcm_backend_cpu(), *ref = wcm_backend_reference();
     const wcm_conv_shape s = {sh->n, sh->h, sh->w, sh->cin, sh->cout, sh->k};
     const size_t nx = (size_t)s.n * s.h * s.w * s.cin, ny = (size_t)s.n * s.h * s.w * s.cout;
     const size_t nw = (size_t)s.k * s.k * s.cin * s.cout;
@@ -88,52 +91,52 @@ static void check_shape(const shape6 *sh, const char *level, double tol) {
     wcm_set_winograd(0);
     for (int relu = 0; relu <= 1; relu++) {
         const int flags = relu ? WCM_CONV_RELU : 0;
-        fast->conv_forward(&s, x, w, y1, flags);
-        ref->conv_forward(&s, x, w, y2, flags);
+        wcm_op_conv_forward(cpu_ctx, &s, x, w, y1, flags, NULL);
+        wcm_op_conv_forward(ref_ctx, &s, x, w, y2, flags, NULL);
         const double e = rel_rms(y1, y2, ny);
         CHECK(e <= tol && all_finite(y1, ny) && (!relu || relu_exact(y1, y2, ny)),
               "%s forward%s direct: rel RMS %.2e <= %.0e", name, relu ? "+relu" : "", e, tol);
     }
-    fast->conv_backward_data(&s, dy, w, dx1);
-    ref->conv_backward_data(&s, dy, w, dx2);
+    wcm_op_conv_backward_data(cpu_ctx, &s, dy, w, dx1, NULL);
+    wcm_op_conv_backward_data(ref_ctx, &s, dy, w, dx2, NULL);
     double e = rel_rms(dx1, dx2, nx);
     CHECK(e <= tol && all_finite(dx1, nx), "%s backward-data direct: rel RMS %.2e", name, e);
 
     const wcm_conv_shape wgs = s;
     if (wcm_winograd_qualifies(wcm_cpu_ops(), &wgs)) {
         wcm_set_winograd(1);
-        fast->conv_forward(&s, x, w, y1, WCM_CONV_RELU);
-        ref->conv_forward(&s, x, w, y2, WCM_CONV_RELU);
+        wcm_op_conv_forward(cpu_ctx, &s, x, w, y1, WCM_CONV_RELU, NULL);
+        wcm_op_conv_forward(ref_ctx, &s, x, w, y2, WCM_CONV_RELU, NULL);
         e = rel_rms(y1, y2, ny);
         CHECK(e <= 1e-5 && relu_exact(y1, y2, ny), "%s forward+relu winograd: rel RMS %.2e <= 1e-5", name, e);
-        fast->conv_forward(&s, x, w, y1, 0);
-        ref->conv_forward(&s, x, w, y2, 0);
+        wcm_op_conv_forward(cpu_ctx, &s, x, w, y1, 0, NULL);
+        wcm_op_conv_forward(ref_ctx, &s, x, w, y2, 0, NULL);
         e = rel_rms(y1, y2, ny);
         CHECK(e <= 1e-5, "%s forward winograd: rel RMS %.2e <= 1e-5", name, e);
-        fast->conv_backward_data(&s, dy, w, dx1);
+        wcm_op_conv_backward_data(cpu_ctx, &s, dy, w, dx1, NULL);
         e = rel_rms(dx1, dx2, nx);
         CHECK(e <= 1e-5, "%s backward-data winograd: rel RMS %.2e <= 1e-5", name, e);
-        fast->conv_backward_weights(&s, x, dy, dw1, 0);
-        ref->conv_backward_weights(&s, x, dy, dw2, 0);
+        wcm_op_conv_backward_weights(cpu_ctx, &s, x, dy, dw1, 0, NULL);
+        wcm_op_conv_backward_weights(ref_ctx, &s, x, dy, dw2, 0, NULL);
         e = rel_rms(dw1, dw2, nw);
         CHECK(e <= 1e-5 && all_finite(dw1, nw), "%s backward-weights winograd: rel RMS %.2e <= 1e-5", name, e);
         memcpy(dw1, dw0, sizeof(float) * nw);
         memcpy(dw2, dw0, sizeof(float) * nw);
-        fast->conv_backward_weights(&s, x, dy, dw1, WCM_CONV_ACCUMULATE);
-        ref->conv_backward_weights(&s, x, dy, dw2, WCM_CONV_ACCUMULATE);
+        wcm_op_conv_backward_weights(cpu_ctx, &s, x, dy, dw1, WCM_CONV_ACCUMULATE, NULL);
+        wcm_op_conv_backward_weights(ref_ctx, &s, x, dy, dw2, WCM_CONV_ACCUMULATE, NULL);
         e = rel_rms(dw1, dw2, nw);
         CHECK(e <= 1e-5, "%s backward-weights winograd accumulate: rel RMS %.2e <= 1e-5", name, e);
         wcm_set_winograd(0);
     }
 
-    fast->conv_backward_weights(&s, x, dy, dw1, 0);
-    ref->conv_backward_weights(&s, x, dy, dw2, 0);
+    wcm_op_conv_backward_weights(cpu_ctx, &s, x, dy, dw1, 0, NULL);
+    wcm_op_conv_backward_weights(ref_ctx, &s, x, dy, dw2, 0, NULL);
     e = rel_rms(dw1, dw2, nw);
     CHECK(e <= tol && all_finite(dw1, nw), "%s backward-weights: rel RMS %.2e", name, e);
     memcpy(dw1, dw0, sizeof(float) * nw);
     memcpy(dw2, dw0, sizeof(float) * nw);
-    fast->conv_backward_weights(&s, x, dy, dw1, WCM_CONV_ACCUMULATE);
-    ref->conv_backward_weights(&s, x, dy, dw2, WCM_CONV_ACCUMULATE);
+    wcm_op_conv_backward_weights(cpu_ctx, &s, x, dy, dw1, WCM_CONV_ACCUMULATE, NULL);
+    wcm_op_conv_backward_weights(ref_ctx, &s, x, dy, dw2, WCM_CONV_ACCUMULATE, NULL);
     e = rel_rms(dw1, dw2, nw);
     CHECK(e <= tol, "%s backward-weights accumulate: rel RMS %.2e", name, e);
     wcm_set_winograd(1);
@@ -152,7 +155,6 @@ static void check_shape(const shape6 *sh, const char *level, double tol) {
 
 /* Runs every operation with 1, 2 and 3 threads; results must match bit for bit. */
 static void check_threads(const shape6 *sh, const char *level) {
-    const wcm_backend *fast = wcm_backend_cpu();
     const wcm_conv_shape s = {sh->n, sh->h, sh->w, sh->cin, sh->cout, sh->k};
     const size_t nx = (size_t)s.n * s.h * s.w * s.cin, ny = (size_t)s.n * s.h * s.w * s.cout;
     const size_t nw = (size_t)s.k * s.k * s.cin * s.cout;
@@ -169,13 +171,13 @@ static void check_threads(const shape6 *sh, const char *level) {
         memcpy(out[t][4], dw_start, sizeof(float) * nw);
         omp_set_num_threads(t + 1);
         wcm_set_winograd(0);
-        fast->conv_forward(&s, x, w, out[t][0], WCM_CONV_RELU);
-        fast->conv_backward_weights(&s, x, dy, out[t][5], 0);
+        wcm_op_conv_forward(cpu_ctx, &s, x, w, out[t][0], WCM_CONV_RELU, NULL);
+        wcm_op_conv_backward_weights(cpu_ctx, &s, x, dy, out[t][5], 0, NULL);
         wcm_set_winograd(1);
-        fast->conv_forward(&s, x, w, out[t][1], 0);
-        fast->conv_backward_data(&s, dy, w, out[t][2]);
-        fast->conv_backward_weights(&s, x, dy, out[t][3], 0);
-        fast->conv_backward_weights(&s, x, dy, out[t][4], WCM_CONV_ACCUMULATE);
+        wcm_op_conv_forward(cpu_ctx, &s, x, w, out[t][1], 0, NULL);
+        wcm_op_conv_backward_data(cpu_ctx, &s, dy, w, out[t][2], NULL);
+        wcm_op_conv_backward_weights(cpu_ctx, &s, x, dy, out[t][3], 0, NULL);
+        wcm_op_conv_backward_weights(cpu_ctx, &s, x, dy, out[t][4], WCM_CONV_ACCUMULATE, NULL);
     }
     omp_set_num_threads(omp_get_num_procs());
     static const char *what[6] = {"forward+relu direct", "forward (winograd when eligible)", "backward-data",
@@ -205,8 +207,8 @@ static void check_winograd_positive(void) {
     float *y1 = wcm_alloc(sizeof(float) * nx), *y2 = wcm_alloc(sizeof(float) * nx);
     for (size_t i = 0; i < nx; i++) x[i] = fabsf(x[i]);
     wcm_set_winograd(1);
-    wcm_backend_cpu()->conv_forward(&s, x, w, y1, 0);
-    wcm_backend_reference()->conv_forward(&s, x, w, y2, 0);
+    wcm_op_conv_forward(cpu_ctx, &s, x, w, y1, 0, NULL);
+    wcm_op_conv_forward(ref_ctx, &s, x, w, y2, 0, NULL);
     const double e = rel_rms(y1, y2, nx);
     CHECK(e <= 1e-5, "winograd 40x40 64->64 on inputs in [0,1): rel RMS %.2e <= 1e-5", e);
     wcm_free(x);
@@ -239,13 +241,13 @@ static void check_winograd6(const char *level) {
         float *want = wcm_alloc(sizeof(float) * ny), *y[3];
         float *u6 = wcm_alloc(sizeof(float) * 64 * s.cin * s.cout);
         float *scratch = wcm_alloc(sizeof(float) * wcm_winograd_scratch_floats(&s, 3));
-        wcm_backend_reference()->conv_forward(&s, x, w, want, WCM_CONV_RELU);
+        wcm_op_conv_forward(ref_ctx, &s, x, w, want, WCM_CONV_RELU, NULL);
         wcm_winograd6_weights(ops, &s, w, u6);
         for (int t = 0; t < 3; t++) {
             y[t] = wcm_alloc(sizeof(float) * ny);
             omp_set_num_threads(t + 1);
             if (i == 0 && t == 1) /* the router's path */
-                wcm_backend_cpu()->conv_forward(&s, x, w, y[t], WCM_CONV_RELU);
+                wcm_op_conv_forward(cpu_ctx, &s, x, w, y[t], WCM_CONV_RELU, NULL);
             else
                 wcm_winograd6_forward_scratch(ops, &s, x, u6, y[t], WCM_CONV_RELU, scratch);
         }
@@ -269,8 +271,16 @@ static void check_winograd6(const char *level) {
 int main(void) {
     const int max_level = wcm_cpu_max_simd_level();
     printf("CPU supports up to %s\n", max_level == WCM_SIMD_AVX512 ? "avx512" : max_level == WCM_SIMD_AVX2 ? "avx2" : "portable");
-    CHECK(wcm_backend_cpu()->conv_forward && wcm_backend_cpu()->conv_backward_data &&
-              wcm_backend_cpu()->conv_backward_weights,
+    wcm_context_options o;
+    wcm_error err;
+    wcm_context_options_default(&o);
+    o.backend = wcm_backend_cpu();
+    REQUIRE_OK(wcm_context_create(&cpu_ctx, &o, &err), &err);
+    o.backend = wcm_backend_reference();
+    REQUIRE_OK(wcm_context_create(&ref_ctx, &o, &err), &err);
+    CHECK(wcm_backend_claims(wcm_backend_cpu(), WCM_OP_CONV_FORWARD) &&
+              wcm_backend_claims(wcm_backend_cpu(), WCM_OP_CONV_BACKWARD_DATA) &&
+              wcm_backend_claims(wcm_backend_cpu(), WCM_OP_CONV_BACKWARD_WEIGHTS),
           "cpu backend has all three kernels");
     static const shape6 thread_shapes[] = {
         {2, 13, 17, 64, 64, 3}, {1, 40, 40, 64, 64, 1}, {3, 20, 30, 64, 64, 1}, {2, 13, 17, 64, 3, 3},
@@ -286,5 +296,7 @@ int main(void) {
         check_winograd6(name);
     }
     wcm_cpu_force_simd_level(max_level);
+    wcm_context_free(cpu_ctx);
+    wcm_context_free(ref_ctx);
     return t_done("test_conv");
 }

@@ -2,6 +2,7 @@
  * networks, on odd sizes, with the reference backend (double accumulation).
  * Each analytic gradient is compared with central differences of a scalar
  * function; the reported figure is max|analytic - numeric| / max|numeric|. */
+#include "net_internal.h"
 #include "testutil.h"
 #include "wcm/backend.h"
 #include "wcm/train.h"
@@ -12,28 +13,11 @@ static void fill(float *x, size_t n, float scale) {
     for (size_t i = 0; i < n; i++) x[i] = scale * t_rand(&seed);
 }
 
-static double dot(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
-
-/* Running comparison of analytic vs numeric values. */
-typedef struct {
-    double max_diff, max_ref;
-    int n;
-} cmp;
-static void cmp_add(cmp *c, double analytic, double numeric) {
-    c->max_diff = fmax(c->max_diff, fabs(analytic - numeric));
-    c->max_ref = fmax(c->max_ref, fabs(numeric));
-    c->n++;
-}
-static double cmp_rel(const cmp *c) { return c->max_diff / (c->max_ref > 0 ? c->max_ref : 1); }
 
 /* ---- convolution: L = <R, conv(x, w)> ----------------------------------- */
 static double conv_loss(const wcm_conv_shape *s, const float *x, const float *w, const float *r, float *y) {
-    wcm_get_backend()->conv_forward(s, x, w, y, 0);
-    return dot(y, r, (size_t)s->n * s->h * s->w * s->cout);
+    wcm_op_conv_forward(NULL, s, x, w, y, 0, NULL);
+    return t_dot(y, r, (size_t)s->n * s->h * s->w * s->cout);
 }
 
 static void check_conv(int k) {
@@ -42,9 +26,8 @@ static void check_conv(int k) {
     float *x = malloc(nx * 4), *w = malloc(nw * 4), *r = malloc(ny * 4), *y = malloc(ny * 4), *dx = malloc(nx * 4),
           *dw = malloc(nw * 4);
     fill(x, nx, 1), fill(w, nw, 0.5f), fill(r, ny, 1);
-    const wcm_backend *be = wcm_get_backend();
-    be->conv_backward_data(&s, r, w, dx);
-    be->conv_backward_weights(&s, x, r, dw, 0);
+    wcm_op_conv_backward_data(NULL, &s, r, w, dx, NULL);
+    wcm_op_conv_backward_weights(NULL, &s, x, r, dw, 0, NULL);
     const float h = 1e-2f;
     cmp cd = {0}, cw = {0};
     for (size_t i = 0; i < nx; i++) {
@@ -70,7 +53,7 @@ static void check_conv(int k) {
     /* Accumulate flag adds onto what is there. */
     float *dw2 = malloc(nw * 4);
     for (size_t i = 0; i < nw; i++) dw2[i] = 1.0f;
-    be->conv_backward_weights(&s, x, r, dw2, WCM_CONV_ACCUMULATE);
+    wcm_op_conv_backward_weights(NULL, &s, x, r, dw2, WCM_CONV_ACCUMULATE, NULL);
     double e = 0;
     for (size_t i = 0; i < nw; i++) e = fmax(e, fabs(dw2[i] - 1.0f - dw[i]));
     CHECK(e < 1e-5, "conv %dx%d backward weights with ACCUMULATE adds to dw (max error %.1e)", k, k, e);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cpu/cpu_conv.h"
+#include "net_internal.h"
 #include "testutil.h"
 #include "wcm/backend.h"
 #include "wcm/net.h"
@@ -59,15 +60,14 @@ static void check_net(const char *name, wcm_net_kind kind, int rf, int n, int h,
     wcm_tensor_alloc(&in, n, h, w, net->cin, &err);
     fill(&in, 7);
 
-    /* The CPU backend without its plan entries: layer by layer through conv_forward. */
+    /* The CPU backend without its network compiler: the generic plan, layer
+     * by layer through conv_forward. */
     wcm_backend unplanned = *wcm_backend_cpu();
-    unplanned.plan_size = NULL;
-    unplanned.plan = NULL;
-    unplanned.scratch_size = NULL;
-    unplanned.forward_plan = NULL;
-    unplanned.forward_pointwise = NULL;
-    unplanned.can_shift = NULL;
-    unplanned.forward_shifted = NULL;
+    unplanned.net_compile = NULL;
+    unplanned.net_load = NULL;
+    unplanned.net_fits = NULL;
+    unplanned.net_forward = NULL;
+    unplanned.net_free = NULL;
 
     for (int winograd = 1; winograd >= 0; winograd--) {
         wcm_set_winograd(winograd);
@@ -109,21 +109,21 @@ static void check_net(const char *name, wcm_net_kind kind, int rf, int n, int h,
  * up or down; n images as one stack of rows) against forward_plan into a separate buffer, with 1, 2 and 3
  * threads: bit-identical, and the rows beyond the output untouched. */
 static void check_shifted(int n, int h, int w) {
-    const wcm_backend *be = wcm_backend_cpu();
     const wcm_conv_shape s = {n, h, w, 64, 64, 3};
     wcm_set_winograd(1);
-    float *wt = wcm_alloc(sizeof(float) * 9 * 64 * 64), *plan = wcm_alloc(sizeof(float) * be->plan_size(&s));
+    const wcm_cpu_exec e = wcm_cpu_exec_of(wcm_context_default());
+    float *wt = wcm_alloc(sizeof(float) * 9 * 64 * 64), *plan = wcm_alloc(sizeof(float) * wcm_cpu_plan_size(&e, &s));
     unsigned long long seed = 17;
     for (int i = 0; i < 9 * 64 * 64; i++) wt[i] = 0.06f * t_rand(&seed);
-    be->plan(&s, wt, plan);
+    wcm_cpu_plan(&e, &s, wt, plan);
     const size_t img = (size_t)n * h * w * 64, margin = (size_t)WCM_SHIFT_ROWS * w * 64;
     float *x = wcm_alloc(sizeof(float) * img), *want = wcm_alloc(sizeof(float) * img);
     float *buf = wcm_alloc(sizeof(float) * (img + margin));
     for (size_t i = 0; i < img; i++) x[i] = t_rand(&seed);
     for (int threads = 1; threads <= 3; threads++) {
         wcm_set_threads(threads);
-        float *scratch = wcm_alloc(sizeof(float) * be->scratch_size(&s, 0));
-        be->forward_plan(&s, x, plan, want, WCM_CONV_RELU, scratch);
+        float *scratch = wcm_alloc(sizeof(float) * wcm_cpu_scratch_size(&e, &s, 0));
+        wcm_cpu_forward_plan(&e, &s, x, plan, want, WCM_CONV_RELU, scratch);
         for (int down = 0; down <= 1; down++) {
             /* up: x at buf + margin, y at buf; down: x at buf, y at buf + margin. */
             float *xin = down ? buf : buf + margin, *y = down ? buf + margin : buf;
@@ -131,7 +131,7 @@ static void check_shifted(int n, int h, int w) {
             const float *spare = down ? buf : buf + img, *spare_want = down ? x : x + img - margin;
             for (size_t i = 0; i < img + margin; i++) buf[i] = -7.0f;
             memcpy(xin, x, sizeof(float) * img);
-            if (be->forward_shifted(&s, xin, plan, down, WCM_CONV_RELU, scratch) != 0) {
+            if (wcm_cpu_forward_shifted(&e, &s, xin, plan, down, WCM_CONV_RELU, scratch) != 0) {
                 /* Only the AVX-512 kernels have Winograd transforms. */
                 if (threads == 1 && !down) printf("skip shifted forward %dx%dx%d: no Winograd kernels at SIMD level %s\n", n, h, w, wcm_cpu_simd_level());
                 continue;
@@ -155,12 +155,12 @@ static void check_shifted(int n, int h, int w) {
 
 /* Whether the CPU backend has the shifted forward here (Winograd kernels). */
 static int shifted_available(void) {
-    const wcm_backend *be = wcm_backend_cpu();
+    const wcm_cpu_exec e = wcm_cpu_exec_of(wcm_context_default());
     const wcm_conv_shape s = {1, 64, 320, 64, 64, 3}; /* 32 items, two per tile row: pays at any thread count */
-    float *wt = wcm_alloc(sizeof(float) * 9 * 64 * 64), *plan = wcm_alloc(sizeof(float) * be->plan_size(&s));
+    float *wt = wcm_alloc(sizeof(float) * 9 * 64 * 64), *plan = wcm_alloc(sizeof(float) * wcm_cpu_plan_size(&e, &s));
     for (int i = 0; i < 9 * 64 * 64; i++) wt[i] = 0.0f;
-    be->plan(&s, wt, plan);
-    const int ok = be->can_shift(&s, plan);
+    wcm_cpu_plan(&e, &s, wt, plan);
+    const int ok = wcm_cpu_can_shift(&e, &s, plan);
     wcm_free(wt);
     wcm_free(plan);
     return ok;

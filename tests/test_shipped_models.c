@@ -19,10 +19,10 @@ static const shipped models[] = {
     {"wcm_face160_j2_rf13.safetensors", 2, 13, NULL},
 };
 
-static int same_params(const wcm_net *a, const wcm_net *b) {
-    return a->nparams == b->nparams && a->nrunning == b->nrunning &&
-           !memcmp(a->params, b->params, a->nparams * sizeof(float)) &&
-           !memcmp(a->running_sd, b->running_sd, a->nrunning * sizeof(float));
+static int same_params(wcm_net *a, wcm_net *b) {
+    return wcm_net_nparams(a) == wcm_net_nparams(b) && wcm_net_nrunning(a) == wcm_net_nrunning(b) &&
+           !memcmp(wcm_net_params(a), wcm_net_params(b), wcm_net_nparams(a) * sizeof(float)) &&
+           !memcmp(wcm_net_running_sd(a), wcm_net_running_sd(b), wcm_net_nrunning(a) * sizeof(float));
 }
 
 /* A smooth image with edges: PSNR of a denoised noisy copy must beat the noisy one. */
@@ -58,8 +58,8 @@ int main(void) {
         wcm_error err;
         wcm_model m;
         REQUIRE_OK(wcm_model_load(path, &m, &err), &err);
-        int arch = m.multiscale && m.levels == s->levels && m.low && m.low->kind == WCM_NET_LOWPASS;
-        for (int j = 0; arch && j < s->levels; j++) arch = m.cond[j] && m.cond[j]->nominal_rf == s->rf;
+        int arch = m.multiscale && m.levels == s->levels && m.low && wcm_net_get_kind(m.low) == WCM_NET_LOWPASS;
+        for (int j = 0; arch && j < s->levels; j++) arch = m.cond[j] && wcm_net_nominal_rf(m.cond[j]) == s->rf;
         CHECK(arch, "%s: multi-scale, J = %d, low-pass net and RF %d conditional nets", s->file, s->levels, s->rf);
         check_denoises(&m, s->file);
         char dir[4096];

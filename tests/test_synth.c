@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "net_internal.h"
 #include "testutil.h"
 #include "testjson.h"
 #include "wcm/haar.h"

@@ -10,6 +10,7 @@
  *     sign of Adam's first step is decided by rounding noise),
  *   - running_sd after steps 1 and 3 to 1e-3 relative.
  * (Tolerances were set by running the same steps in float64.) */
+#include "net_internal.h"
 #include "testutil.h"
 #include "json.h"
 #include "wcm/io.h"

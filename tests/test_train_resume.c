@@ -9,6 +9,7 @@
  *  - bad input: empty folder, all images too small, an unreadable file,
  *    --resume with a checkpoint of another architecture, a NaN loss (stops
  *    with a clear message and keeps the last good checkpoint). */
+#include "net_internal.h"
 #include "testutil.h"
 #include "wcm/io.h"
 #include "wcm/model.h"

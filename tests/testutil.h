@@ -102,4 +102,24 @@ static inline float t_rand(unsigned long long *s) {
     return (float)((double)(*s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
 }
 
+/* <a, b> in double. */
+static inline double t_dot(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* Running comparison of analytic vs numeric values (gradient checks):
+ * cmp_rel is max|analytic - numeric| / max|numeric|. */
+typedef struct {
+    double max_diff, max_ref;
+    int n;
+} cmp;
+static inline void cmp_add(cmp *c, double analytic, double numeric) {
+    c->max_diff = fmax(c->max_diff, fabs(analytic - numeric));
+    c->max_ref = fmax(c->max_ref, fabs(numeric));
+    c->n++;
+}
+static inline double cmp_rel(const cmp *c) { return c->max_diff / (c->max_ref > 0 ? c->max_ref : 1); }
+
 #endif

@@ -106,7 +106,7 @@ static int run_eval(int argc, char **argv) {
             return cli_lib_error(cmd, &err);
         }
         nmodels++;
-        if (!models[i].multiscale && models[i].net->kind == WCM_NET_CONDITIONAL) {
+        if (!models[i].multiscale && wcm_net_get_kind(models[i].net) == WCM_NET_CONDITIONAL) {
             for (int k = 0; k < nmodels; k++) wcm_model_free(&models[k]);
             return cli_error(cmd, "%s is a lone conditional network; it needs a low-pass (bundle it into a multi-scale model)",
                              pos[i]);
@@ -265,7 +265,7 @@ static int run_eval(int argc, char **argv) {
     svg_series series[MAX_CURVES];
     for (int c = 0; c < ncurves; c++) {
         const wcm_model *mc = &models[curves[c].model_index];
-        int rf = mc->multiscale ? mc->cond[0]->rf : mc->net->rf, slot = 0;
+        int rf = wcm_net_rf(mc->multiscale ? mc->cond[0] : mc->net), slot = 0;
         while (slot < nrf && rf_seen[slot] != rf) slot++;
         if (slot == nrf) rf_seen[nrf++] = rf;
         series[c].name = curves[c].name;

@@ -29,16 +29,16 @@ static int load_single_net(const char *path, int torch_only, wcm_net **net, wcm_
 static int assemble_multiscale(wcm_model *m, const char *low, const char **conds, int n, int torch_only, wcm_error *err) {
     m->multiscale = 1;
     int rc = load_single_net(low, torch_only, &m->low, err);
-    if (!rc && m->low->kind == WCM_NET_CONDITIONAL)
+    if (!rc && wcm_net_get_kind(m->low) == WCM_NET_CONDITIONAL)
         rc = wcm_fail(err, WCM_ERR_FORMAT, "%s: --low needs a 1 -> 1 network, this one is conditional", low);
     if (!rc) rc = wcm_array_list_set_meta(&m->meta, "wcm.source.low", low, err);
     for (int j = 0; !rc && j < n; j++) {
         rc = load_single_net(conds[j], torch_only, &m->cond[j], err);
         if (rc) break;
         m->levels = j + 1;
-        if (m->cond[j]->kind != WCM_NET_CONDITIONAL)
+        if (wcm_net_get_kind(m->cond[j]) != WCM_NET_CONDITIONAL)
             rc = wcm_fail(err, WCM_ERR_FORMAT, "%s: scale %d needs a conditional (4 -> 3) network, this one is %s", conds[j],
-                          j, wcm_net_kind_name(m->cond[j]->kind));
+                          j, wcm_net_kind_name(wcm_net_get_kind(m->cond[j])));
         char key[32];
         snprintf(key, sizeof key, "wcm.source.cond%d", j);
         if (!rc) rc = wcm_array_list_set_meta(&m->meta, key, conds[j], err);

@@ -473,7 +473,7 @@ static int run_sample(int argc, char **argv) {
     so.seed = seed;
     so.rescale_low = !t.opt[O_NO_RESCALE].set;
     int rc = 0;
-    if (!m.multiscale && m.net->kind == WCM_NET_CONDITIONAL)
+    if (!m.multiscale && wcm_net_get_kind(m.net) == WCM_NET_CONDITIONAL)
         rc = cli_error(cmd, "%s is a lone conditional network: it cannot synthesise from nothing (try wcm superres)", pos[0]);
     else if (t.opt[O_SIZE].set && (sh % f || sw % f))
         rc = cli_error(cmd, "--size %dx%d is not divisible by 2^J = %d", sh, sw, f);
@@ -598,10 +598,10 @@ static int run_superres(int argc, char **argv) {
     wcm_error err;
     wcm_model m;
     if (wcm_model_load(pos[0], &m, &err)) return cli_lib_error(cmd, &err);
-    int levels = m.multiscale ? m.levels : (m.net->kind == WCM_NET_CONDITIONAL ? 1 : 0);
+    int levels = m.multiscale ? m.levels : (wcm_net_get_kind(m.net) == WCM_NET_CONDITIONAL ? 1 : 0);
     if (!levels) {
         cli_error(cmd, "%s is a single %s network: super-resolution needs a multi-scale model "
-                       "(for a flat denoiser use wcm inverse --task superres)", pos[0], wcm_net_kind_name(m.net->kind));
+                       "(for a flat denoiser use wcm inverse --task superres)", pos[0], wcm_net_kind_name(wcm_net_get_kind(m.net)));
         wcm_model_free(&m);
         return 1;
     }
@@ -819,7 +819,7 @@ static int run_inverse(int argc, char **argv) {
     wcm_error err;
     wcm_model m;
     if (wcm_model_load(pos[0], &m, &err)) return cli_lib_error(cmd, &err);
-    if (m.multiscale || m.net->kind == WCM_NET_CONDITIONAL) {
+    if (m.multiscale || wcm_net_get_kind(m.net) == WCM_NET_CONDITIONAL) {
         wcm_model_free(&m);
         return cli_error(cmd, "%s is not a flat denoiser: the constrained sampler needs a single 1 -> 1 network "
                               "(for a multi-scale model use wcm superres)", pos[0]);

@@ -178,7 +178,7 @@ static int check_resume_args(const char *path, const wcm_array_list *have, const
 #define CALIBRATION_BATCHES 16
 static int calibrate_batch_norm(wcm_trainer *t, wcm_dataset *ds, const wcm_batch_spec *spec, int *order, int ntrain,
                                 int batch, uint64_t seed, wcm_error *err) {
-    double *acc = calloc((size_t)t->net->nlayers * WCM_CHANNELS, sizeof(double));
+    double *acc = calloc((size_t)wcm_net_nlayers(t->net) * WCM_CHANNELS, sizeof(double));
     if (!acc) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
     wcm_tensor noisy = {0}, noise = {0};
     wcm_epoch_order(seed, 0, ntrain, order);
@@ -191,11 +191,12 @@ static int calibrate_batch_norm(wcm_trainer *t, wcm_dataset *ds, const wcm_batch
     if (!rc) {
         double before = 0, after = 0;
         int count = 0;
-        for (int l = 0; l < t->net->nlayers; l++)
-            if (t->net->layers[l].bn)
-                for (int c = 0; c < t->net->layers[l].cout; c++, count++)
-                    before += log(t->net->layers[l].running_sd[c]),
-                        after += 0.5 * log(acc[(size_t)l * WCM_CHANNELS + c] / nb);
+        for (int l = 0; l < wcm_net_nlayers(t->net); l++) {
+            const wcm_layer *L = wcm_net_layer(t->net, l);
+            if (L->bn)
+                for (int c = 0; c < L->cout; c++, count++)
+                    before += log(L->running_sd[c]), after += 0.5 * log(acc[(size_t)l * WCM_CHANNELS + c] / nb);
+        }
         wcm_train_bn_set_running(t, acc, nb);
         cli_progress("batch norm frozen: running_sd from the statistics of %d batches (geometric mean change x%.3f)\n",
                      nb, count ? exp((after - before) / count) : 1.0);
@@ -212,19 +213,20 @@ static int init_from_model(const char *path, wcm_net *net, int *bn_was_frozen) {
     wcm_model m;
     wcm_error err;
     if (wcm_model_load(path, &m, &err)) return cli_lib_error(CMD, &err);
-    const wcm_net *src = m.multiscale ? NULL : m.net;
-    int ok = src && src->kind == net->kind && src->nparams == net->nparams && src->nrunning == net->nrunning &&
-             src->nominal_rf == net->nominal_rf;
+    wcm_net *src = m.multiscale ? NULL : m.net;
+    int ok = src && wcm_net_get_kind(src) == wcm_net_get_kind(net) && wcm_net_nparams(src) == wcm_net_nparams(net) &&
+             wcm_net_nrunning(src) == wcm_net_nrunning(net) && wcm_net_nominal_rf(src) == wcm_net_nominal_rf(net);
     if (ok) {
-        memcpy(net->params, src->params, net->nparams * sizeof(float));
-        memcpy(net->running_sd, src->running_sd, net->nrunning * sizeof(float));
+        memcpy(wcm_net_params(net), wcm_net_params(src), wcm_net_nparams(net) * sizeof(float));
+        memcpy(wcm_net_running_sd(net), wcm_net_running_sd(src), wcm_net_nrunning(net) * sizeof(float));
         const char *bn = wcm_array_list_get_meta(&m.meta, "wcm.train.batch_norm");
         *bn_was_frozen = bn && !strcmp(bn, "frozen");
         wcm_net_invalidate(net);
         cli_progress("initialised from %s\n", path);
     }
     wcm_model_free(&m);
-    return ok ? 0 : cli_error(CMD, "--init %s: not a single %s network of this architecture", path, wcm_net_kind_name(net->kind));
+    return ok ? 0 : cli_error(CMD, "--init %s: not a single %s network of this architecture", path,
+                              wcm_net_kind_name(wcm_net_get_kind(net)));
 }
 
 /* ---- outputs ----------------------------------------------------------------- */
@@ -401,9 +403,9 @@ static int run_train(int argc, char **argv) {
         }
         net = t->net;
         const char *hk = wcm_array_list_get_meta(&have, "wcm.train.kind");
-        if (net->kind != a.kind || (a.kind != WCM_NET_LOWPASS && net->nominal_rf != a.rf) || !hk) {
+        if (wcm_net_get_kind(net) != a.kind || (a.kind != WCM_NET_LOWPASS && wcm_net_nominal_rf(net) != a.rf) || !hk) {
             cli_error(CMD, "cannot resume: %s holds a %s network of RF %d, this run asks for a %s network of RF %d "
-                      "(a checkpoint of another architecture)", a.out, wcm_net_kind_name(net->kind), net->rf,
+                      "(a checkpoint of another architecture)", a.out, wcm_net_kind_name(wcm_net_get_kind(net)), wcm_net_rf(net),
                       wcm_net_kind_name(a.kind), a.rf);
         } else if (!check_resume_args(a.out, &have, &want)) {
             if (wcm_train_state_from_meta(&have, &s, &err))
@@ -447,9 +449,9 @@ static int run_train(int argc, char **argv) {
                  desc, ntrain, a.patch ? "patches" : "whole", w, h, ntest, a.batch, nbatches,
                  a.quadratic ? "sigma = (k/255)^2" : "sigma = k/255", spec.noise_high,
                  a.kind == WCM_NET_CONDITIONAL ? " (255 x max|detail|)" : "", spec.rescale ? ", intensity x U(0,1)" : "",
-                 a.lr, a.halve, a.epochs, (double)a.batch * h * w * WCM_CHANNELS * sizeof(float) * (net->nlayers + 2) / 1e9);
+                 a.lr, a.halve, a.epochs, (double)a.batch * h * w * WCM_CHANNELS * sizeof(float) * (wcm_net_nlayers(net) + 2) / 1e9);
     /* Refuse batches whose activations cannot fit, rather than swap or be killed. */
-    double need = (double)a.batch * h * w * WCM_CHANNELS * sizeof(float) * (net->nlayers + 2);
+    double need = (double)a.batch * h * w * WCM_CHANNELS * sizeof(float) * (wcm_net_nlayers(net) + 2);
     double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
     if (ram > 0 && need > 0.8 * ram) {
         cli_error(CMD, "a batch of %d at %dx%d needs %.1f GB of activations, this machine has %.1f GB: use --patch or a "

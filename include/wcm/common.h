@@ -43,7 +43,8 @@ int wcm_fail_context(wcm_error *err, int code, const char *fmt, ...)
 #endif
     ;
 
-/* Number of OpenMP threads used by the library (<=0 restores the default: all cores). */
+/* Number of threads of the default contexts (wcm/backend.h), the CLI's
+ * --threads; <=0 restores the default: the OpenMP setting, all cores. */
 void wcm_set_threads(int n);
 int wcm_get_threads(void);
 

@@ -31,6 +31,15 @@ int wcm_haar_merge(const wcm_tensor *low, const wcm_tensor *coeffs, wcm_tensor *
 int wcm_haar_forward(const wcm_tensor *img, int levels, wcm_pyramid *p, wcm_error *err);
 /* Reconstruct from the coarsest low-pass and every level's details. */
 int wcm_haar_inverse(const wcm_pyramid *p, wcm_tensor *img, wcm_error *err);
+
+/* The same on tensors in a context's memory (results allocated there):
+ * the functions above are these on host tensors with a host context. */
+typedef struct wcm_context wcm_context;
+int wcm_haar_split_on(wcm_context *ctx, const wcm_tensor *x, wcm_tensor *out, wcm_error *err);
+int wcm_haar_merge_on(wcm_context *ctx, const wcm_tensor *low, const wcm_tensor *coeffs, wcm_tensor *out,
+                      wcm_error *err);
+int wcm_haar_forward_on(wcm_context *ctx, const wcm_tensor *img, int levels, wcm_pyramid *p, wcm_error *err);
+int wcm_haar_inverse_on(wcm_context *ctx, const wcm_pyramid *p, wcm_tensor *img, wcm_error *err);
 void wcm_pyramid_free(wcm_pyramid *p);
 
 #ifdef __cplusplus

@@ -22,6 +22,9 @@ typedef struct {
 } wcm_model;
 
 void wcm_model_free(wcm_model *m);
+/* Runs every network of the model in ctx (NULL: the calling thread's default
+ * context); denoising and synthesis then run there too. */
+void wcm_model_set_context(wcm_model *m, wcm_context *ctx);
 /* Load a model from .safetensors (native) or .pt (one PyTorch network, imported on the fly). */
 int wcm_model_load(const char *path, wcm_model *m, wcm_error *err);
 /* Save as safetensors (atomic). half != 0 stores float16. */

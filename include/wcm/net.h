@@ -7,13 +7,18 @@
  * Every middle layer is followed by bias-free batch norm and ReLU. Networks
  * predict the noise: denoised = noisy - f(noisy).
  *
- * Parameters live in one flat block (`params`: conv weights then gammas, per
- * layer) and buffers in another (`running_sd`), so optimisers and checkpoints
- * are single loops. Weights are stored [k][k][cin][cout]. */
+ * Parameters live in one flat host block (wcm_net_params: conv weights then
+ * gammas, per layer) and buffers in another (wcm_net_running_sd), so
+ * optimisers and checkpoints are single loops. Weights are stored
+ * [k][k][cin][cout]. A network is a list of layers; the backend of the
+ * network's context compiles it into a plan (batch norm folded, weights in
+ * the backend's layouts) and runs inference with it (wcm/backend.h). */
 #ifndef WCM_NET_H
 #define WCM_NET_H
 
 #include "wcm/tensor.h"
+
+typedef struct wcm_context wcm_context;
 
 #ifdef __cplusplus
 extern "C" {
@@ -27,41 +32,18 @@ typedef enum {
 
 #define WCM_CHANNELS 64
 
+/* One layer of the list: its shape and where its values are. */
 typedef struct {
     int k, cin, cout;
     int bn;               /* followed by BF batch norm + ReLU */
-    float *weight;        /* into net->params: [k][k][cin][cout] */
-    float *gamma;         /* into net->params, cout values, if bn */
-    float *running_sd;    /* into net->running_sd, cout values, if bn */
+    float *weight;        /* into the parameters: [k][k][cin][cout] */
+    float *gamma;         /* into the parameters, cout values, if bn */
+    float *running_sd;    /* into the running_sd block, cout values, if bn */
 } wcm_layer;
 
-typedef struct wcm_net {
-    wcm_net_kind kind;
-    int rf;               /* receptive field: 2 * (number of 3x3 layers) + 1 */
-    int nominal_rf;       /* the RF the architecture rule was built from (lowpass: 40) */
-    int cin, cout;
-    int nlayers;
-    wcm_layer *layers;
-    float *params;        /* all trainable values */
-    size_t nparams;
-    float *running_sd;    /* batch-norm buffers */
-    size_t nrunning;
-    /* Inference cache (owned): weights with batch norm folded in, and
-     * activation buffers reused across calls (no allocation while sampling). */
-    float *folded;
-    int folded_valid;
-    float *work[2];
-    size_t work_size;
-    /* Backend plans of the folded weights (per layer, at plan_offset[l]) and
-     * the working memory of the backend, both reused across calls. */
-    float *plans;
-    size_t *plan_offset;
-    const void *plan_backend; /* backend and Winograd setting they were made for */
-    int plan_winograd;
-    int plans_valid;
-    float *scratch;
-    size_t scratch_size;
-} wcm_net;
+/* A network (opaque): its architecture, the parameter blocks, the context it
+ * runs in and the plan its backend compiled. */
+typedef struct wcm_net wcm_net;
 
 /* Build a network with zero weights, gammas 1 and running_sd 1.
  * rf is the nominal receptive field (5, 9, 13, 23, 43, any odd 5..43) for
@@ -77,11 +59,36 @@ int wcm_rf_layer_kernel(int rf, int l);
  * N(0,1)*(2/9/64) gammas, running_sd = 1. Deterministic given `seed`. */
 void wcm_net_init_reference(wcm_net *net, uint64_t seed);
 
-/* Call after changing params/running_sd so the folded inference weights are rebuilt. */
+/* What a network is. */
+wcm_net_kind wcm_net_get_kind(const wcm_net *net);
+int wcm_net_rf(const wcm_net *net);         /* receptive field: 2 * (number of 3x3 layers) + 1 */
+int wcm_net_nominal_rf(const wcm_net *net); /* the RF the architecture rule was built from (lowpass: 40) */
+int wcm_net_cin(const wcm_net *net);
+int wcm_net_cout(const wcm_net *net);
+int wcm_net_nlayers(const wcm_net *net);
+/* Layer l (0 .. nlayers-1); its value pointers may be written through (then
+ * call wcm_net_invalidate). */
+const wcm_layer *wcm_net_layer(const wcm_net *net, int l);
+/* The parameter block (all trainable values) and the batch-norm buffers, host memory. */
+float *wcm_net_params(wcm_net *net);
+size_t wcm_net_nparams(const wcm_net *net);
+float *wcm_net_running_sd(wcm_net *net);
+size_t wcm_net_nrunning(const wcm_net *net);
+
+/* The context the network runs in (NULL, the default: the calling thread's
+ * default context). Forward passes then run on its backend with its
+ * settings; its plan is recompiled when they change. */
+void wcm_net_set_context(wcm_net *net, wcm_context *ctx);
+wcm_context *wcm_net_context(const wcm_net *net);
+
+/* Call after changing the parameters or running_sd so the compiled plan
+ * reloads them (batch norm folded again). */
 void wcm_net_invalidate(wcm_net *net);
 
-/* Inference: out = f(in), the predicted noise. in: [n][h][w][cin] NHWC;
- * out is (re)allocated to [n][h][w][cout] if its shape differs. Any h, w >= 1. */
+/* Inference: out = f(in), the predicted noise. in: [n][h][w][cin] NHWC, host
+ * memory or the network context's backend memory; out is (re)allocated to
+ * [n][h][w][cout] if its shape differs (where `in` is, when empty). Any h,
+ * w >= 1. After the first call at a size, repeated calls allocate nothing. */
 int wcm_net_forward(wcm_net *net, const wcm_tensor *in, wcm_tensor *out, wcm_error *err);
 
 /* Parameter range checked when a network is loaded: every weight, gamma and

@@ -47,12 +47,15 @@
 #include "wcm/common.h"
 #include "wcm/tensor.h"
 
+typedef struct wcm_context wcm_context;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* Given the current batch y (NHWC), write the predicted noise f(y) into
- * `residual` (same shape, preallocated). Return WCM_OK or an error code.
+ * `residual` (same shape, preallocated). Both are in the memory of the
+ * sampler's context (host memory on the CPU). Return WCM_OK or an error code.
  * (A conditional net keeps its fixed low-pass x_c in ctx and builds [x_c, y].) */
 typedef int (*wcm_denoiser_fn)(void *ctx, const wcm_tensor *y, wcm_tensor *residual, wcm_error *err);
 
@@ -131,6 +134,8 @@ typedef struct {
     void *trace_user;
     wcm_progress_fn progress;    /* NULL or called every iteration */
     void *progress_user;
+    wcm_context *context;        /* where the vector updates, noise fills and sums run
+                                    (NULL: the calling thread's default context) */
 } wcm_sampler_params;
 
 typedef struct {

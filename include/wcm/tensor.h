@@ -8,10 +8,17 @@
 extern "C" {
 #endif
 
-/* A batch of images, NHWC, float32, owned (data from wcm_alloc). */
+/* A block of a backend's memory (wcm/backend.h). */
+typedef struct wcm_buffer wcm_buffer;
+
+/* A batch of images, NHWC, float32. data is element 0 in the memory of
+ * `buffer`: NULL (the usual case) means host memory, owned when it came from
+ * wcm_tensor_alloc (data from wcm_alloc); otherwise a backend's buffer
+ * (wcm_tensor_alloc_on in wcm/backend.h), freed with the tensor. */
 typedef struct {
     int n, h, w, c;
     float *data;
+    wcm_buffer *buffer;
 } wcm_tensor;
 
 int wcm_tensor_alloc(wcm_tensor *t, int n, int h, int w, int c, wcm_error *err);

@@ -18,6 +18,7 @@
  * Loss: sum((f(noisy) - target)^2) / batch. Adam as PyTorch 1.13 (betas 0.9,
  * 0.999, eps 1e-8, bias-corrected).
  *
+ * Every op runs on the backend of the network's context (wcm/backend.h).
  * Every reduction (batch-norm statistics, gamma gradients, the loss) sums
  * fixed chunks in a fixed order, and the backend's weight gradient does not
  * depend on the thread count: a training run is bit-reproducible for any
@@ -34,9 +35,13 @@ extern "C" {
 #define WCM_BN_EPS 1e-5
 #define WCM_BN_MOMENTUM 0.1
 
+typedef struct wcm_trainer_memory wcm_trainer_memory;
+
 typedef struct wcm_trainer {
     wcm_net *net;
-    /* One block of 3 * nparams floats: grad, then adam_m, then adam_v. */
+    wcm_context *ctx;         /* the network's context at creation (NULL: the calling thread's default) */
+    /* One block of 3 * nparams floats in the context's memory: grad, then
+     * adam_m, then adam_v (host memory on a host-visible backend such as the CPU). */
     float *block;
     float *grad, *adam_m, *adam_v;
     int64_t adam_step;        /* Adam steps taken (PyTorch's state["step"]) */
@@ -44,13 +49,18 @@ typedef struct wcm_trainer {
     int update_running_sd;    /* 1 (default): training forward updates running_sd */
     int bn_frozen;            /* 0 (default): batch statistics; 1: fixed running_sd */
 
-    /* Activations of the last training forward (owned; grown on demand). */
+    /* Activations of the last training forward (owned, in the context's memory; grown on demand). */
     size_t pixel_cap;         /* n*h*w the buffers hold */
     int n, h, w;              /* shape of the last batch */
     float **z;                /* per layer 0..nlayers-2: conv output before batch norm */
     float *scratch[2];        /* pixel_cap * 64 each */
     float *out_grad;          /* pixel_cap * cout: dLoss/dOutput */
     double *bn_mean, *bn_sd;  /* per layer * 64: batch statistics of z */
+    /* The parameters and running_sd where the ops read them: the network's
+     * own host blocks on a host-visible backend, else copies the trainer
+     * keeps in step with them (the host blocks stay the authority). */
+    float *params, *running;
+    wcm_trainer_memory *memory; /* the buffers behind the pointers above */
 } wcm_trainer;
 
 int wcm_trainer_create(wcm_trainer **out, wcm_net *net, wcm_error *err);
@@ -70,7 +80,8 @@ int wcm_train_bn_accumulate(wcm_trainer *t, const wcm_tensor *in, double *acc, w
 /* running_sd = sqrt(acc / batches) in every batch-norm layer. */
 void wcm_train_bn_set_running(wcm_trainer *t, const double *acc, int batches);
 /* Gradient of the last forward's parameters given dLoss/dOutput (NHWC,
- * [n][h][w][cout]); overwrites t->grad. `in` is the forward's input. */
+ * [n][h][w][cout], in the trainer context's memory); overwrites t->grad.
+ * `in` is the forward's input. */
 int wcm_train_backward(wcm_trainer *t, const wcm_tensor *in, const float *dout, wcm_error *err);
 /* forward + loss + backward: t->grad = dLoss/dParams at the current
  * parameters. *loss = sum((out - target)^2) / n. `out` may be NULL. */
@@ -93,7 +104,11 @@ int wcm_train_checkpoint_save(const char *path, const wcm_trainer *t, const wcm_
  * file's metadata (initialised here, free with wcm_array_list_free). */
 int wcm_train_checkpoint_load(const char *path, wcm_trainer **t, wcm_array_list *meta, wcm_error *err);
 
-/* ---- building blocks (NHWC buffers of m pixels with c <= 64 channels) -- */
+/* ---- building blocks (NHWC host buffers of m pixels with c <= 64 channels):
+ * the ops of wcm/backend.h on the calling thread's default context (a CPU
+ * context when that one is a device's). They report no status: when memory
+ * for their partial sums runs out, wcm_loss_sse returns NaN and the others
+ * leave their outputs unwritten (the wcm_op_* functions return the status). */
 
 /* Loss sum((out - target)^2) / batch in double (fixed-order chunked sum);
  * dout (may be NULL) = 2 (out - target) / batch. */

@@ -296,12 +296,6 @@ static void dw_unit_span(const wcm_simd_ops *ops, const wcm_conv_shape *s, const
     }
 }
 
-static void dw_unit_segment(const wcm_simd_ops *ops, const wcm_conv_shape *s, const dw_unit *u, int transposed,
-                            const float *x, const float *dy, float *dw, int n, int i, int js, int je) {
-    const dw_span sp = {1, {n}, {i}, {js}, {je}};
-    dw_unit_span(ops, s, u, transposed, x, dy, dw, &sp, WCM_NO_PREFETCH);
-}
-
 /* Pixels per job in the heavy scheme. */
 #define DW_SPAN_PIXELS 160
 /* Chunks of the chunked scheme: at least DW_CHUNK_PIXELS pixels each, at
@@ -410,11 +404,12 @@ static void sum_chunks(const float *partial, long nchunks, size_t wsize, float *
  * of segments (independent of the thread count) get private partial sums,
  * which are then added in chunk order. Returns -1 without scratch memory. */
 static int backward_weights_chunked(const wcm_simd_ops *ops, const wcm_conv_shape *s, const dw_unit *units, int nu,
-                                    int transposed, int seg, const float *x, const float *dy, float *dw, int flags) {
+                                    int transposed, int seg, const float *x, const float *dy, float *dw, int flags,
+                                    wcm_arena *arena) {
     const size_t wsize = (size_t)s->k * s->k * s->cin * s->cout;
     const long nsegs = (long)s->n * s->h * ((s->w + seg - 1) / seg);
     const long nchunks = dw_chunk_count(nsegs * seg);
-    float *partial = wcm_alloc(sizeof(float) * wsize * (size_t)nchunks);
+    float *partial = wcm_arena_push(arena, sizeof(float) * wsize * (size_t)nchunks);
     if (!partial) return -1;
 #pragma omp parallel for schedule(dynamic)
     for (long c = 0; c < nchunks; c++) {
@@ -432,7 +427,6 @@ static int backward_weights_chunked(const wcm_simd_ops *ops, const wcm_conv_shap
         }
     }
     sum_chunks(partial, nchunks, wsize, dw, flags);
-    wcm_free(partial);
     return 0;
 }
 
@@ -496,18 +490,21 @@ static void outer_chunk(const wcm_simd_ops *ops, const wcm_conv_shape *s, long n
     }
 }
 
+/* Whether 1x1 backward weights go through the outer-product kernel. */
+static int outer_applies(const wcm_simd_ops *ops, const wcm_conv_shape *s) {
+    return ops->outer && s->k == 1 && s->cout % 16 == 0 && (long)s->n * s->h * s->w >= 1;
+}
+
 /* 1x1 layers through the outer-product kernel: the pixels of the whole
  * tensor in the fixed chunks of the chunked scheme, each chunk's sum
- * private, the chunks added in order. Returns -1 when the kernel does not
- * apply or without scratch memory. */
+ * private, the chunks added in order. Returns -1 without scratch memory. */
 static int backward_weights_outer(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *dy,
-                                  float *dw, int flags) {
+                                  float *dw, int flags, wcm_arena *arena) {
     const long pixels = (long)s->n * s->h * s->w;
-    if (!ops->outer || s->k != 1 || s->cout % 16 != 0 || pixels < 1) return -1;
     const int CI = s->cin, CO = s->cout;
     const size_t wsize = (size_t)CI * CO;
     const long nchunks = dw_chunk_count(pixels);
-    float *partial = wcm_alloc(sizeof(float) * wsize * (size_t)nchunks);
+    float *partial = wcm_arena_push(arena, sizeof(float) * wsize * (size_t)nchunks);
     if (!partial) return -1;
     /* Contiguous runs of chunks per thread: a chunk's last segment loads the
      * thread's next chunk. */
@@ -517,17 +514,16 @@ static int backward_weights_outer(const wcm_simd_ops *ops, const wcm_conv_shape 
         outer_chunk(ops, s, p1 - p0, pixels - p1, x + (size_t)p0 * CI, dy + (size_t)p0 * CO, partial + wsize * (size_t)c);
     }
     sum_chunks(partial, nchunks, wsize, dw, flags);
-    wcm_free(partial);
     return 0;
 }
 
-/* Returns 0, or -1 when the unit list cannot be allocated. */
+/* Returns 0, or -1 when the unit list or the partial sums cannot be allocated. */
 static int backward_weights_units(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *dy,
-                                  float *dw, int flags) {
+                                  float *dw, int flags, wcm_arena *arena) {
     const int CO = s->cout;
     const int transposed = CO <= WCM_TILE_MAX_ROWS && s->cin >= 16 && ops->max_cols <= 64;
     const int nu = dw_units(s, transposed, ops->max_cols, NULL);
-    dw_unit *units = wcm_alloc(sizeof(dw_unit) * (size_t)nu);
+    dw_unit *units = wcm_arena_push(arena, sizeof(dw_unit) * (size_t)nu);
     if (!units) return -1;
     dw_units(s, transposed, ops->max_cols, units);
     /* 1x1: no borders, so the whole tensor is one long row of pixels. */
@@ -541,11 +537,8 @@ static int backward_weights_units(const wcm_simd_ops *ops, const wcm_conv_shape 
     }
     const int seg = dw_segment(s->w, transposed ? 256 : 80);
     const long macs_per_pixel = (long)s->k * s->k * s->cin * s->cout;
-    if (macs_per_pixel < 16384 && nu > 1 &&
-        backward_weights_chunked(ops, s, units, nu, transposed, seg, x, dy, dw, flags) == 0) {
-        wcm_free(units);
-        return 0;
-    }
+    if (macs_per_pixel < 16384 && nu > 1)
+        return backward_weights_chunked(ops, s, units, nu, transposed, seg, x, dy, dw, flags, arena);
     const dw_unit *uu = units;
     /* Heavy layers: each job sums a span of consecutive segments in
      * registers (measured on 3x3 64->64: spans of 160 pixels beat 80, whose
@@ -571,28 +564,11 @@ static int backward_weights_units(const wcm_simd_ops *ops, const wcm_conv_shape 
                 dw_unit_span(ops, s, &uu[q], transposed, x, dy, dw, &sp, dw_blocks_share(&next, q - u0, u1 - u0));
         }
     }
-    wcm_free(units);
     return 0;
 }
 
-void wcm_direct_backward_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *dy,
-                                 float *dw, int flags) {
-    if (backward_weights_outer(ops, s, x, dy, dw, flags) == 0 || backward_weights_units(ops, s, x, dy, dw, flags) == 0)
-        return;
-    /* Out of memory for the unit list: one dw row at a time (slower). */
-    const int K = s->k, CI = s->cin, CO = s->cout;
-    const long M = (long)K * K * CI;
-#pragma omp parallel for schedule(static)
-    for (long m = 0; m < M; m++) {
-        const int ky = (int)(m / ((long)K * CI)), kx = (int)(m / CI % K), ci = (int)(m % CI);
-        dw_unit u = {ky, kx, ci, 1, 0, 0};
-        float *dwp = dw + (size_t)m * CO;
-        if (!(flags & WCM_CONV_ACCUMULATE)) memset(dwp, 0, sizeof(float) * (size_t)CO);
-        for (int co0 = 0; co0 < CO; co0 += ops->max_cols) {
-            u.co0 = co0;
-            u.nco = imin(ops->max_cols, CO - co0);
-            for (int n = 0; n < s->n; n++)
-                for (int i = 0; i < s->h; i++) dw_unit_segment(ops, s, &u, 0, x, dy, dw, n, i, 0, s->w);
-        }
-    }
+int wcm_direct_backward_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *dy,
+                                float *dw, int flags, wcm_arena *arena) {
+    if (outer_applies(ops, s)) return backward_weights_outer(ops, s, x, dy, dw, flags, arena);
+    return backward_weights_units(ops, s, x, dy, dw, flags, arena);
 }

@@ -13,7 +13,7 @@
 
 #include <stddef.h>
 
-#include "wcm/backend.h"
+#include "backend_impl.h"
 
 enum { WCM_SIMD_PORTABLE = 0, WCM_SIMD_AVX2 = 1, WCM_SIMD_AVX512 = 2 };
 
@@ -154,13 +154,26 @@ extern const wcm_simd_ops wcm_simd_portable;
 extern const wcm_simd_ops wcm_simd_avx2;
 extern const wcm_simd_ops wcm_simd_avx512;
 
-/* The kernels of the active level (detected once, capped by WCM_SIMD). */
+/* The kernels of a level (a variant of the CPU backend). */
+const wcm_simd_ops *wcm_cpu_ops_for(int level);
+/* The kernels of the default level (detected once, capped by WCM_SIMD). */
 const wcm_simd_ops *wcm_cpu_ops(void);
 /* Best level this CPU supports, ignoring WCM_SIMD. */
 int wcm_cpu_max_simd_level(void);
-/* For tests and benchmarks: use `level` (capped to what the CPU supports);
- * returns the level now in use. Not thread safe against running convolutions. */
+/* For tests and benchmarks: make `level` (capped to what the CPU supports)
+ * the default level; returns the level now the default. Contexts created
+ * with an explicit variant keep theirs. */
 int wcm_cpu_force_simd_level(int level);
+
+/* What one CPU op runs with, resolved from its context: the level's
+ * kernels, whether Winograd is on, and the scratch arena. */
+typedef struct {
+    const wcm_simd_ops *ops;
+    int variant;
+    int winograd;
+    wcm_arena *arena;
+} wcm_cpu_exec;
+wcm_cpu_exec wcm_cpu_exec_of(wcm_context *ctx);
 
 /* Split a length into register-tile sized pieces (6, ending with 4s and 5s
  * rather than 1s and 2s): returns the size of the next piece. */
@@ -175,7 +188,9 @@ static inline int wcm_tile_step(int remaining) {
  * (the caller already parallelises, e.g. over pixel tiles). */
 #define WCM_CPU_SERIAL 0x100
 
-/* Drivers (conv_direct.c). w is in forward layout [k][k][cin][cout]. */
+/* Drivers (conv_direct.c). w is in forward layout [k][k][cin][cout]. The
+ * ones with an arena take their working memory from it and return 0, or -1
+ * when it cannot grow (nothing written). */
 void wcm_direct_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *w, float *y,
                         int flags);
 /* Forward pass for small cout through the dot kernel; wt is [k][cout][k*cin]
@@ -183,13 +198,12 @@ void wcm_direct_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const 
 void wcm_dot_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *wt, float *y,
                      int flags);
 void wcm_dot_weights(const wcm_conv_shape *s, const float *w, float *wt);
-void wcm_direct_backward_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *dy,
-                                 float *dw, int flags);
+int wcm_direct_backward_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *dy,
+                                float *dw, int flags, wcm_arena *arena);
 /* Winograd forward (winograd.c) from the forward weights w, F(6x6) where
- * wcm_winograd6_pays, else F(4x4). Returns 0, or -1 when memory is
- * unavailable (nothing written). */
+ * wcm_winograd6_pays, else F(4x4): the weight transform, then the forward. */
 int wcm_winograd_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *w, float *y,
-                         int flags);
+                         int flags, wcm_arena *arena);
 /* The same with caller-provided scratch of wcm_winograd_scratch_floats(s,
  * threads) floats, threads >= the size of the parallel team (no allocation). */
 size_t wcm_winograd_scratch_floats(const wcm_conv_shape *s, int threads);
@@ -220,6 +234,100 @@ int wcm_winograd_qualifies(const wcm_simd_ops *ops, const wcm_conv_shape *s);
  * V[xi]^T dM[xi], dw = G^T dU G. Flags: WCM_CONV_ACCUMULATE. Returns 0, or -1
  * when scratch memory is unavailable (nothing written). */
 int wcm_winograd_backward_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *dy,
-                                  float *dw, int flags);
+                                  float *dw, int flags, wcm_arena *arena);
+
+/* Rows between the input and output of the shifted forward. */
+#define WCM_SHIFT_ROWS 4
+
+/* ---- routing and layer plans (backend_cpu.c, plan_cpu.c) ----------------- */
+
+/* The unplanned forward of the CPU backend (any k; 0 or WCM_ERR_NOMEM). */
+int wcm_cpu_conv_forward(const wcm_cpu_exec *e, const wcm_conv_shape *s, const float *x, const float *w, float *y,
+                         int flags);
+/* Forward routes: plain loops (k > WCM_CPU_MAX_K), Winograd, the dot kernel, direct tiles. */
+typedef enum { WCM_ROUTE_PLAIN, WCM_ROUTE_WINOGRAD, WCM_ROUTE_DOT, WCM_ROUTE_DIRECT } wcm_cpu_route;
+wcm_cpu_route wcm_cpu_route_of(const wcm_cpu_exec *e, const wcm_conv_shape *s);
+void wcm_cpu_plain_forward(const wcm_conv_shape *s, const float *x, const float *w, float *y, int flags);
+
+/* Layer plans: a layer's weights prepared once in the backend's layout
+ * (dot-kernel order, Winograd transforms), so that with the working memory
+ * sized up front a forward pass allocates nothing.
+ * plan_size: floats of the plan of a layer with shape s (n, h, w ignored);
+ * plan: fill it from forward weights w (again when w or the settings change).
+ * scratch_size: floats of working memory forward_plan needs for shape s (for
+ *   all threads of the calling thread's team), or forward_pointwise for
+ *   s->n*h*w pixels and up to max(cin, cout) channels when pointwise != 0.
+ * forward_plan: as the unplanned forward (0, or WCM_ERR_ARG for a plan made
+ *   under other settings).
+ * forward_pointwise: a run of nlayers consecutive 1x1 layers (shapes[l],
+ *   flags[l]) from x to y, computed tile by tile so the intermediate
+ *   activations stay in cache; x and y must not overlap.
+ * can_shift, forward_shifted: whether forward_shifted pays for layer s with
+ *   this plan; forward_shifted computes it as forward_plan but over the
+ *   input's own buffer, or returns -1 without writing anything when the plan
+ *   cannot (no Winograd part, cin != cout, or a size where forward_plan takes
+ *   Winograd F(6x6)): y = x - WCM_SHIFT_ROWS rows (up, down == 0) or x +
+ *   WCM_SHIFT_ROWS rows (down); rows of w * cout floats, the n images one
+ *   stack of rows (cin = cout). The buffer must extend that far beyond the
+ *   stack. Output lines are then input lines still in cache rather than
+ *   lines fetched only to be overwritten. */
+size_t wcm_cpu_plan_size(const wcm_cpu_exec *e, const wcm_conv_shape *s);
+void wcm_cpu_plan(const wcm_cpu_exec *e, const wcm_conv_shape *s, const float *w, float *plan);
+size_t wcm_cpu_scratch_size(const wcm_cpu_exec *e, const wcm_conv_shape *s, int pointwise);
+int wcm_cpu_forward_plan(const wcm_cpu_exec *e, const wcm_conv_shape *s, const float *x, const float *plan, float *y,
+                         int flags, float *scratch);
+int wcm_cpu_forward_pointwise(const wcm_cpu_exec *e, int nlayers, const wcm_conv_shape *shapes,
+                              const float *const *plans, const int *flags, const float *x, float *y, float *scratch);
+int wcm_cpu_can_shift(const wcm_cpu_exec *e, const wcm_conv_shape *s, const float *plan);
+int wcm_cpu_forward_shifted(const wcm_cpu_exec *e, const wcm_conv_shape *s, float *x, const float *plan, int down,
+                            int flags, float *scratch);
+
+/* ---- the CPU backend's entries beyond convolutions ------------------------ */
+
+/* Networks (net_cpu.c). */
+int wcm_cpu_net_compile(wcm_context *ctx, const wcm_net_desc *d, wcm_net_plan **out);
+int wcm_cpu_net_load(wcm_context *ctx, wcm_net_plan *p, const wcm_net_desc *d);
+int wcm_cpu_net_fits(wcm_context *ctx, const wcm_net_plan *p);
+int wcm_cpu_net_forward(wcm_context *ctx, wcm_net_plan *p, int n, int h, int w, const float *x, float *y);
+void wcm_cpu_net_free(wcm_net_plan *p);
+
+/* Training, vector and reduction ops (ops_cpu.c), image and noise ops
+ * (image_cpu.c): the entries of the backend table, see backend_impl.h. */
+int wcm_cpu_bn_stats(wcm_context *ctx, const float *x, size_t m, int c, double *mean, double *sd);
+int wcm_cpu_bn_apply(wcm_context *ctx, const float *x, size_t m, int c, const float *gamma, const double *sd, int relu,
+                     float *y);
+int wcm_cpu_bn_backward(wcm_context *ctx, const float *x, const float *dy, size_t m, int c, const float *gamma,
+                        const double *mean, const double *sd, int relu, float *dx, float *dgamma);
+int wcm_cpu_bn_running(wcm_context *ctx, wcm_bn_running_mode mode, int c, double *sd, float *running, double *acc,
+                       double value);
+int wcm_cpu_bn_fold(wcm_context *ctx, size_t rows, int cout, const float *w, const float *gamma, const float *running,
+                    float *out);
+int wcm_cpu_bn_fold_backward(wcm_context *ctx, size_t rows, int cout, const float *w, const float *gamma,
+                             const float *running, const float *dout, float *dw, float *dgamma);
+int wcm_cpu_relu(wcm_context *ctx, size_t n, const float *x, float *y);
+int wcm_cpu_relu_backward(wcm_context *ctx, size_t n, const float *y, const float *dy, float *dx);
+int wcm_cpu_loss_sse(wcm_context *ctx, size_t n, const float *out, const float *target, int batch, float *dout,
+                     double *loss);
+int wcm_cpu_adam(wcm_context *ctx, size_t n, float *params, const float *grad, float *m, float *v,
+                 const wcm_adam_hyper *h);
+int wcm_cpu_fill(wcm_context *ctx, size_t n, float *x, float value);
+int wcm_cpu_axpy(wcm_context *ctx, size_t n, float alpha, const float *x, float *y);
+int wcm_cpu_scale(wcm_context *ctx, size_t n, float alpha, float *x, const float *base);
+int wcm_cpu_noise_step(wcm_context *ctx, size_t n, float *y, float h, const float *d, float gamma, const float *z);
+int wcm_cpu_add_noise(wcm_context *ctx, size_t n, const float *x, const float *z, double sigma, float *y);
+int wcm_cpu_add_noise_255(wcm_context *ctx, size_t n, const float *x, const float *z, float sigma255, float *y);
+int wcm_cpu_rescale(wcm_context *ctx, size_t n, float *x, float lo, double range, double max);
+int wcm_cpu_reduce(wcm_context *ctx, wcm_reduce_kind kind, size_t n, const float *x, const float *y, double center,
+                   size_t chunk, double *result);
+int wcm_cpu_channel_reduce(wcm_context *ctx, wcm_reduce_kind kind, size_t m, int c, const float *x,
+                           const double *center, size_t chunk, double *result);
+int wcm_cpu_haar_split(wcm_context *ctx, int n, int h, int w, const float *x, float *out);
+int wcm_cpu_haar_merge(wcm_context *ctx, int n, int h, int w, const float *low, const float *coeffs, int c, float *out);
+int wcm_cpu_channels(wcm_context *ctx, wcm_channels_mode mode, size_t pixels, int count, const float *src, int src_c,
+                     int src_off, float *dst, int dst_c, int dst_off);
+int wcm_cpu_upsample(wcm_context *ctx, int n, int h, int w, int c, int factor, const float *x, float *y);
+int wcm_cpu_fill_normal(wcm_context *ctx, uint64_t seed, uint64_t stream, uint64_t offset, size_t n, float *out);
+int wcm_cpu_fill_uniform(wcm_context *ctx, uint64_t seed, uint64_t stream, uint64_t offset, size_t n, float *out);
+int wcm_cpu_fill_normal_torch(wcm_context *ctx, uint64_t seed, size_t n, float *out);
 
 #endif

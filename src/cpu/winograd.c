@@ -118,10 +118,10 @@ int wcm_winograd6_pays(const wcm_simd_ops *ops, const wcm_conv_shape *s) {
 }
 
 int wcm_winograd_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *w, float *y,
-                         int flags) {
+                         int flags, wcm_arena *arena) {
     const int f6 = wcm_winograd6_pays(ops, s);
     const size_t u_floats = (size_t)(f6 ? 64 : 36) * s->cin * s->cout;
-    float *u = wcm_alloc(sizeof(float) * (u_floats + wcm_winograd_scratch_floats(s, omp_get_max_threads())));
+    float *u = wcm_arena_push(arena, sizeof(float) * (u_floats + wcm_winograd_scratch_floats(s, omp_get_max_threads())));
     if (!u) return -1;
     if (f6) {
         wcm_winograd6_weights(ops, s, w, u);
@@ -130,7 +130,6 @@ int wcm_winograd_forward(const wcm_simd_ops *ops, const wcm_conv_shape *s, const
         wcm_winograd_weights(ops, s, w, u);
         wcm_winograd_forward_scratch(ops, s, x, u, y, flags, u + u_floats);
     }
-    wcm_free(u);
     return 0;
 }
 
@@ -446,14 +445,14 @@ void wcm_winograd_forward_shifted(const wcm_simd_ops *ops, const wcm_conv_shape 
 #define WG_BW_TILES 24
 
 int wcm_winograd_backward_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *dy,
-                                  float *dw, int flags) {
+                                  float *dw, int flags, wcm_arena *arena) {
     const int H = s->h, W = s->w, CI = s->cin, CO = s->cout;
     const int tiles_h = (H + 3) / 4, tiles_w = (W + 3) / 4;
     const long per_image = (long)tiles_h * tiles_w, total = per_image * s->n;
     const long nblocks = (total + WG_BW_TILES - 1) / WG_BW_TILES;
     const int T = (int)((total + nblocks - 1) / nblocks);
     const size_t du_size = (size_t)36 * CI * CO, v_size = (size_t)36 * T * CI, m_size = (size_t)36 * T * CO;
-    float *du = wcm_alloc(sizeof(float) * (du_size + v_size + m_size));
+    float *du = wcm_arena_push(arena, sizeof(float) * (du_size + v_size + m_size));
     if (!du) return -1;
     float *V = du + du_size, *M = V + v_size;
     const ptrdiff_t v_stride = (ptrdiff_t)T * CI, m_stride = (ptrdiff_t)T * CO;
@@ -498,6 +497,5 @@ int wcm_winograd_backward_weights(const wcm_simd_ops *ops, const wcm_conv_shape 
         const int nt = omp_get_num_threads(), t = omp_get_thread_num();
         wg->weights_adjoint(du, CI, CO, (int)((long)CI * t / nt), (int)((long)CI * (t + 1) / nt), dw, accumulate);
     }
-    wcm_free(du);
     return 0;
 }
