@@ -500,8 +500,9 @@ static int run_eval_samples(int argc, char **argv) {
         rc = load_batch(sets[s].paths, sets[s].count, h, w, &sets[s].images, &err);
         if (!rc) rc = summarise_set(&sets[s], &bin, real.stats, &err);
     }
-    cli_progress("%s: %d real image%s, %d set%s of samples, %dx%d [%.1f s]\n", cmd, real.count, real.count == 1 ? "" : "s",
-                 nsets, nsets == 1 ? "" : "s", h, w, wcm_seconds() - start);
+    if (!rc)
+        cli_progress("%s: %d real image%s, %d set%s of samples, %dx%d [%.1f s]\n", cmd, real.count,
+                     real.count == 1 ? "" : "s", nsets, nsets == 1 ? "" : "s", h, w, wcm_seconds() - start);
     /* The real images against the training set: the distance a new face has. */
     sets[nsets] = real;
     if (!rc && opts[O_TRAIN].set)
