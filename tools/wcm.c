@@ -8,10 +8,11 @@
 #include "wcm/backend.h"
 #include "wcm/io.h"
 
-extern const cli_command cmd_denoise, cmd_eval_denoise, cmd_sample, cmd_superres, cmd_inverse, cmd_train, cmd_demo;
+extern const cli_command cmd_denoise, cmd_eval_denoise, cmd_eval_samples, cmd_sample, cmd_superres, cmd_inverse, cmd_train,
+    cmd_demo;
 
 static const cli_command *const commands[] = {
-    &cmd_import_torch, &cmd_info, &cmd_forward, &cmd_bundle, &cmd_denoise, &cmd_eval_denoise,
+    &cmd_import_torch, &cmd_info, &cmd_forward, &cmd_bundle, &cmd_denoise, &cmd_eval_denoise, &cmd_eval_samples,
     &cmd_sample, &cmd_superres, &cmd_inverse, &cmd_train, &cmd_demo, NULL,
 };
 
