@@ -1,4 +1,4 @@
-/* Flat and multi-scale denoising (SPEC §5), as ops of the networks' context
+/* Flat and multi-scale denoising (docs/model.md §5), as ops of the networks' context
  * (the low-pass net's for a multi-scale model: its nets share one context),
  * and the noise and PSNR helpers on host buffers. */
 #include "wcm/denoise.h"

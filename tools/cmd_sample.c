@@ -126,7 +126,7 @@ static int apply_synth_params(const char *cmd, opt_table *t, int uses_low, int l
 }
 
 #define SAMPLER_HELP                                                                              \
-    "Algorithm-1 options (SPEC §6; defaults are the paper's):\n"                                 \
+    "Algorithm-1 options (docs/model.md §6; defaults are the paper's):\n"                       \
     "  --h0 X            first step size (0.01), in (0, 1]\n"                                     \
     "  --sigma0 X        initial noise std sigma_0 (1)\n"                                         \
     "  --sigmaL X        target sigma_L (0.01)\n"                                                 \
@@ -551,12 +551,13 @@ const cli_command cmd_sample = {
     "sample", "draw images from a model (Algorithm 2 through all scales)",
     "usage: wcm sample MODEL --out DIR [--n 4] [--low-size 40 | --size S] [--seed S]\n"
     "                  [--no-rescale] [--npy] [Algorithm-1 options]\n\n"
-    "Multi-scale model (SPEC §7): samples the coarsest low-pass with the low-pass\n"
-    "net (Algorithm 1), min-max rescales each to [0, 0.8] as the reference does,\n"
-    "then for j = J-1 ... 0 samples the details with conditional net j given the\n"
-    "current low-pass and reconstructs (inverse Haar). A flat model samples one\n"
-    "scale (the image size is --low-size or --size). The n samples run as one\n"
-    "batch; sample k depends only on the seed and k (not on n or --threads).\n\n"
+    "Multi-scale model (docs/model.md §7): samples the coarsest low-pass with\n"
+    "the low-pass net (Algorithm 1), min-max rescales each to [0, 0.8] as the\n"
+    "reference does, then for j = J-1 ... 0 samples the details with conditional\n"
+    "net j given the current low-pass and reconstructs (inverse Haar). A flat\n"
+    "model samples one scale (the image size is --low-size or --size). The n\n"
+    "samples run as one batch; sample k depends only on the seed and k (not on\n"
+    "n or --threads).\n\n"
     "  --out DIR       output folder (created): sample_K.png (final), per scale\n"
     "                  sample_K_low.png and sample_K_scale<j>.png (after net j;\n"
     "                  scale 0 is the final image), grid.png, log.json\n"
@@ -708,8 +709,9 @@ const cli_command cmd_superres = {
     "                    [--log FILE] [--npy] [Algorithm-1 options]\n\n"
     "IN is the low-resolution image: the coarsest low-pass (local means, so an\n"
     "ordinary downsampled image in [0, 1]). The cascade samples the details of\n"
-    "every scale given the current low-pass (SPEC §7); OUT is 2^J times larger\n"
-    "and its J-level Haar low-pass equals IN (the largest deviation is printed).\n"
+    "every scale given the current low-pass (docs/model.md §7); OUT is 2^J times\n"
+    "larger and its J-level Haar low-pass equals IN (the largest deviation is\n"
+    "printed).\n"
     "A lone conditional network gives x2.\n\n"
     "  --from-highres  IN is a high-resolution image: it is centre-cropped to a\n"
     "                  multiple of 2^J, its coarsest low-pass is the input and it\n"
@@ -918,7 +920,7 @@ done:
 }
 
 const cli_command cmd_inverse = {
-    "inverse", "linear inverse problems with a flat denoiser (constrained sampler, SPEC §7)",
+    "inverse", "linear inverse problems with a flat denoiser (constrained sampler, docs/model.md §7)",
     "usage: wcm inverse FLATMODEL --task superres|inpaint|randpix IN OUT\n"
     "                   [--factor F] [--from-highres] [--mask M.png] [--fraction P]\n"
     "                   [--samples K] [--seed S] [--log FILE] [--npy] [Algorithm-1 options]\n\n"

@@ -1,4 +1,4 @@
-/* wcm — denoising with a model (SPEC §5) and the quality measure.
+/* wcm — denoising with a model (docs/model.md §5) and the quality measure.
  *
  * A single flat network denoises in one pass: x = y - f(y). A multi-scale
  * model decomposes y into J Haar levels, denoises the coarsest low-pass with
