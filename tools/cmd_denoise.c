@@ -68,7 +68,7 @@ static int run_denoise(int argc, char **argv) {
             if (!z) rc = wcm_fail(&err, WCM_ERR_NOMEM, "out of memory");
             else {
                 wcm_noise_pattern(noise_kind, (uint64_t)seed, 1, n, z);
-                wcm_noise_apply(ref.data, z, n, sigma255, img.data);
+                wcm_noise_apply_255(ref.data, z, n, sigma255, img.data);
                 wcm_free(z);
             }
         }
