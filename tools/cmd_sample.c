@@ -11,7 +11,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "json.h"
+#include "wcm/json.h"
 #include "wcm/denoise.h"
 #include "wcm/image.h"
 #include "wcm/inverse.h"

@@ -26,6 +26,7 @@
 #include "wcm/stats.h"
 #include "wcm/dataset.h"
 #include "wcm/train.h"
+#include "wcm/json.h"
 
 #ifdef __cplusplus
 extern "C" {
