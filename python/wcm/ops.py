@@ -40,9 +40,9 @@ def add_noise(x, sigma, seed=0, first_image_index=0):
     wcm's counter-based generator: image k of the batch gets the noise of
     image first_image_index + k whatever the batch. A new array."""
     a = _arrays.as_images(x).copy()
-    t, keep = _arrays.nchw_view(a)
     if a.shape[1] != 1:
         raise ValueError("add_noise takes gray images (C = 1)")
+    t, keep = _arrays.nchw_view(a)  # for C = 1 a view of `a` itself: the noise is added in place
     err = WcmError()
     check(lib.wcm_add_noise(ctypes.byref(t), float(sigma), int(seed), int(first_image_index), ctypes.byref(err)), err)
     return a.reshape(np.shape(x)) if np.ndim(x) == 2 else a
