@@ -1,7 +1,5 @@
 """The Python package against analytic cases and, bit for bit, against the
 wcm command line on the same inputs."""
-import os
-
 import numpy as np
 import pytest
 
@@ -10,8 +8,12 @@ from conftest import FACE_MODEL, SYNTHETIC
 
 
 def test_library_and_layout():
-    assert wcm.__version__.count(".") == 2
-    assert os.path.exists(wcm.library_path()) or "libwcm" in wcm.library_path()
+    import ctypes
+    from wcm import _lib
+    assert wcm.__version__.count(".") == 2 and "libwcm" in wcm.library_path()
+    for name, struct in _lib.STRUCTS.items():
+        assert _lib.lib.wcm_abi_sizeof(name.encode()) == ctypes.sizeof(struct), name
+    assert _lib.lib.wcm_abi_sizeof(b"no_such_struct") == 0
 
 
 def test_errors_are_exceptions(tmp_path):
