@@ -153,7 +153,18 @@ REQUIRED = {
     "wcm_synth_lowpass": (c_int, [P(Tensor), c_int, P(Tensor), ERR]),
     "wcm_sample_status_name": (c_char_p, [c_int]),
 }
-OPTIONAL = {}
+c_uint = ctypes.c_uint
+OPTIONAL = {
+    # include/wcm/jacobian.h
+    "wcm_jacobian_create": (c_int, [P(c_void_p), P(Model), c_float_p, c_int, c_int, c_uint, ERR]),
+    "wcm_jacobian_free": (None, [c_void_p]),
+    "wcm_jacobian_height": (c_int, [c_void_p]),
+    "wcm_jacobian_width": (c_int, [c_void_p]),
+    "wcm_jacobian_value": (c_float_p, [c_void_p]),
+    "wcm_jacobian_rows": (c_int, [c_void_p, P(c_int), c_int, c_float_p, ERR]),
+    "wcm_jacobian_full": (c_int, [c_void_p, c_float_p, ERR]),
+    "wcm_jacobian_spectrum_compute": (c_int, [c_float_p, c_int, P(c_double), c_void_p, ERR]),
+}
 
 STRUCTS = {"wcm_error": WcmError, "wcm_tensor": Tensor, "wcm_array": Array, "wcm_pyramid": Pyramid,
            "wcm_model": Model, "wcm_sampler_params": SamplerParams, "wcm_sample_result": SampleResult,
