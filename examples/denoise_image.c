@@ -16,7 +16,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s MODEL IN OUT [SIGMA_255]\n", argv[0]);
         return 2;
     }
-    double sigma = argc > 4 ? atof(argv[4]) : 50.0;
+    double sigma255 = argc > 4 ? atof(argv[4]) : 50.0;
     wcm_error err;
     wcm_model model;
     wcm_tensor clean, noisy, denoised;
@@ -44,13 +44,13 @@ int main(int argc, char **argv) {
     float *z = malloc(n * sizeof(float));
     wcm_tensor_copy(&noisy, &clean, &err);
     wcm_noise_pattern(WCM_NOISE_TORCH, 0, 1, n, z);
-    wcm_noise_apply(clean.data, z, n, sigma, noisy.data);
+    wcm_noise_apply_255(clean.data, z, n, sigma255, noisy.data);
     if (wcm_denoise(&model, &noisy, 0, &denoised, &err) != WCM_OK ||
         wcm_image_write(argv[3], &denoised, 0, 8, &err) != WCM_OK) {
         fprintf(stderr, "error: %s\n", err.msg);
         return 1;
     }
-    printf("sigma %.1f: PSNR noisy %.2f dB -> denoised %.2f dB, wrote %s\n", sigma, wcm_psnr(clean.data, noisy.data, n),
+    printf("sigma %.1f (of 255): PSNR noisy %.2f dB -> denoised %.2f dB, wrote %s\n", sigma255, wcm_psnr(clean.data, noisy.data, n),
            wcm_psnr(clean.data, denoised.data, n), argv[3]);
     free(z);
     wcm_tensor_free(&clean);

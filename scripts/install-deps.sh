@@ -2,7 +2,7 @@
 # Install the Debian 12 packages wcm needs to build and test. Idempotent:
 # does nothing when everything is present. Run as root (or with sudo).
 set -euo pipefail
-packages=(build-essential cmake pkg-config libpng-dev libjpeg62-turbo-dev)
+packages=(build-essential cmake pkg-config libpng-dev libjpeg62-turbo-dev python3-numpy python3-pytest python3-venv python3-pip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

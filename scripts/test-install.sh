@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the built tree into a temporary prefix, build the examples against
 # the installed shared library through pkg-config, and run one: what a C
-# user of the library does. Usage: scripts/test-install.sh [BUILD_DIR]
+# user of the library does; then pip-install the Python package into a
+# virtual environment and check that it gives the C example's result.
+# Usage: scripts/test-install.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -24,3 +26,29 @@ model="$prefix/share/wcm/models/kadkhodaie2023_face160_j2_rf13.safetensors"
 "$prefix/denoise_image" "$model" examples/data/synthetic160.png "$prefix/out.png" 50
 [ -s "$prefix/out.png" ] || { echo "FAIL denoise_image wrote no output"; exit 1; }
 echo "ok   the example denoised examples/data/synthetic160.png with the installed model"
+# What a Python user does: the package installed with pip into a virtual
+# environment (offline: Debian's numpy, setuptools and wheel through
+# --system-site-packages), bundling this build's library, used from outside
+# the source tree.
+if ! /usr/bin/python3 -c "import numpy, venv" 2>/dev/null; then
+  echo "skip the Python install check (no python3-numpy / python3-venv)"
+  exit 0
+fi
+/usr/bin/python3 -m venv --system-site-packages "$prefix/venv"
+WCM_LIBRARY="$PWD/$build/libwcm.so" "$prefix/venv/bin/pip" install -q --no-build-isolation ./python
+rm -rf python/build python/wcm.egg-info
+(cd "$prefix" && "$prefix/venv/bin/python" - "$model" "$OLDPWD/examples/data/synthetic160.png" "$prefix/py.png") <<'PY'
+import sys
+import wcm
+model, image, out = sys.argv[1:]
+assert wcm.library_path().startswith(sys.prefix), f"not the bundled library: {wcm.library_path()}"
+clean = wcm.read_image(image)
+noisy = wcm.add_noise_255(clean, 50, seed=0)
+denoised = wcm.denoise(wcm.load_model(model), noisy)
+gain = wcm.psnr(clean, denoised) - wcm.psnr(clean, noisy)
+assert gain > 10, f"denoising gained only {gain:.2f} dB"
+wcm.write_image(out, denoised)
+print(f"ok   pip-installed wcm {wcm.__version__} denoised the synthetic face: +{gain:.2f} dB")
+PY
+cmp -s "$prefix/py.png" "$prefix/out.png" || { echo "FAIL the Python result differs from the C example's"; exit 1; }
+echo "ok   the Python package's output equals the C example's byte for byte"

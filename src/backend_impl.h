@@ -70,6 +70,10 @@ typedef struct {
     wcm_tensor *y, *out;
     wcm_tensor x_copy, y_copy;
 } wcm_io;
+/* Makes `out` ready to receive an n x h x w x c result: an owned tensor of
+ * another shape is freed (the caller then allocates), a view of another
+ * shape is refused (WCM_ERR_SHAPE), anything of the right shape is kept. */
+int wcm_tensor_prepare_output(wcm_tensor *out, int n, int h, int w, int c, wcm_error *err);
 int wcm_io_begin(wcm_context *ctx, const wcm_tensor *in, wcm_tensor *out, int out_c, wcm_io *io, wcm_error *err);
 int wcm_io_end(wcm_context *ctx, wcm_io *io, int rc, wcm_error *err);
 

@@ -331,12 +331,11 @@ int wcm_tensor_stage(wcm_context *ctx, const wcm_tensor *t, wcm_tensor *storage,
 }
 
 int wcm_tensor_to_host(wcm_context *ctx, const wcm_tensor *src, wcm_tensor *dst, wcm_error *err) {
-    const int same_shape = dst->n == src->n && dst->h == src->h && dst->w == src->w && dst->c == src->c;
-    if (dst->data && (!wcm_tensor_is_host(dst) || !same_shape)) wcm_tensor_free(dst);
-    if (!dst->data) {
-        int rc = wcm_tensor_alloc(dst, src->n, src->h, src->w, src->c, err);
-        if (rc) return rc;
-    }
+    if (dst->data && !wcm_tensor_is_host(dst)) wcm_tensor_free(dst);
+    int rc = wcm_tensor_prepare_output(dst, src->n, src->h, src->w, src->c, err);
+    if (rc) return rc;
+    if (!dst->data) rc = wcm_tensor_alloc(dst, src->n, src->h, src->w, src->c, err);
+    if (rc) return rc;
     const size_t bytes = wcm_tensor_count(src) * sizeof(float);
     if (wcm_tensor_is_host(src)) {
         memmove(dst->data, src->data, bytes);
@@ -349,8 +348,8 @@ int wcm_io_begin(wcm_context *ctx, const wcm_tensor *in, wcm_tensor *out, int ou
     memset(io, 0, sizeof *io);
     io->x = in;
     io->y = io->out = out;
-    if (out->data && (out->n != in->n || out->h != in->h || out->w != in->w || out->c != out_c)) wcm_tensor_free(out);
-    int rc = WCM_OK;
+    int rc = wcm_tensor_prepare_output(out, in->n, in->h, in->w, out_c, err);
+    if (rc) return rc;
     if (!out->data)
         rc = wcm_tensor_is_host(in) ? wcm_tensor_alloc(out, in->n, in->h, in->w, out_c, err)
                                     : wcm_tensor_alloc_on(ctx, out, in->n, in->h, in->w, out_c, err);

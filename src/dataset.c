@@ -1,5 +1,5 @@
 /* Training data: image folder -> preprocessed, memory-mapped cache -> noisy
- * batches drawn as the reference does (SPEC §4). */
+ * batches drawn as the reference does (docs/model.md §4). */
 #include "wcm/dataset.h"
 #include "wcm/haar.h"
 #include "wcm/image.h"

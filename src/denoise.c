@@ -1,4 +1,4 @@
-/* Flat and multi-scale denoising (SPEC §5), as ops of the networks' context
+/* Flat and multi-scale denoising (docs/model.md §5), as ops of the networks' context
  * (the low-pass net's for a multi-scale model: its nets share one context),
  * and the noise and PSNR helpers on host buffers. */
 #include "wcm/denoise.h"
@@ -107,6 +107,15 @@ double wcm_psnr(const float *a, const float *b, size_t n) {
     return mse > 0 ? 10.0 * log10(1.0 / mse) : INFINITY;
 }
 
+double wcm_psnr_clamped(const float *reference, const float *estimate, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        double v = fmin(fmax((double)estimate[i], -1.0), 2.0) - reference[i];
+        s += v * v;
+    }
+    return s > 0 ? 10.0 * log10((double)n / s) : INFINITY;
+}
+
 int wcm_noise_kind_parse(const char *s, wcm_noise_kind *kind) {
     if (!strcmp(s, "torch")) *kind = WCM_NOISE_TORCH;
     else if (!strcmp(s, "philox")) *kind = WCM_NOISE_PHILOX;
@@ -124,6 +133,10 @@ void wcm_noise_pattern(wcm_noise_kind kind, uint64_t seed, int n_images, size_t 
         wcm_op_fill_normal(run, seed, (uint64_t)k + 1, 0, per_image, z + (size_t)k * per_image, NULL);
 }
 
-void wcm_noise_apply(const float *clean, const float *z, size_t n, double sigma255, float *noisy) {
+void wcm_noise_apply_255(const float *clean, const float *z, size_t n, double sigma255, float *noisy) {
     wcm_op_add_noise_255(wcm_context_host(), n, clean, z, (float)sigma255, noisy, NULL);
+}
+
+void wcm_noise_apply(const float *clean, const float *z, size_t n, double sigma255, float *noisy) {
+    wcm_noise_apply_255(clean, z, n, sigma255, noisy);
 }

@@ -1,4 +1,4 @@
-/* Orthogonal Haar pyramid with coefficients normalised to local means (SPEC §2),
+/* Orthogonal Haar pyramid with coefficients normalised to local means (docs/model.md §2),
  * as ops of a context's backend. */
 #include "wcm/haar.h"
 

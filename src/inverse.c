@@ -1,5 +1,5 @@
 /* Linear measurements with orthonormal rows and the constrained sampler of
- * SPEC §7 (pixel-domain baseline). Formulas in include/wcm/inverse.h. */
+ * docs/model.md §7 (pixel-domain baseline). Formulas in include/wcm/inverse.h. */
 #include "wcm/inverse.h"
 
 #include <math.h>

@@ -200,3 +200,78 @@ void wcm_model_describe(const wcm_model *m, char *buf, size_t size) {
         }
 #undef APPEND
 }
+
+/* One network from a file: a PyTorch .pt (torch_only) or any single-network model. */
+static int load_single_net(const char *path, int torch_only, wcm_net **net, wcm_error *err) {
+    if (torch_only) return wcm_net_load_torch(path, net, err);
+    wcm_model part;
+    int rc = wcm_model_load(path, &part, err);
+    if (rc) return rc;
+    if (part.multiscale) {
+        wcm_model_free(&part);
+        return wcm_fail(err, WCM_ERR_FORMAT, "%s is already a multi-scale model", path);
+    }
+    *net = part.net;
+    part.net = NULL;
+    wcm_model_free(&part);
+    return WCM_OK;
+}
+
+int wcm_model_assemble(const char *low, const char *const *conds, int n, int torch_only, wcm_model *m, wcm_error *err) {
+    memset(m, 0, sizeof *m);
+    wcm_array_list_init(&m->meta);
+    m->multiscale = 1;
+    int rc = WCM_OK;
+    if (!low || n < 1 || n > WCM_MAX_LEVELS || !conds)
+        rc = wcm_fail(err, WCM_ERR_ARG, "a multi-scale model needs a low-pass net and 1 to %d conditional nets (got %d)",
+                      WCM_MAX_LEVELS, n);
+    if (!rc) rc = load_single_net(low, torch_only, &m->low, err);
+    if (!rc && wcm_net_get_kind(m->low) == WCM_NET_CONDITIONAL)
+        rc = wcm_fail(err, WCM_ERR_FORMAT, "%s: --low needs a 1 -> 1 network, this one is conditional", low);
+    if (!rc) rc = wcm_array_list_set_meta(&m->meta, "wcm.source.low", low, err);
+    for (int j = 0; !rc && j < n; j++) {
+        rc = load_single_net(conds[j], torch_only, &m->cond[j], err);
+        if (rc) break;
+        m->levels = j + 1;
+        if (wcm_net_get_kind(m->cond[j]) != WCM_NET_CONDITIONAL)
+            rc = wcm_fail(err, WCM_ERR_FORMAT, "%s: scale %d needs a conditional (4 -> 3) network, this one is %s", conds[j],
+                          j, wcm_net_kind_name(wcm_net_get_kind(m->cond[j])));
+        char key[32];
+        snprintf(key, sizeof key, "wcm.source.cond%d", j);
+        if (!rc) rc = wcm_array_list_set_meta(&m->meta, key, conds[j], err);
+    }
+    if (rc) wcm_model_free(m);
+    return rc;
+}
+
+/* A zeroed heap model for wcm_model_open and wcm_model_assemble_new; *out
+ * is set by model_finish once the model is filled. */
+static int model_new(wcm_model **out, wcm_model **m, wcm_error *err) {
+    *out = NULL;
+    *m = calloc(1, sizeof **m);
+    return *m ? WCM_OK : wcm_fail(err, WCM_ERR_NOMEM, "out of memory for a model");
+}
+
+static int model_finish(wcm_model **out, wcm_model *m, int rc) {
+    if (rc) free(m);
+    else *out = m;
+    return rc;
+}
+
+int wcm_model_open(const char *path, wcm_model **out, wcm_error *err) {
+    wcm_model *m;
+    int rc = model_new(out, &m, err);
+    return rc ? rc : model_finish(out, m, wcm_model_load(path, m, err));
+}
+
+int wcm_model_assemble_new(const char *low, const char *const *conds, int n, int torch_only, wcm_model **out,
+                           wcm_error *err) {
+    wcm_model *m;
+    int rc = model_new(out, &m, err);
+    return rc ? rc : model_finish(out, m, wcm_model_assemble(low, conds, n, torch_only, m, err));
+}
+
+void wcm_model_destroy(wcm_model *m) {
+    wcm_model_free(m);
+    free(m);
+}

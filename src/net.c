@@ -1,4 +1,4 @@
-/* Bias-free CNN architectures (SPEC §3) as layer lists, and inference
+/* Bias-free CNN architectures (docs/model.md §3) as layer lists, and inference
  * through the plan the context's backend compiles from them. */
 #include "net_internal.h"
 

@@ -7,7 +7,7 @@
  * torch.*Storage type tags) and builds a small value tree. Nothing is ever
  * looked up or executed by name; anything else is refused with a message.
  *
- * Accepted opcodes: those SPEC §3 lists for the published checkpoints
+ * Accepted opcodes: those docs/model.md §3.5 lists for the published checkpoints
  * (PROTO GLOBAL REDUCE BUILD MARK TUPLE EMPTY_TUPLE EMPTY_DICT SETITEM SETITEMS
  * BINPUT LONG_BINPUT BINGET LONG_BINGET BINUNICODE BININT1 BININT2 NEWFALSE
  * BINPERSID STOP) plus the pure-data ones protocol 2 uses for other float

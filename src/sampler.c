@@ -1,4 +1,4 @@
-/* Algorithm 1 (SPEC §6): batched sampling with a residual-predicting denoiser.
+/* Algorithm 1 (docs/model.md §6): batched sampling with a residual-predicting denoiser.
  * See include/wcm/sampler.h for the exact iteration, stopping rules and the
  * layout of the random numbers. Every vector update, noise fill and sum is an
  * op of the context's backend (params->context), so the batch stays in its

@@ -1,4 +1,4 @@
-/* Algorithm 2 (SPEC §7): the synthesis / super-resolution cascade over a
+/* Algorithm 2 (docs/model.md §7): the synthesis / super-resolution cascade over a
  * model's networks, each net run through Algorithm 1 (src/sampler.c).
  * See include/wcm/synth.h for the conventions. */
 #include "wcm/synth.h"

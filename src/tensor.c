@@ -1,5 +1,6 @@
 /* Tensors, named array lists (with a hashed metadata index), and .npy
  * reading/writing. */
+#include "backend_impl.h"
 #include "sysrand.h"
 #include "wcm/backend.h"
 #include "wcm/io.h"
@@ -27,9 +28,39 @@ int wcm_tensor_alloc(wcm_tensor *t, int n, int h, int w, int c, wcm_error *err) 
 
 void wcm_tensor_free(wcm_tensor *t) {
     if (!t) return;
-    if (t->buffer) wcm_buffer_free(t->buffer); /* a backend's memory (wcm_tensor_alloc_on) */
-    else wcm_free(t->data);
+    if (t->borrowed) { /* the caller's memory (wcm_tensor_view) */
+    } else if (t->buffer) {
+        wcm_buffer_free(t->buffer); /* a backend's memory (wcm_tensor_alloc_on) */
+    } else {
+        wcm_free(t->data);
+    }
     memset(t, 0, sizeof *t);
+}
+
+wcm_tensor wcm_tensor_view(float *data, int n, int h, int w, int c) {
+    return (wcm_tensor){.n = n, .h = h, .w = w, .c = c, .data = data, .borrowed = 1};
+}
+
+int wcm_tensor_view_check(wcm_tensor *t, float *data, int n, int h, int w, int c, wcm_error *err) {
+    memset(t, 0, sizeof *t);
+    if (!data) return wcm_fail(err, WCM_ERR_ARG, "tensor view: no data");
+    if (n <= 0 || h <= 0 || w <= 0 || c <= 0)
+        return wcm_fail(err, WCM_ERR_SHAPE, "tensor view: invalid shape %dx%dx%dx%d", n, h, w, c);
+    const int64_t dims[4] = {n, h, w, c};
+    size_t bytes;
+    if (wcm_size_product(dims, 4, sizeof(float), SIZE_MAX, &bytes))
+        return wcm_fail(err, WCM_ERR_SHAPE, "tensor view: a %dx%dx%dx%d tensor does not fit in memory", n, h, w, c);
+    *t = wcm_tensor_view(data, n, h, w, c);
+    return WCM_OK;
+}
+
+int wcm_tensor_prepare_output(wcm_tensor *out, int n, int h, int w, int c, wcm_error *err) {
+    const int same_shape = out->n == n && out->h == h && out->w == w && out->c == c;
+    if (out->borrowed && !same_shape)
+        return wcm_fail(err, WCM_ERR_SHAPE, "output view is %dx%dx%dx%d, the result is %dx%dx%dx%d", out->n, out->h,
+                        out->w, out->c, n, h, w, c);
+    if (out->data && !same_shape) wcm_tensor_free(out);
+    return WCM_OK;
 }
 
 size_t wcm_tensor_count(const wcm_tensor *t) { return (size_t)t->n * t->h * t->w * t->c; }

@@ -1,5 +1,5 @@
 /* Training-mode forward and backward of the BF-CNNs, the reference loss and
- * Adam (SPEC §3–4), as ops of the network context's backend. See
+ * Adam (docs/model.md §3–4), as ops of the network context's backend. See
  * include/wcm/train.h for the conventions. */
 #include "wcm/train.h"
 

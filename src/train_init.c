@@ -1,4 +1,4 @@
-/* The reference initialisation of a BF-CNN (SPEC §3), drawn from the
+/* The reference initialisation of a BF-CNN (docs/model.md §3.4), drawn from the
  * counter-based generator so it is reproducible for any thread count. */
 #include "net_internal.h"
 #include "wcm/rng.h"

@@ -244,7 +244,7 @@ static int run_net(wcm_context *ctx, const op_case *c, void **p, wcm_error *err)
     }
     wcm_net_invalidate(net);
     wcm_net_set_context(net, ctx);
-    wcm_tensor in = {c->s[2], c->s[3], c->s[4], net_cin(c), p[0], NULL}, out = {0};
+    wcm_tensor in = wcm_tensor_view(p[0], c->s[2], c->s[3], c->s[4], net_cin(c)), out = {0};
     rc = wcm_net_forward(net, &in, &out, err);
     if (!rc) memcpy(p[1], out.data, wcm_tensor_count(&out) * sizeof(float));
     wcm_tensor_free(&out);

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,6 +18,7 @@
 #include "wcm/denoise.h"
 #include "wcm/image.h"
 #include "wcm/io.h"
+#include "wcm/json.h"
 #include "wcm/stats.h"
 #include "wcm/synth.h"
 
@@ -88,46 +88,8 @@ static void demo_progress(void *user, const wcm_synth_progress_info *info) {
 
 /* The HTML page ------------------------------------------------------------------ */
 
-typedef struct {
-    char *s;
-    size_t len;
-    int failed;
-} text;
-
-static void add(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add(text *t, const char *fmt, ...) {
-    if (t->failed) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = n < 0 ? NULL : realloc(t->s, t->len + (size_t)n + 1);
-    if (!s) {
-        t->failed = 1;
-        return;
-    }
-    t->s = s;
-    va_start(ap, fmt);
-    vsnprintf(t->s + t->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    t->len += (size_t)n;
-}
-
-/* Text with &, <, >, " escaped (file names given by the user). */
-static void add_escaped(text *t, const char *s) {
-    for (; *s; s++) {
-        switch (*s) {
-        case '&': add(t, "&amp;"); break;
-        case '<': add(t, "&lt;"); break;
-        case '>': add(t, "&gt;"); break;
-        case '"': add(t, "&quot;"); break;
-        default: add(t, "%c", *s);
-        }
-    }
-}
-
-static void figure(text *h, const char *src, const char *caption) {
-    add(h, "<figure><img src=\"%s\" alt=\"%s\"><figcaption>%s</figcaption></figure>", src, caption, caption);
+static void figure(wcm_json_buf *h, const char *src, const char *caption) {
+    wcm_json_buf_printf(h, "<figure><img src=\"%s\" alt=\"%s\"><figcaption>%s</figcaption></figure>", src, caption, caption);
 }
 
 /* Steps --------------------------------------------------------------------------- */
@@ -357,10 +319,11 @@ static int run_demo(int argc, char **argv) {
     double total = wcm_seconds() - t_start;
 
     /* The page. */
-    text h = {0};
+    wcm_json_buf h;
+    wcm_json_buf_init(&h);
     if (!rc) {
         cli_progress("[%d/%d] writing %s/index.html\n", ++step, nsteps, d.dir);
-        add(&h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>wcm demo</title>\n"
+        wcm_json_buf_printf(&h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>wcm demo</title>\n"
                 "<style>body{font-family:Helvetica,Arial,sans-serif;margin:28px;max-width:1100px;color:#222}"
                 "figure{display:inline-block;margin:6px;text-align:center;vertical-align:top}"
                 "figure img{width:200px;height:200px;image-rendering:pixelated;border:1px solid #bbb}"
@@ -371,7 +334,7 @@ static int run_demo(int argc, char **argv) {
                 "in %.0f s. The face models are the authors' published networks (MIT licence; RF 13 conditional "
                 "nets, converted to wcm's format; <code>models/README.md</code>).</p>\n",
             wcm_get_threads(), total);
-        add(&h, "<h2>1. Faces synthesized at %dx%d</h2>\n<p>Drawn coarse to fine (Algorithm 2): a 40x40 low-pass "
+        wcm_json_buf_printf(&h, "<h2>1. Faces synthesized at %dx%d</h2>\n<p>Drawn coarse to fine (Algorithm 2): a 40x40 low-pass "
                 "image is sampled with the low-pass network, then the wavelet details of each finer scale with a "
                 "local conditional network (receptive field 13x13) given the low-pass (%.0f s).</p>\n<div>",
             size160, size160, t_syn160);
@@ -381,9 +344,9 @@ static int run_demo(int argc, char **argv) {
             snprintf(cap, sizeof cap, "sample %d", k + 1);
             figure(&h, src, cap);
         }
-        add(&h, "</div>\n");
+        wcm_json_buf_printf(&h, "</div>\n");
         if (have320) {
-            add(&h, "<h2>2. Faces synthesized at %dx%d</h2>\n<p>The same procedure with one more scale (J = 3) "
+            wcm_json_buf_printf(&h, "<h2>2. Faces synthesized at %dx%d</h2>\n<p>The same procedure with one more scale (J = 3) "
                     "and the authors' 320x320 networks (%.0f s).</p>\n<div>",
                 sr_size, sr_size, t_syn320);
             for (int k = 0; k < n; k++) {
@@ -391,21 +354,21 @@ static int run_demo(int argc, char **argv) {
                 snprintf(cap, sizeof cap, "sample %d", k + 1);
                 figure(&h, src, cap);
             }
-            add(&h, "</div>\n");
+            wcm_json_buf_printf(&h, "</div>\n");
         }
-        add(&h, "<h2>%d. Super-resolution x%d</h2>\n<p>Only the 40x40 low-pass of the image on the left is given; "
+        wcm_json_buf_printf(&h, "<h2>%d. Super-resolution x%d</h2>\n<p>Only the 40x40 low-pass of the image on the left is given; "
                 "the details of every finer scale are sampled given it (%.0f s for two samples). The result's "
                 "low-pass equals the input exactly.</p>\n",
             2 + have320, 1 << sr_levels, t_sr);
         if (real) {
-            add(&h, "<p>Image: <code>");
-            add_escaped(&h, opts[O_IMAGE].value);
-            add(&h, "</code> (gray, centre square, resized to %dx%d). PSNR against it (10 log10(1/MSE), values in "
+            wcm_json_buf_printf(&h, "<p>Image: <code>");
+            wcm_json_buf_html(&h, opts[O_IMAGE].value);
+            wcm_json_buf_printf(&h, "</code> (gray, centre square, resized to %dx%d). PSNR against it (10 log10(1/MSE), values in "
                     "[0, 1]): a sample is one plausible image, not an estimate of this one, so its PSNR is lower "
                     "than that of a mean estimate.</p>\n<div>",
                 sr_size, sr_size);
         } else {
-            add(&h, "<p class=\"note\">Without <code>--image FILE</code> the input is the low-pass of a face "
+            wcm_json_buf_printf(&h, "<p class=\"note\">Without <code>--image FILE</code> the input is the low-pass of a face "
                     "<em>synthesized</em> above, so no PSNR is shown: a synthesized reference would flatter the "
                     "method. Run <code>wcm demo --image photo.jpg</code> to super-resolve and denoise your own "
                     "photo.</p>\n<div>");
@@ -419,7 +382,7 @@ static int run_demo(int argc, char **argv) {
         figure(&h, "superres_lowpass_only.png", c3);
         figure(&h, "superres_1.png", c1);
         figure(&h, "superres_2.png", c2);
-        add(&h, "</div>\n<h2>%d. Denoising at &sigma; = %.0f</h2>\n<p>Gaussian noise of standard deviation "
+        wcm_json_buf_printf(&h, "</div>\n<h2>%d. Denoising at &sigma; = %.0f</h2>\n<p>Gaussian noise of standard deviation "
                 "%.0f/255 is added, then removed by the multi-scale pipeline (low-pass network, then the "
                 "conditional networks) and by the low-pass-only baseline (details set to zero).</p>\n<div>",
             3 + have320, DEMO_SIGMA255, DEMO_SIGMA255);
@@ -430,9 +393,9 @@ static int run_demo(int argc, char **argv) {
         figure(&h, "denoise_noisy.png", c1);
         figure(&h, "denoise_multiscale.png", c2);
         figure(&h, "denoise_lowpass_only.png", c3);
-        add(&h, "</div>\n");
+        wcm_json_buf_printf(&h, "</div>\n");
         if (have_wcm) {
-            add(&h, "<h2>%d. A model trained by wcm</h2>\n<p><code>models/%s</code>: the same architecture trained "
+            wcm_json_buf_printf(&h, "<h2>%d. A model trained by wcm</h2>\n<p><code>models/%s</code>: the same architecture trained "
                     "by <code>wcm train</code> on 5,000 CelebA faces on a CPU (the authors trained on 202,499 "
                     "faces on GPUs). Its samples with the same seed (%.0f s):</p>\n<div>",
                 4 + have320, MODEL_WCM, t_wcm);
@@ -443,24 +406,24 @@ static int run_demo(int argc, char **argv) {
             }
             snprintf(c1, sizeof c1, real ? "wcm-trained model: %.2f dB" : "wcm-trained model", psnr_wcm);
             snprintf(c2, sizeof c2, real ? "authors' model: %.2f dB" : "authors' model", psnr_ms);
-            add(&h, "</div>\n<p>The gap, measured in this run: stripe ratio of the samples (mean absolute "
+            wcm_json_buf_printf(&h, "</div>\n<p>The gap, measured in this run: stripe ratio of the samples (mean absolute "
                     "difference of horizontal neighbours inside a 2x2 block over that across blocks; natural "
                     "images give 1.00): wcm-trained %.3f, authors' %.3f.%s</p>\n<div>",
                 stripes_wcm, stripes_authors,
                 real ? " Denoising the photo at &sigma; = 50:" : " Denoising the same noisy face:");
             figure(&h, "denoise_multiscale.png", c2);
             figure(&h, "denoise_wcm_model.png", c1);
-            add(&h, "</div>\n<p>Denoising PSNR on the first 50 CelebA test faces for both models, at every noise "
+            wcm_json_buf_printf(&h, "</div>\n<p>Denoising PSNR on the first 50 CelebA test faces for both models, at every noise "
                     "level of the paper's Figure 3, is in <code>models/README.md</code>.</p>\n");
         }
-        add(&h, "<h2>Settings</h2>\n<p>Algorithm 1 with the paper's parameters (h0 0.01, &beta; 0.1, "
+        wcm_json_buf_printf(&h, "<h2>Settings</h2>\n<p>Algorithm 1 with the paper's parameters (h0 0.01, &beta; 0.1, "
                 "&sigma;<sub>0</sub> 1, &sigma;<sub>L</sub> 0.01, ascending steps), plus two safeguards: a sample "
                 "whose SNR settles within 3 dB of the 40 dB target without improving for %d iterations stops "
                 "there (<code>--plateau %d</code>: the authors' finest-scale nets often settle just short of the "
                 "target and then drift away, in their code as in wcm), and a sample failing a health check (sigma "
                 "or std blowing up, image values outside [-0.5, 1.5]) is drawn again, up to %d times. Seed %d.</p>\n",
             DEMO_PLATEAU, DEMO_PLATEAU, retries, seed);
-        add(&h, "<table><tr><th>run</th><th>net</th><th>iterations per sample</th><th>redraws</th><th>seconds</th>"
+        wcm_json_buf_printf(&h, "<table><tr><th>run</th><th>net</th><th>iterations per sample</th><th>redraws</th><th>seconds</th>"
                 "</tr>\n");
         const wcm_synth_result *runs[] = {&syn160, &syn320, &sr, &synwcm};
         const char *run_names[] = {"synthesis 160", "synthesis 320", "super-resolution", "wcm-trained model"};
@@ -468,22 +431,22 @@ static int run_demo(int argc, char **argv) {
             for (int s = 0; s < runs[i]->nstages; s++) {
                 const wcm_synth_stage *st = &runs[i]->stage[s];
                 int redraws = 0;
-                add(&h, "<tr><td>%s</td><td>%s</td><td>", run_names[i], st->name);
+                wcm_json_buf_printf(&h, "<tr><td>%s</td><td>%s</td><td>", run_names[i], st->name);
                 for (int k = 0; k < st->batch; k++) {
                     const int status = st->results[k].status;
-                    add(&h, "%s%d%s", k ? ", " : "", st->results[k].iterations,
+                    wcm_json_buf_printf(&h, "%s%d%s", k ? ", " : "", st->results[k].iterations,
                         status == WCM_SAMPLE_DIVERGED  ? " (diverged)"
                         : status == WCM_SAMPLE_PLATEAU ? " (plateau)"
                         : status == WCM_SAMPLE_CAP     ? " (cap)"
                                                        : "");
                     redraws += st->results[k].retries;
                 }
-                add(&h, "</td><td>%d</td><td>%.1f</td></tr>\n", redraws, st->seconds);
+                wcm_json_buf_printf(&h, "</td><td>%d</td><td>%.1f</td></tr>\n", redraws, st->seconds);
             }
-        add(&h, "</table>\n</body></html>\n");
+        wcm_json_buf_printf(&h, "</table>\n</body></html>\n");
         char p[PATH_MAX + 64];
         snprintf(p, sizeof p, "%s/index.html", d.dir);
-        rc = h.failed ? wcm_fail(&d.err, WCM_ERR_NOMEM, "out of memory") : wcm_write_file_atomic(p, h.s, h.len, &d.err);
+        rc = h.failed ? wcm_fail(&d.err, WCM_ERR_NOMEM, "out of memory") : wcm_write_file_atomic(p, h.data, h.len, &d.err);
     }
     if (!rc) {
         printf("synthesis: %d faces %dx%d in %.1f s", n, size160, size160, t_syn160);
@@ -506,7 +469,7 @@ static int run_demo(int argc, char **argv) {
                              diverged == 1 ? "" : "s", retries);
         printf("wrote %s/index.html (%.1f s in total)\n", d.dir, wcm_seconds() - t_start);
     }
-    free(h.s);
+    wcm_json_buf_free(&h);
     wcm_synth_result_free(&syn160);
     wcm_synth_result_free(&syn320);
     wcm_synth_result_free(&synwcm);

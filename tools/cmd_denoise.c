@@ -68,7 +68,7 @@ static int run_denoise(int argc, char **argv) {
             if (!z) rc = wcm_fail(&err, WCM_ERR_NOMEM, "out of memory");
             else {
                 wcm_noise_pattern(noise_kind, (uint64_t)seed, 1, n, z);
-                wcm_noise_apply(ref.data, z, n, sigma255, img.data);
+                wcm_noise_apply_255(ref.data, z, n, sigma255, img.data);
                 wcm_free(z);
             }
         }
@@ -108,7 +108,8 @@ const cli_command cmd_denoise = {
     "the paper's plots) is first added to IN, seeded by --seed (default 0);\n"
     "without it IN is taken as already noisy (the networks are blind).\n"
     "A flat model runs one pass; a multi-scale model denoises the coarsest\n"
-    "low-pass, then the details of every scale given the low-pass (SPEC §5).\n"
+    "low-pass, then the details of every scale given the low-pass\n"
+    "(docs/model.md §5).\n"
     "Images whose size is not divisible by 2^J are centre-cropped (and it says so).\n\n"
     "  --sigma S       add noise of std S/255 first (0 <= S <= 1e6)\n"
     "  --seed N        noise seed (default 0)\n"

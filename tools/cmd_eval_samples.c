@@ -12,7 +12,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "json.h"
+#include "wcm/json.h"
 #include "wcm/image.h"
 #include "wcm/io.h"
 #include "wcm/stats.h"

@@ -8,44 +8,6 @@
 #include "wcm/io.h"
 #include "wcm/model.h"
 
-/* One network from a file: a PyTorch .pt (torch_only) or any single-network model. */
-static int load_single_net(const char *path, int torch_only, wcm_net **net, wcm_error *err) {
-    if (torch_only) return wcm_net_load_torch(path, net, err);
-    wcm_model part;
-    int rc = wcm_model_load(path, &part, err);
-    if (rc) return rc;
-    if (part.multiscale) {
-        wcm_model_free(&part);
-        return wcm_fail(err, WCM_ERR_FORMAT, "%s is already a multi-scale model", path);
-    }
-    *net = part.net;
-    part.net = NULL;
-    wcm_model_free(&part);
-    return WCM_OK;
-}
-
-/* A multi-scale model from a low-pass net and conditional nets (finest first),
- * with each source recorded in the metadata. */
-static int assemble_multiscale(wcm_model *m, const char *low, const char **conds, int n, int torch_only, wcm_error *err) {
-    m->multiscale = 1;
-    int rc = load_single_net(low, torch_only, &m->low, err);
-    if (!rc && wcm_net_get_kind(m->low) == WCM_NET_CONDITIONAL)
-        rc = wcm_fail(err, WCM_ERR_FORMAT, "%s: --low needs a 1 -> 1 network, this one is conditional", low);
-    if (!rc) rc = wcm_array_list_set_meta(&m->meta, "wcm.source.low", low, err);
-    for (int j = 0; !rc && j < n; j++) {
-        rc = load_single_net(conds[j], torch_only, &m->cond[j], err);
-        if (rc) break;
-        m->levels = j + 1;
-        if (wcm_net_get_kind(m->cond[j]) != WCM_NET_CONDITIONAL)
-            rc = wcm_fail(err, WCM_ERR_FORMAT, "%s: scale %d needs a conditional (4 -> 3) network, this one is %s", conds[j],
-                          j, wcm_net_kind_name(wcm_net_get_kind(m->cond[j])));
-        char key[32];
-        snprintf(key, sizeof key, "wcm.source.cond%d", j);
-        if (!rc) rc = wcm_array_list_set_meta(&m->meta, key, conds[j], err);
-    }
-    return rc;
-}
-
 /* Save, describe, free: the common tail of import-torch and bundle. */
 static int save_model(const char *cmd, wcm_model *m, const char *out, int half, int rc, wcm_error *err) {
     if (!rc) rc = wcm_model_save(m, out, half, err);
@@ -74,10 +36,10 @@ static int run_import_torch(int argc, char **argv) {
     wcm_model m = {0};
     wcm_error err;
     int rc;
-    wcm_array_list_init(&m.meta);
     if (opts[2].set) {
-        rc = assemble_multiscale(&m, opts[2].value, pos, npos, 1, &err);
+        rc = wcm_model_assemble(opts[2].value, pos, npos, 1, &m, &err);
     } else {
+        wcm_array_list_init(&m.meta);
         rc = wcm_net_load_torch(pos[0], &m.net, &err);
         if (!rc) rc = wcm_array_list_set_meta(&m.meta, "wcm.source.net", pos[0], &err);
     }
@@ -194,8 +156,7 @@ static int run_bundle(int argc, char **argv) {
     if (!opts[2].set || npos < 1) return cli_error(cmd, "usage: wcm bundle -o MODEL.safetensors --low LOW COND0 COND1 ...");
     wcm_model m = {0};
     wcm_error err;
-    wcm_array_list_init(&m.meta);
-    int rc = assemble_multiscale(&m, opts[2].value, pos, npos, 0, &err);
+    int rc = wcm_model_assemble(opts[2].value, pos, npos, 0, &m, &err);
     return save_model(cmd, &m, out, opts[3].set, rc, &err);
 }
 

@@ -11,7 +11,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "json.h"
+#include "wcm/json.h"
 #include "wcm/denoise.h"
 #include "wcm/image.h"
 #include "wcm/inverse.h"
@@ -126,7 +126,7 @@ static int apply_synth_params(const char *cmd, opt_table *t, int uses_low, int l
 }
 
 #define SAMPLER_HELP                                                                              \
-    "Algorithm-1 options (SPEC §6; defaults are the paper's):\n"                                 \
+    "Algorithm-1 options (docs/model.md §6; defaults are the paper's):\n"                       \
     "  --h0 X            first step size (0.01), in (0, 1]\n"                                     \
     "  --sigma0 X        initial noise std sigma_0 (1)\n"                                         \
     "  --sigmaL X        target sigma_L (0.01)\n"                                                 \
@@ -305,16 +305,6 @@ static int batch_mean(const wcm_tensor *b, wcm_tensor *mean, wcm_error *err) {
     return rc;
 }
 
-/* PSNR as in the reference evaluation: the estimate is clamped to [-1, 2]. */
-static double psnr_clamped(const float *ref, const float *x, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) {
-        double v = fmin(fmax((double)x[i], -1.0), 2.0) - ref[i];
-        s += v * v;
-    }
-    return s > 0 ? 10.0 * log10((double)n / s) : INFINITY;
-}
-
 /* Centre-crop to a multiple of `f` (saying so). */
 static int crop_to_multiple(const char *cmd, wcm_tensor *img, int f, wcm_error *err) {
     if (img->h % f == 0 && img->w % f == 0) return WCM_OK;
@@ -359,10 +349,10 @@ static int compute_psnrs(const wcm_tensor *ref, const wcm_tensor *s, psnr_report
     wcm_tensor mean = {0};
     int rc = batch_mean(s, &mean, err);
     if (rc) return rc;
-    p->first = psnr_clamped(ref->data, s->data, n);
-    p->of_mean = psnr_clamped(ref->data, mean.data, n);
+    p->first = wcm_psnr_clamped(ref->data, s->data, n);
+    p->of_mean = wcm_psnr_clamped(ref->data, mean.data, n);
     p->mean_of = 0;
-    for (int k = 0; k < s->n; k++) p->mean_of += psnr_clamped(ref->data, s->data + k * n, n) / s->n;
+    for (int k = 0; k < s->n; k++) p->mean_of += wcm_psnr_clamped(ref->data, s->data + k * n, n) / s->n;
     wcm_tensor_free(&mean);
     return WCM_OK;
 }
@@ -551,12 +541,13 @@ const cli_command cmd_sample = {
     "sample", "draw images from a model (Algorithm 2 through all scales)",
     "usage: wcm sample MODEL --out DIR [--n 4] [--low-size 40 | --size S] [--seed S]\n"
     "                  [--no-rescale] [--npy] [Algorithm-1 options]\n\n"
-    "Multi-scale model (SPEC §7): samples the coarsest low-pass with the low-pass\n"
-    "net (Algorithm 1), min-max rescales each to [0, 0.8] as the reference does,\n"
-    "then for j = J-1 ... 0 samples the details with conditional net j given the\n"
-    "current low-pass and reconstructs (inverse Haar). A flat model samples one\n"
-    "scale (the image size is --low-size or --size). The n samples run as one\n"
-    "batch; sample k depends only on the seed and k (not on n or --threads).\n\n"
+    "Multi-scale model (docs/model.md §7): samples the coarsest low-pass with\n"
+    "the low-pass net (Algorithm 1), min-max rescales each to [0, 0.8] as the\n"
+    "reference does, then for j = J-1 ... 0 samples the details with conditional\n"
+    "net j given the current low-pass and reconstructs (inverse Haar). A flat\n"
+    "model samples one scale (the image size is --low-size or --size). The n\n"
+    "samples run as one batch; sample k depends only on the seed and k (not on\n"
+    "n or --threads).\n\n"
     "  --out DIR       output folder (created): sample_K.png (final), per scale\n"
     "                  sample_K_low.png and sample_K_scale<j>.png (after net j;\n"
     "                  scale 0 is the final image), grid.png, log.json\n"
@@ -655,7 +646,7 @@ static int run_superres(int argc, char **argv) {
         if (!rc) rc = compute_psnrs(&img, final, &pr, &err);
         if (!rc) {
             pr.have_baseline = 1;
-            pr.baseline = psnr_clamped(img.data, blocky.data, wcm_tensor_count(&img));
+            pr.baseline = wcm_psnr_clamped(img.data, blocky.data, wcm_tensor_count(&img));
         }
     }
     int log_written = 0;
@@ -708,8 +699,9 @@ const cli_command cmd_superres = {
     "                    [--log FILE] [--npy] [Algorithm-1 options]\n\n"
     "IN is the low-resolution image: the coarsest low-pass (local means, so an\n"
     "ordinary downsampled image in [0, 1]). The cascade samples the details of\n"
-    "every scale given the current low-pass (SPEC §7); OUT is 2^J times larger\n"
-    "and its J-level Haar low-pass equals IN (the largest deviation is printed).\n"
+    "every scale given the current low-pass (docs/model.md §7); OUT is 2^J times\n"
+    "larger and its J-level Haar low-pass equals IN (the largest deviation is\n"
+    "printed).\n"
     "A lone conditional network gives x2.\n\n"
     "  --from-highres  IN is a high-resolution image: it is centre-cropped to a\n"
     "                  multiple of 2^J, its coarsest low-pass is the input and it\n"
@@ -871,7 +863,7 @@ static int run_inverse(int argc, char **argv) {
         rc = compute_psnrs(&img, y, &pr, &err);
         if (task == 0) {
             pr.have_baseline = 1;
-            pr.baseline = psnr_clamped(img.data, measured_img.data, (size_t)oh * ow);
+            pr.baseline = wcm_psnr_clamped(img.data, measured_img.data, (size_t)oh * ow);
         }
     }
     int log_written = 0;
@@ -918,7 +910,7 @@ done:
 }
 
 const cli_command cmd_inverse = {
-    "inverse", "linear inverse problems with a flat denoiser (constrained sampler, SPEC §7)",
+    "inverse", "linear inverse problems with a flat denoiser (constrained sampler, docs/model.md §7)",
     "usage: wcm inverse FLATMODEL --task superres|inpaint|randpix IN OUT\n"
     "                   [--factor F] [--from-highres] [--mask M.png] [--fraction P]\n"
     "                   [--samples K] [--seed S] [--log FILE] [--npy] [Algorithm-1 options]\n\n"

@@ -279,7 +279,7 @@ int wcm_op_reduce(wcm_context *ctx, wcm_reduce_kind kind, size_t n, const float 
 int wcm_op_channel_reduce(wcm_context *ctx, wcm_reduce_kind kind, size_t m, int c, const float *x,
                           const double *center, size_t chunk, double *result, wcm_error *err);
 
-/* Haar (SPEC §2): x [n][h][w][1] (even h, w) -> out [n][h/2][w/2][4] =
+/* Haar (docs/model.md §2): x [n][h][w][1] (even h, w) -> out [n][h/2][w/2][4] =
  * [(a+b+c+d), (a+b-c-d), (a-b+c-d), (a-b-c+d)] * 0.25f per 2x2 block a b / c d;
  * merge: low [n][h][w][1] and details (channels off..off+2 of coeffs with c
  * channels, off = 1 when c == 4 else 0) -> out [n][2h][2w][1]. */

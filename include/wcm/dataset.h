@@ -1,6 +1,6 @@
 /* wcm — training data: a folder of images, preprocessed once into a cache
  * file that is memory-mapped, and the reference's noisy training batches
- * (SPEC §4) drawn from it reproducibly.
+ * (docs/model.md §4) drawn from it reproducibly.
  *
  * Preprocessing: gray (mean of R, G, B, /255), then either a centre crop to
  * crop x crop or CelebA's aligned crop [29:-29, 9:-9], then an optional
@@ -44,7 +44,7 @@ typedef struct {
 int wcm_dataset_open(wcm_dataset *ds, const char *dir, const wcm_dataset_options *opt, wcm_error *err);
 void wcm_dataset_close(wcm_dataset *ds);
 
-/* What a batch holds, per network kind (SPEC §4). */
+/* What a batch holds, per network kind (docs/model.md §4). */
 typedef struct {
     wcm_net_kind kind;
     int scale;          /* conditional: the Haar level j of the coefficients */

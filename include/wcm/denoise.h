@@ -1,4 +1,4 @@
-/* wcm — denoising with a model (SPEC §5) and the quality measure.
+/* wcm — denoising with a model (docs/model.md §5) and the quality measure.
  *
  * A single flat network denoises in one pass: x = y - f(y). A multi-scale
  * model decomposes y into J Haar levels, denoises the coarsest low-pass with
@@ -20,6 +20,10 @@ extern "C" {
  * multi-scale models (error otherwise). */
 int wcm_denoise(const wcm_model *m, const wcm_tensor *noisy, int lowpass_only, wcm_tensor *out, wcm_error *err);
 
+/* Units: every sigma in the API is in the pixels' [0, 1] units, except where
+ * a name ends in _255: those take the paper's and the command line's 0-255
+ * scale, sigma_255 = 255 * sigma (docs/model.md §1). */
+
 /* Add Gaussian noise of standard deviation `sigma` (in [0,1] units) in place.
  * Noise value i of image k is normal number i of (seed, stream = k + 1) of
  * the counter-based generator in wcm/rng.h, so it depends on neither the
@@ -37,11 +41,19 @@ typedef enum { WCM_NOISE_TORCH = 0, WCM_NOISE_PHILOX = 1 } wcm_noise_kind;
 int wcm_noise_kind_parse(const char *s, wcm_noise_kind *kind);
 /* z[0 .. n_images * per_image) = standard normal noise of the chosen kind. */
 void wcm_noise_pattern(wcm_noise_kind kind, uint64_t seed, int n_images, size_t per_image, float *z);
-/* noisy = clean + z * sigma255 / 255, in float32 in the order PyTorch uses. */
+/* noisy = clean + z * sigma255 / 255, in float32 in the order PyTorch uses
+ * (the authors' evaluation adds noise given on the 0-255 scale this way). */
+void wcm_noise_apply_255(const float *clean, const float *z, size_t n, double sigma255, float *noisy);
+/* The former name of wcm_noise_apply_255 (same arguments, sigma on the
+ * 0-255 scale), kept for existing callers. */
 void wcm_noise_apply(const float *clean, const float *z, size_t n, double sigma255, float *noisy);
 
 /* PSNR in dB with peak 1: 10 log10(1 / MSE). Infinity for identical inputs. */
 double wcm_psnr(const float *a, const float *b, size_t n);
+/* PSNR of an estimate against a reference as the reference evaluation of
+ * samples (super-resolution, inverse problems) computes it: each estimated
+ * value is first clamped to [-1, 2] (docs/model.md §1). */
+double wcm_psnr_clamped(const float *reference, const float *estimate, size_t n);
 
 #ifdef __cplusplus
 }

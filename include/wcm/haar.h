@@ -1,4 +1,4 @@
-/* wcm — orthogonal Haar pyramid normalised to local means (SPEC §2).
+/* wcm — orthogonal Haar pyramid normalised to local means (docs/model.md §2).
  *
  * For a 2x2 block a b / c d of the current low-pass:
  *   low = (a+b+c+d)/4  H = (a+b-c-d)/4  V = (a-b+c-d)/4  D = (a-b-c+d)/4

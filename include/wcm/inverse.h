@@ -1,5 +1,5 @@
 /* wcm — linear inverse problems with the pixel-domain constrained sampler
- * (SPEC §7 baseline, Kadkhodaie & Simoncelli 2021).
+ * (docs/model.md §7 baseline, Kadkhodaie & Simoncelli 2021).
  *
  * A measurement is x_c = M^T x with M having orthonormal columns (M^T M = I),
  * i.e. the rows of M^T are orthonormal. Algorithm 1 then runs with

@@ -2,7 +2,7 @@
  *
  * PyTorch `.pt` (zip + pickle protocol 2 state_dict) is read by a small,
  * restrictive parser that accepts only the opcodes and globals listed in
- * SPEC §3 and never executes anything. safetensors is wcm's native format. */
+ * docs/model.md §3 and never executes anything. safetensors is wcm's native format. */
 #ifndef WCM_IO_H
 #define WCM_IO_H
 

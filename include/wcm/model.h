@@ -31,6 +31,19 @@ int wcm_model_load(const char *path, wcm_model *m, wcm_error *err);
 int wcm_model_save(const wcm_model *m, const char *path, int half, wcm_error *err);
 /* Import one PyTorch network file. */
 int wcm_net_load_torch(const char *path, wcm_net **out, wcm_error *err);
+/* A multi-scale model from separate network files: the low-pass net `low`
+ * and the conditional nets conds[0 .. n) (scale 0, the finest, first), each
+ * a PyTorch .pt network or a single-network model; torch_only non-zero
+ * requires .pt files (importing the authors' checkpoints). Each source is
+ * recorded in the metadata (wcm.source.low, wcm.source.cond<j>). On error
+ * *m is freed. */
+int wcm_model_assemble(const char *low, const char *const *conds, int n, int torch_only, wcm_model *m, wcm_error *err);
+/* The same on the heap, for bindings that hold models by pointer: *out is a
+ * new model (wcm_model_load into it); release it with wcm_model_destroy. */
+int wcm_model_open(const char *path, wcm_model **out, wcm_error *err);
+int wcm_model_assemble_new(const char *low, const char *const *conds, int n, int torch_only, wcm_model **out,
+                           wcm_error *err);
+void wcm_model_destroy(wcm_model *m);
 /* Network by name: "low", "0".."J-1", or "net"/"" for a single model. NULL if absent. */
 wcm_net *wcm_model_get_net(const wcm_model *m, const char *which);
 /* Multi-line human readable summary. */

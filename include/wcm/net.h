@@ -1,4 +1,4 @@
-/* wcm — bias-free CNN denoisers (SPEC §3).
+/* wcm — bias-free CNN denoisers (docs/model.md §3).
  *
  *  - BF_CNN_RF, 21 conv layers: flat (1 -> 1) or conditional (4 -> 3, input
  *    [low, H, V, D], output the predicted noise on H, V, D). Middle layer l is
@@ -55,7 +55,7 @@ int wcm_net_kind_parse(const char *s, wcm_net_kind *kind);
 /* Kernel size of middle layer l (1..19) of a BF_CNN_RF with nominal RF `rf`. */
 int wcm_rf_layer_kernel(int rf, int l);
 
-/* Reference initialisation (SPEC §3): Kaiming-normal fan-in weights, clamped
+/* Reference initialisation (docs/model.md §3.4): Kaiming-normal fan-in weights, clamped
  * N(0,1)*(2/9/64) gammas, running_sd = 1. Deterministic given `seed`. */
 void wcm_net_init_reference(wcm_net *net, uint64_t seed);
 

@@ -1,4 +1,4 @@
-/* wcm — Algorithm 1 (SPEC §6): sampling by ascent of log p using a denoiser's
+/* wcm — Algorithm 1 (docs/model.md §6): sampling by ascent of log p using a denoiser's
  * residual, for a batch of samples with one denoiser call per iteration.
  *
  * Per sample (N = values per sample = h*w*c), with t = 1, 2, ...:
@@ -61,8 +61,8 @@ typedef int (*wcm_denoiser_fn)(void *ctx, const wcm_tensor *y, wcm_tensor *resid
 
 typedef enum {
     WCM_STOP_DEFAULT = 0, /* SNR for wcm_sample, SIGMA for wcm_sample_constrained */
-    WCM_STOP_SNR = 1,     /* std(y) / sigma_t >= 1 / sigma_L  (SPEC §6) */
-    WCM_STOP_SIGMA = 2,   /* sigma_t <= sigma_L                (SPEC §7 baseline) */
+    WCM_STOP_SNR = 1,     /* std(y) / sigma_t >= 1 / sigma_L  (docs/model.md §6) */
+    WCM_STOP_SIGMA = 2,   /* sigma_t <= sigma_L                (docs/model.md §7 baseline) */
 } wcm_stop_rule;
 
 typedef enum {

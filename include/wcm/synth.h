@@ -1,4 +1,4 @@
-/* wcm — Algorithm 2 (SPEC §7): wavelet conditional synthesis and
+/* wcm — Algorithm 2 (docs/model.md §7): wavelet conditional synthesis and
  * super-resolution with a model's networks as Algorithm-1 denoisers.
  *
  * Synthesis (wcm_synth_sample) with a multi-scale model of J scales:
@@ -8,7 +8,7 @@
  *   2. for j = J-1 ... 0: sample the details (3 channels H, V, D) with
  *      Algorithm 1 and conditional net j given the current low-pass, then
  *      low <- inverse Haar(low, details).
- * The Haar pyramid is normalised to local means (SPEC §2), so the low-pass
+ * The Haar pyramid is normalised to local means (docs/model.md §2), so the low-pass
  * needs no rescaling between scales. With a single flat (or lone low-pass)
  * network only step 1 runs. Final size: low size * 2^J.
  *
@@ -149,7 +149,7 @@ int wcm_synth_sample(const wcm_model *m, int n, int low_h, int low_w, const wcm_
 int wcm_synth_superres(const wcm_model *m, const wcm_tensor *low, const wcm_synth_options *o,
                        wcm_synth_result *r, wcm_error *err);
 
-/* The pixel-domain baseline (SPEC §7, wcm/inverse.h) in the same form: n
+/* The pixel-domain baseline (docs/model.md §7, wcm/inverse.h) in the same form: n
  * samples from the measurement x_c = measured (n * ms->count values) with the
  * flat (or lone low-pass) net of `m`, using options->low (stop rule default:
  * sigma_t <= sigma_L), seed and sample_offset, stream WCM_SYNTH_STREAM_LOW.

@@ -14,15 +14,33 @@ typedef struct wcm_buffer wcm_buffer;
 /* A batch of images, NHWC, float32. data is element 0 in the memory of
  * `buffer`: NULL (the usual case) means host memory, owned when it came from
  * wcm_tensor_alloc (data from wcm_alloc); otherwise a backend's buffer
- * (wcm_tensor_alloc_on in wcm/backend.h), freed with the tensor. */
+ * (wcm_tensor_alloc_on in wcm/backend.h), freed with the tensor. A view
+ * (borrowed non-zero, from wcm_tensor_view) uses the caller's host memory
+ * and owns nothing. */
 typedef struct {
     int n, h, w, c;
     float *data;
     wcm_buffer *buffer;
+    int borrowed;
 } wcm_tensor;
 
 int wcm_tensor_alloc(wcm_tensor *t, int n, int h, int w, int c, wcm_error *err);
+/* Frees what the tensor owns (nothing for a view) and clears it. */
 void wcm_tensor_free(wcm_tensor *t);
+
+/* A tensor over the caller's memory: n*h*w*c floats at `data`, NHWC, used in
+ * place and never copied, freed or reallocated by wcm; the memory must
+ * outlive every use of the view. A view can be the input of any function.
+ * As the output of a function that "(re)allocates out to a shape" (such as
+ * wcm_net_forward), a view of exactly that shape is written in place and a
+ * view of another shape is refused (WCM_ERR_SHAPE); functions documented as
+ * allocating a new `out` replace the view with an owned tensor. Use
+ * wcm_tensor_view_check to validate a shape that comes from outside. */
+wcm_tensor wcm_tensor_view(float *data, int n, int h, int w, int c);
+/* *t = wcm_tensor_view(...) after checking that data is non-NULL, that every
+ * dimension is positive and that the element count fits in size_t; else
+ * WCM_ERR_ARG / WCM_ERR_SHAPE and *t is cleared. */
+int wcm_tensor_view_check(wcm_tensor *t, float *data, int n, int h, int w, int c, wcm_error *err);
 size_t wcm_tensor_count(const wcm_tensor *t);
 int wcm_tensor_copy(wcm_tensor *dst, const wcm_tensor *src, wcm_error *err);
 /* Index of element (n, y, x, ch). */

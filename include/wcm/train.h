@@ -1,4 +1,4 @@
-/* wcm — training the BF-CNNs exactly as the reference does (SPEC §3–4).
+/* wcm — training the BF-CNNs exactly as the reference does (docs/model.md §3–4).
  *
  * A trainer owns one flat block holding the gradients and both Adam moments
  * of a network, laid out exactly like net->params (conv weights

@@ -26,6 +26,7 @@
 #include "wcm/stats.h"
 #include "wcm/dataset.h"
 #include "wcm/train.h"
+#include "wcm/json.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -33,6 +34,10 @@ extern "C" {
 
 /* The library's version at run time ("0.1.0"), to compare with WCM_VERSION_STRING. */
 const char *wcm_version(void);
+/* sizeof the public struct named `type` ("wcm_tensor", "wcm_model",
+ * "wcm_synth_options", ...), 0 for other names: lets bindings that mirror
+ * the structs check their layout against the loaded library. */
+size_t wcm_abi_sizeof(const char *type);
 
 #ifdef __cplusplus
 }

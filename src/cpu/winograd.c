@@ -15,15 +15,15 @@
 
 #include "cpu/cpu_conv.h"
 
-/* Measured on flat RF 43 networks: 40 (a whole 160-wide tile row) is 3-5%
- * faster than 24 at 160x160 and 320x320; 10 is 4% slower (U is re-read from
- * L2 for every item). */
+/* Tiles per item: a whole 160-wide tile row, so that each item re-reads U
+ * from L2 once for many tiles (fewer tiles per item cost a few percent at
+ * 160x160 and 320x320; more do not gain). */
 #define WG_TILES 40
 /* Floats between consecutive tiles of V (and M) beyond their own: an F(6x6)
  * tile is 16 KB for 64 channels, a multiple of 4 KB, so without a gap the
  * loads of tile t + 1 alias (by address bits 0-11) the stores to tile t just
- * before them. Two cache lines: one 160x160 layer 1-2% faster (alternating
- * A/B; one and three lines measured alike). F(4x4) tiles (9 KB) need none. */
+ * before them, which stalls the loads. Two cache lines break the aliasing
+ * (worth 1-2% per 160x160 layer). F(4x4) tiles (9 KB) need none. */
 #define WG6_TILE_PAD 32
 
 int wcm_winograd_qualifies(const wcm_simd_ops *ops, const wcm_conv_shape *s) {
@@ -102,9 +102,11 @@ size_t wcm_winograd_scratch_floats(const wcm_conv_shape *s, int threads) {
     return (f4 > f6 ? f4 : f6) * (size_t)(threads > 0 ? threads : 1) + shifted_shared_floats(s);
 }
 
-/* F(6x6) where it measured faster than F(4x4) (64->64 layers, 2 threads,
- * alternating A/B): 160x160 4-6%, 96x96 9%, but 80x80 4% slower (its 6x6
- * tiles cover 84x84) and a batch of 16 40x40 images 11% slower. So: images
+/* F(6x6) where it is faster than F(4x4): it needs fewer multiplies per
+ * output but wastes area where 6x6 tiles overhang the image, and has fewer
+ * tiles to share among threads (64->64 layers, 2 threads: 160x160 4-6%
+ * faster, 96x96 9%, but 80x80, whose 6x6 tiles cover 84x84, 4% slower, and a
+ * batch of 16 40x40 images 11% slower). So: images
  * of at least 96x96 whose 6x6 tiles waste at most 3% more area than 4x4 ones,
  * and no wider than one work item of 4x4 tiles (wider layers shift instead,
  * see forward_shifted). A function of the shape alone, so that planned and
@@ -264,15 +266,14 @@ static void wait_overwritten_inputs(const wg_sequence *q, long p, long next) {
  * is transformed back to the output just before tile t of item i + 1 is
  * transformed in, into the same 9 KB (64 channels), which the output
  * transform has just brought into L1. With M in place of V, no transform
- * point is ever written to a line that is not in L1 already (measured 3-10%
- * faster per layer than separate V and M).
+ * point is ever written to a line that is not in L1 already (3-10% per layer
+ * over separate V and M).
  * With F(6x6), while point xi's GEMM runs, its calls prefetch point xi + 1's
- * weights (one line per k step): each layer's first item otherwise waits on
- * U6 from L3 (its GEMM took 410-490 TSC per output against 230-280 for the
- * others; U6 is 1 MB per layer), and U6 does not stay whole in L2 between
- * items. Flat RF 43 160x160, alternating A/B: 1-6% faster, first-item GEMM
- * 290-350 TSC. Not with F(4x4), whose 576 KB U stays in L2 (flat RF 43
- * 40x40, one image or 16: 1-3% slower with it; 320x320 shifted: no gain). */
+ * weights (one line per k step): U6 is 1 MB per layer and does not stay
+ * whole in L2 between items, so without the prefetch each layer's first item
+ * waits on U6 from L3 (its GEMM is nearly twice as slow per output as the
+ * others'). F(4x4) does without: its 576 KB U stays in L2, and the extra
+ * prefetches only cost issue slots. */
 static void forward_items(const wg_forward_job *f, wg_sequence *q, float *V, float *M) {
     const wcm_conv_shape *s = f->s;
     const int H = s->h, W = s->w, CI = s->cin, CO = s->cout;
@@ -342,12 +343,12 @@ static wg_forward_job forward_job(const wcm_simd_ops *ops, const wcm_conv_shape 
 }
 
 /* Threads take runs of units from a shared counter as they finish (see
- * wg_sequence; all of a thread's runs form one pipeline). Measured against
- * runs of 4 whole items taken with an OpenMP dynamic schedule (alternating
- * A/B, 19 layers, 2 threads): each thread had waited 0.1 ms per 160x160
- * layer for the other at the end, 10 us with the shrinking runs; 160x160 4-5%
- * faster, 320x320 3%, a batch of 16 40x40 images 1%, one 40x40 image 6%.
- * Each tile is computed alike in any run, so results do not depend on it. */
+ * wg_sequence; all of a thread's runs form one pipeline). The runs shrink
+ * towards the end of a layer so that the threads finish together: with
+ * fixed runs of whole items one thread idles for a whole item's time (about
+ * 0.1 ms at 160x160) while the other finishes, with shrinking runs for about
+ * a tenth of that. Each tile is computed alike in any run, so results do
+ * not depend on the split. */
 static void forward_claimed(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u, float *y,
                             int flags, float *scratch, int m) {
     const wg_forward_job f = forward_job(ops, s, x, u, y, flags, m);
@@ -389,15 +390,16 @@ void wcm_winograd6_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape
  * after, whose input its claimer reads before any wait of its own that could
  * depend on us: no deadlock. Every output is computed exactly as by
  * wcm_winograd_forward_scratch.
- * When it pays (one 3x3 64->64 layer on the quiet host, bench_conv 'fwd wg
- * shifted' against 'fwd wg planned'): 1 thread, 160x160: 8% faster. With 2
- * threads the claims alternate between the threads; with two items per tile
- * row (wider than 160) each thread tends to keep one vertical strip, and
- * 320x320 is 7-12% faster; with one item per row every tile row's
- * neighbours were read by the other core, and 160x160 is 5% slower, a batch
- * of 16 40x40 images 11% slower. Below 32 items the waits dominate (the
- * 40x40 low-pass net: 7% slower). So: 32 items or more, and two items per
- * row or a single thread. */
+ * When it pays (bench_conv 'fwd wg shifted' against 'fwd wg planned'): the
+ * shift saves the output's memory traffic but adds waits between
+ * neighbouring tile rows. On one thread there is nobody to wait for (8%
+ * faster at 160x160). With several threads it pays when each thread keeps
+ * its own vertical strip, i.e. two or more items per tile row (images wider
+ * than 160: 7-12% faster at 320x320); with one item per row every tile row's
+ * neighbours were read by another core, whose cache lines must move, and it
+ * is slower (5% at 160x160). Below 32 items the waits dominate (the 40x40
+ * low-pass net). So: 32 items or more, and two items per row or a single
+ * thread. */
 #define WG_SHIFT_MIN_ITEMS 32
 /* The waits above assume the shift is one tile row. */
 _Static_assert(WCM_SHIFT_ROWS == 4, "the shifted forward moves by one 4-row tile row");
