@@ -217,7 +217,7 @@ static int check_range(const stage_source *src, const wcm_synth_options *o, cons
     const size_t per = (size_t)img->h * img->w * img->c;
     for (int k = 0; k < img->n; k++) {
         if (!check[k] || results[k].status == WCM_SAMPLE_DIVERGED) continue;
-        const wcm_tensor sample = {1, img->h, img->w, img->c, img->data + (size_t)k * per, NULL};
+        const wcm_tensor sample = wcm_tensor_view(img->data + (size_t)k * per, 1, img->h, img->w, img->c);
         if (wcm_tensor_first_outside(&sample, (float)o->range_min, (float)o->range_max) < per) {
             results[k].status = WCM_SAMPLE_DIVERGED; /* out of range or NaN */
             results[k].reason = WCM_DIVERGED_RANGE;
