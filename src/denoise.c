@@ -127,3 +127,12 @@ void wcm_noise_pattern(wcm_noise_kind kind, uint64_t seed, int n_images, size_t 
 void wcm_noise_apply(const float *clean, const float *z, size_t n, double sigma255, float *noisy) {
     wcm_op_add_noise_255(wcm_context_host(), n, clean, z, (float)sigma255, noisy, NULL);
 }
+
+double wcm_psnr_clamped(const float *ref, const float *x, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        double v = fmin(fmax((double)x[i], -1.0), 2.0) - ref[i];
+        s += v * v;
+    }
+    return s > 0 ? 10.0 * log10((double)n / s) : INFINITY;
+}

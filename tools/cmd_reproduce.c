@@ -173,21 +173,23 @@ static int page_end(run_ctx *c, wcm_json_buf *h, double seconds) {
     return write_buf(c, "report.html", h);
 }
 
+/* Writes results.csv, results.json and report.html when rc is WCM_OK (the
+ * buffers are freed in every case); returns the first failure. */
+static int finish(run_ctx *c, int rc, wcm_json_buf *h, wcm_json_buf *csv, wcm_json_buf *js, double t0) {
+    if (!rc) rc = write_buf(c, "results.csv", csv);
+    else wcm_json_buf_free(csv);
+    if (!rc) rc = write_buf(c, "results.json", js);
+    else wcm_json_buf_free(js);
+    if (!rc) rc = page_end(c, h, wcm_seconds() - t0);
+    else wcm_json_buf_free(h);
+    return rc;
+}
+
 /* A cell "wcm (authors)". */
 static void cell(wcm_json_buf *h, double mine, double theirs) {
     wcm_json_buf_printf(h, "<td>%.2f", mine);
     if (isfinite(theirs)) wcm_json_buf_printf(h, " <span class=\"ref\">(%.2f)</span>", theirs);
     wcm_json_buf_puts(h, "</td>");
-}
-
-/* PSNR as in the authors' evaluation of super-resolution: the estimate clamped to [-1, 2]. */
-static double psnr_clamped(const float *ref, const float *x, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) {
-        double v = fmin(fmax((double)x[i], -1.0), 2.0) - ref[i];
-        s += v * v;
-    }
-    return s > 0 ? 10.0 * log10((double)n / s) : INFINITY;
 }
 
 static void say(void *user, const char *line) { cli_progress("reproduce %s: %s\n", (const char *)user, line); }
@@ -237,18 +239,20 @@ static int exp_fig3(run_ctx *c) {
     wcm_json_buf_printf(&h, "<p>PSNR (dB) of denoising %d faces of <code>celeba/test</code> (first by name, centre 160x160, "
                             "gray), one seeded noise pattern scaled to each level. The paper's claim: multi-scale "
                             "conditional denoisers with small receptive fields match flat ones with large fields. "
-                            "Solid: wcm; dashed gray-ringed: the authors' numbers (50 images%s).</p>\n",
+                            "Solid: wcm; dashed: the authors' numbers (50 images%s).</p>\n",
                         r.n, c->quick ? "; this quick run uses fewer, so expect small differences" : "");
     for (int kind = 0; kind < 2; kind++) {
         svg_series s[2 * WCM_EVAL_MAX_CURVES];
+        char labels[WCM_EVAL_MAX_CURVES][48];
         int ns = 0;
         static const char *colors[5] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"};
         for (int k = 0; k < r.ncurves; k++) {
             const wcm_eval_curve *cv = &r.curves[k];
             if (cv->lowpass_only || cv->multiscale != kind) continue;
             s[ns++] = (svg_series){cv->name, r.noisy_psnr, cv->psnr, r.nsigmas, 0, colors[cv->model % 5]};
+            snprintf(labels[k], sizeof labels[k], "authors, RF %d", RFS[cv->model % 5]);
             if (isfinite(theirs[k][0]))
-                s[ns++] = (svg_series){"authors", r.noisy_psnr, theirs[k], r.nsigmas, 1, colors[cv->model % 5]};
+                s[ns++] = (svg_series){labels[k], r.noisy_psnr, theirs[k], r.nsigmas, 1, colors[cv->model % 5]};
         }
         svg_plot p = {kind ? "multi-scale (solid wcm, dashed authors)" : "flat (solid wcm, dashed authors)",
                       "input PSNR (dB)", "output PSNR (dB)", 1, 560, 420};
@@ -302,11 +306,7 @@ static int exp_fig3(run_ctx *c) {
     wcm_json_buf_puts(&h, "\n");
     wcm_json_free(ref);
     wcm_eval_denoise_result_free(&r);
-    rc = write_buf(c, "results.csv", &csv);
-    if (!rc) rc = write_buf(c, "results.json", &js);
-    if (!rc) rc = page_end(c, &h, wcm_seconds() - t0);
-    else wcm_json_buf_free(&h);
-    return rc;
+    return finish(c, WCM_OK, &h, &csv, &js, t0);
 }
 
 /* ---- super-resolution ------------------------------------------------------------- */
@@ -376,7 +376,7 @@ static int superres_run(run_ctx *c, const char *model_name, const wcm_tensor *cl
         const wcm_tensor img = {1, clean->h, clean->w, 1, clean->data + i * px, NULL}; /* a view */
         rc = superres_one(c, &m, &img, levels, (uint64_t)(c->seed + i), out->images.data + i * px, out);
         if (rc) break;
-        out->psnr[i] = psnr_clamped(clean->data + i * px, out->images.data + i * px, px);
+        out->psnr[i] = wcm_psnr_clamped(clean->data + i * px, out->images.data + i * px, px);
         out->mean += out->psnr[i] / clean->n;
     }
     if (rc) wcm_fail_context(&c->err, rc, "%s", model_name);
@@ -434,7 +434,7 @@ static int exp_superres(run_ctx *c, int big) {
     if (!rc) rc = wcm_synth_lowpass_only(&low, levels, &blocky, &c->err);
     double blocky_mean = 0;
     const size_t px = (size_t)size * size;
-    for (int i = 0; !rc && i < ni; i++) blocky_mean += psnr_clamped(clean.data + i * px, blocky.data + i * px, px) / ni;
+    for (int i = 0; !rc && i < ni; i++) blocky_mean += wcm_psnr_clamped(clean.data + i * px, blocky.data + i * px, px) / ni;
     /* The grid: per image, clean, low-pass only, then every method. */
     wcm_tensor grid = {0};
     const int cols = nm + 2;
@@ -509,10 +509,7 @@ static int exp_superres(run_ctx *c, int big) {
         wcm_json_buf_puts(&js, "\n }\n}\n");
         wcm_json_buf_puts(&h, "<h2>Images</h2><p>Per row: original, low-pass only (the input, blocky), then each method "
                               "in the table's order.</p>\n<img class=\"grid\" src=\"grid.png\">\n");
-        rc = write_buf(c, "results.csv", &csv);
-        if (!rc) rc = write_buf(c, "results.json", &js);
-        if (!rc) rc = page_end(c, &h, wcm_seconds() - t0);
-        else wcm_json_buf_free(&h);
+        rc = finish(c, WCM_OK, &h, &csv, &js, t0);
     }
     for (int k = 0; k < nm; k++) wcm_tensor_free(&methods[k].images);
     wcm_json_free(ref);
@@ -593,13 +590,7 @@ static int exp_synthesis(run_ctx *c) {
                             k < 5 ? " (160x160)" : " (320x320)", name);
     }
     wcm_json_buf_puts(&js, "\n }\n}\n");
-    if (!rc) rc = write_buf(c, "results.csv", &csv);
-    else wcm_json_buf_free(&csv);
-    if (!rc) rc = write_buf(c, "results.json", &js);
-    else wcm_json_buf_free(&js);
-    if (!rc) rc = page_end(c, &h, wcm_seconds() - t0);
-    else wcm_json_buf_free(&h);
-    return rc;
+    return finish(c, rc, &h, &csv, &js, t0);
 }
 
 /* ---- adaptive filters --------------------------------------------------------------- */
@@ -687,13 +678,7 @@ static int exp_filters(run_ctx *c) {
     free_names(names, clean.n);
     wcm_tensor_free(&clean);
     wcm_tensor_free(&noisy);
-    if (!rc) rc = write_buf(c, "results.csv", &csv);
-    else wcm_json_buf_free(&csv);
-    if (!rc) rc = write_buf(c, "results.json", &js);
-    else wcm_json_buf_free(&js);
-    if (!rc) rc = page_end(c, &h, wcm_seconds() - t0);
-    else wcm_json_buf_free(&h);
-    return rc;
+    return finish(c, rc, &h, &csv, &js, t0);
 }
 
 /* ---- the command -------------------------------------------------------------------- */
@@ -708,11 +693,10 @@ typedef struct {
 
 static const experiment experiments[] = {
     {"fig3", "Figure 3", "denoising PSNR across noise levels, flat vs multi-scale, RF 5 to 43", exp_fig3},
-    {"superres4", "Figure 4 / Table 1", "4x super-resolution (40 -> 160), multi-scale RF 5 to 43 vs flat", exp_superres4},
-    {"superres8", "Figure 5", "8x super-resolution at 320x320 (40 -> 320), multi-scale RF 13", exp_superres8},
-    {"synthesis", "Figures 4-5", "samples at 160x160 for every RF and at 320x320", exp_synthesis},
-    {"filters", "Figure 2 / appendix", "adaptive filters (Jacobian rows) of flat and multi-scale denoisers at 3 noise levels",
-     exp_filters},
+    {"superres4", "super-resolution", "4x super-resolution (40 -> 160), multi-scale RF 5 to 43 vs flat", exp_superres4},
+    {"superres8", "super-resolution", "8x super-resolution at 320x320 (40 -> 320), multi-scale RF 13", exp_superres8},
+    {"synthesis", "synthesis", "samples at 160x160 for every RF and at 320x320", exp_synthesis},
+    {"filters", "adaptive filters", "Jacobian rows of flat and multi-scale denoisers at 3 noise levels", exp_filters},
 };
 #define NEXPERIMENTS ((int)(sizeof experiments / sizeof *experiments))
 
@@ -764,7 +748,10 @@ static int run_reproduce(int argc, char **argv) {
         return cli_error(cmd, "%s: cannot create directory: %s", c.out, strerror(errno));
     const double t0 = wcm_seconds();
     int rc = e->run(&c);
-    if (rc) return cli_lib_error(cmd, &c.err);
+    if (rc) {
+        rmdir(c.out); /* only when the run left it empty */
+        return cli_lib_error(cmd, &c.err);
+    }
     printf("reproduce %s: %.1f s -> %s/report.html\n", e->name, wcm_seconds() - t0, c.out);
     return 0;
 }

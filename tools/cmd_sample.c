@@ -305,16 +305,6 @@ static int batch_mean(const wcm_tensor *b, wcm_tensor *mean, wcm_error *err) {
     return rc;
 }
 
-/* PSNR as in the reference evaluation: the estimate is clamped to [-1, 2]. */
-static double psnr_clamped(const float *ref, const float *x, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) {
-        double v = fmin(fmax((double)x[i], -1.0), 2.0) - ref[i];
-        s += v * v;
-    }
-    return s > 0 ? 10.0 * log10((double)n / s) : INFINITY;
-}
-
 /* Centre-crop to a multiple of `f` (saying so). */
 static int crop_to_multiple(const char *cmd, wcm_tensor *img, int f, wcm_error *err) {
     if (img->h % f == 0 && img->w % f == 0) return WCM_OK;
@@ -359,10 +349,10 @@ static int compute_psnrs(const wcm_tensor *ref, const wcm_tensor *s, psnr_report
     wcm_tensor mean = {0};
     int rc = batch_mean(s, &mean, err);
     if (rc) return rc;
-    p->first = psnr_clamped(ref->data, s->data, n);
-    p->of_mean = psnr_clamped(ref->data, mean.data, n);
+    p->first = wcm_psnr_clamped(ref->data, s->data, n);
+    p->of_mean = wcm_psnr_clamped(ref->data, mean.data, n);
     p->mean_of = 0;
-    for (int k = 0; k < s->n; k++) p->mean_of += psnr_clamped(ref->data, s->data + k * n, n) / s->n;
+    for (int k = 0; k < s->n; k++) p->mean_of += wcm_psnr_clamped(ref->data, s->data + k * n, n) / s->n;
     wcm_tensor_free(&mean);
     return WCM_OK;
 }
@@ -655,7 +645,7 @@ static int run_superres(int argc, char **argv) {
         if (!rc) rc = compute_psnrs(&img, final, &pr, &err);
         if (!rc) {
             pr.have_baseline = 1;
-            pr.baseline = psnr_clamped(img.data, blocky.data, wcm_tensor_count(&img));
+            pr.baseline = wcm_psnr_clamped(img.data, blocky.data, wcm_tensor_count(&img));
         }
     }
     int log_written = 0;
@@ -871,7 +861,7 @@ static int run_inverse(int argc, char **argv) {
         rc = compute_psnrs(&img, y, &pr, &err);
         if (task == 0) {
             pr.have_baseline = 1;
-            pr.baseline = psnr_clamped(img.data, measured_img.data, (size_t)oh * ow);
+            pr.baseline = wcm_psnr_clamped(img.data, measured_img.data, (size_t)oh * ow);
         }
     }
     int log_written = 0;

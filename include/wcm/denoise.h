@@ -42,6 +42,9 @@ void wcm_noise_apply(const float *clean, const float *z, size_t n, double sigma2
 
 /* PSNR in dB with peak 1: 10 log10(1 / MSE). Infinity for identical inputs. */
 double wcm_psnr(const float *a, const float *b, size_t n);
+/* The same with the estimate x clamped to [-1, 2] first, as the authors'
+ * evaluation of samples does (a diverged sample gives a finite number). */
+double wcm_psnr_clamped(const float *ref, const float *x, size_t n);
 
 #ifdef __cplusplus
 }
