@@ -9,11 +9,11 @@
 #include "wcm/io.h"
 
 extern const cli_command cmd_denoise, cmd_eval_denoise, cmd_eval_samples, cmd_sample, cmd_superres, cmd_inverse, cmd_train,
-    cmd_demo;
+    cmd_demo, cmd_jacobian, cmd_reproduce;
 
 static const cli_command *const commands[] = {
     &cmd_import_torch, &cmd_info, &cmd_forward, &cmd_bundle, &cmd_denoise, &cmd_eval_denoise, &cmd_eval_samples,
-    &cmd_sample, &cmd_superres, &cmd_inverse, &cmd_train, &cmd_demo, NULL,
+    &cmd_sample, &cmd_superres, &cmd_inverse, &cmd_train, &cmd_demo, &cmd_jacobian, &cmd_reproduce, NULL,
 };
 
 static void print_help(void) {
