@@ -203,7 +203,7 @@ int main(void) {
     snprintf(args, sizeof args, "--kind flat --rf 5 --data '%s' --test-fraction 0 --patch 8 --batch 2 --epochs 1 --intensity none "
              "-o '%s/i.safetensors'", mixed, tmp);
     CHECK(wcm(args, "i.log") == 0 && log_lacks("i.log", "intensity x U(0,1)"), "--intensity none trains without the U(0,1) scaling");
-    snprintf(args, sizeof args, "--kind flat --rf 5 --data '%s' --test-fraction 0 --patch 8 --batch 2 --epochs 2 -o '%s/i.safetensors' --resume",
+    snprintf(args, sizeof args, "--kind flat --rf 5 --data '%s' --test-fraction 0 --patch 8 --batch 2 --epochs 2 --intensity uniform -o '%s/i.safetensors' --resume",
              mixed, tmp);
     CHECK(wcm(args, "i2.log") == 1 && log_has("i2.log", "--intensity none"), "--resume with another --intensity: exit 1, names it");
     snprintf(args, sizeof args, "--kind conditional --rf 5 --data '%s' --intensity none -o '%s/j.safetensors'", mixed, tmp);
@@ -213,7 +213,7 @@ int main(void) {
              "-o '%s/bn.safetensors'", mixed, tmp);
     CHECK(wcm(args, "b.log") == 0 && log_has("b.log", "batch norm frozen: running_sd from the statistics of"),
           "--batch-norm frozen calibrates running_sd, then trains");
-    snprintf(args, sizeof args, "--kind flat --rf 5 --data '%s' --test-fraction 0 --patch 8 --batch 2 --epochs 2 -o '%s/bn.safetensors' --resume",
+    snprintf(args, sizeof args, "--kind flat --rf 5 --data '%s' --test-fraction 0 --patch 8 --batch 2 --epochs 2 --batch-norm batch -o '%s/bn.safetensors' --resume",
              mixed, tmp);
     CHECK(wcm(args, "b2.log") == 1 && log_has("b2.log", "--batch-norm frozen"), "--resume with another --batch-norm: exit 1, names it");
     snprintf(args, sizeof args, "--kind flat --rf 5 --data '%s' --batch-norm sometimes -o '%s/b3.safetensors'", mixed, tmp);
