@@ -450,7 +450,14 @@ static int train_step(run_state *r, int first, int G, double lr, double *loss, d
     t->loss_batch = G;
     if (!whole) memset(r->grad_sum, 0, np * sizeof(float));
     for (int k = 0; k < K && !rc; k++) {
-        int mf, mc;
+        int mf, mc, anywhere = 0;
+        for (int q = 0; q < r->size; q++) { /* micro-batch k on rank q (every rank knows every share) */
+            int qf, qc, kf, kc;
+            wcm_comm_share(G, q, r->size, &qf, &qc);
+            wcm_comm_share(qc, k, K, &kf, &kc);
+            anywhere += kc;
+        }
+        if (!anywhere) continue; /* a small last batch: no rank has this micro-batch */
         wcm_comm_share(rcount, k, K, &mf, &mc);
         if (!mc) {
             rc = wcm_train_participate(t, err);
@@ -578,6 +585,7 @@ static int run_epochs(run_state *r, wcm_error *err) {
             const double now = seconds_now(), elapsed = now - run_start;
             p.event = WCM_TRAIN_STEP, p.epoch = s->epoch + 1, p.batch = s->batch, p.step = s->step;
             p.loss = s->loss_sum / s->batch, p.psnr = s->psnr_sum / s->batch, p.lr = lr;
+            p.step_loss = loss, p.comm_seconds = r->comm_seconds;
             p.images_per_s = elapsed > 0 ? images / elapsed : 0;
             long long left = total - s->step;
             if (o->max_steps > 0 && o->max_steps - s->step < left) left = o->max_steps - s->step;

@@ -94,6 +94,8 @@ typedef struct {
     int batch, nbatches;             /* steps done in the epoch, steps per epoch */
     long long step, total_steps;
     double loss, psnr;               /* epoch means so far */
+    double step_loss;                /* WCM_TRAIN_STEP: this step's loss */
+    double comm_seconds;             /* in the gradient all-reduce so far (this run) */
     double lr, images_per_s, eta_s, seconds;
     /* WCM_TRAIN_EPOCH */
     const wcm_epoch_row *row;
