@@ -657,13 +657,22 @@ static int run_superres(int argc, char **argv) {
         low = img;
         memset(&img, 0, sizeof img);
     }
+    /* Under mpirun each rank draws a contiguous share of the K samples (sample k
+     * depends only on the seed and k); rank 0 gathers them and writes everything. */
+    wcm_comm *comm = wcm_comm_serial();
+    if (!rc) rc = wcm_comm_world(&comm, &err);
+    const int rank = wcm_comm_rank(comm), ranks = wcm_comm_size(comm);
+    int first = 0, count = K;
+    wcm_comm_share(K, rank, ranks, &first, &count);
+    so.sample_offset = first;
+    if (rank) cli_quiet = 1;
     if (!rc) rc = wcm_check_pixels(K, (int64_t)low.h * f, (int64_t)low.w * f, "superres output", &err);
-    if (!rc) rc = replicate(&low, K, &batch, &err);
+    if (!rc && count) rc = replicate(&low, count, &batch, &err);
     if (!rc) {
         cli_progress("superres: %dx%d -> %dx%d (x%d, J = %d), %d sample%s, seed %llu, %d thread%s\n", low.h, low.w,
                      low.h * f, low.w * f, f, levels, K, K == 1 ? "" : "s", (unsigned long long)seed,
                      wcm_get_threads(), wcm_get_threads() == 1 ? "" : "s");
-        rc = wcm_synth_superres(&m, &batch, &so, &r, &err);
+        if (count) rc = wcm_synth_superres(&m, &batch, &so, &r, &err);
     }
     char diverged[sizeof err.msg] = "";
     if (rc == WCM_ERR_NUMERIC && r.complete) {
@@ -671,6 +680,20 @@ static int run_superres(int argc, char **argv) {
         rc = 0;
     }
     const wcm_tensor *final = wcm_synth_final(&r);
+    wcm_tensor all = {0};
+    if (rc && ranks > 1) { /* the other ranks wait in the gather below */
+        run_error(cmd, rc, &err, log_path, 0);
+        wcm_comm_abort(comm, 1);
+    }
+    if (ranks > 1) { /* every rank's samples into one batch: a sum over ranks of zeros and one's own share */
+        const size_t per = (size_t)low.h * f * low.w * f;
+        rc = wcm_tensor_alloc(&all, K, low.h * f, low.w * f, 1, &err);
+        if (!rc) memset(all.data, 0, per * K * sizeof(float));
+        if (!rc && final) memcpy(all.data + per * first, final->data, per * count * sizeof(float));
+        if (!rc) rc = wcm_comm_allreduce_float(comm, all.data, per * K, &err);
+        final = rc || rank ? NULL : &all;
+        if (!rc && final) wcm_tensor_free(&batch), rc = replicate(&low, K, &batch, &err); /* the check of all K */
+    }
     /* Consistency: the coarsest Haar low-pass of every output equals the input. */
     double max_dev = 0;
     if (!rc && final) rc = wcm_synth_lowpass(final, levels, &check, &err);
@@ -687,7 +710,7 @@ static int run_superres(int argc, char **argv) {
         }
     }
     int log_written = 0;
-    if (r.nstages > 0) {
+    if (r.nstages > 0 && rank == 0) {
         wcm_json_buf b;
         wcm_json_buf_init(&b);
         json_head(&b, cmd, pos[0], K, seed);
@@ -718,6 +741,7 @@ static int run_superres(int argc, char **argv) {
         if (from_hr) print_psnrs(cmd, &pr, K, "low-pass only");
         if (max_dev > 1e-5) fprintf(stderr, "wcm %s: warning: the output's low-pass deviates from the input by %g\n", cmd, max_dev);
     }
+    wcm_tensor_free(&all);
     wcm_tensor_free(&img);
     wcm_tensor_free(&low);
     wcm_tensor_free(&batch);
