@@ -2,7 +2,9 @@
 # Install the Debian 12 packages wcm needs to build and test. Idempotent:
 # does nothing when everything is present. Run as root (or with sudo).
 set -euo pipefail
-packages=(build-essential cmake pkg-config libpng-dev libjpeg62-turbo-dev)
+# Open MPI: data-parallel training and sampling under mpirun (wcm/comm.h);
+# without it the build has the serial communicator only.
+packages=(build-essential cmake pkg-config libpng-dev libjpeg62-turbo-dev openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
