@@ -91,34 +91,36 @@ int wcm_comm_world(wcm_comm **out, wcm_error *err) {
     return WCM_OK;
 }
 
-int wcm_comm_allreduce_double(wcm_comm *c, double *x, size_t n, wcm_error *err) {
-    if (!c || !c->mpi || c->size == 1) return WCM_OK;
 #ifdef WCM_HAVE_MPI
+static int allreduce(void *x, size_t n, MPI_Datatype type, size_t size, wcm_error *err) {
     for (size_t i = 0; i < n; i += MPI_PIECE) {
-        int rc = mpi_check(MPI_Allreduce(MPI_IN_PLACE, x + i, (int)(n - i < MPI_PIECE ? n - i : MPI_PIECE), MPI_DOUBLE,
-                                         MPI_SUM, MPI_COMM_WORLD),
+        int rc = mpi_check(MPI_Allreduce(MPI_IN_PLACE, (char *)x + i * size, (int)(n - i < MPI_PIECE ? n - i : MPI_PIECE),
+                                         type, MPI_SUM, MPI_COMM_WORLD),
                            "all-reduce", err);
         if (rc) return rc;
     }
+    return WCM_OK;
+}
+#endif
+
+int wcm_comm_allreduce_double(wcm_comm *c, double *x, size_t n, wcm_error *err) {
+    if (!c || !c->mpi || c->size == 1) return WCM_OK;
+#ifdef WCM_HAVE_MPI
+    return allreduce(x, n, MPI_DOUBLE, sizeof *x, err);
 #else
     (void)x, (void)n, (void)err;
-#endif
     return WCM_OK;
+#endif
 }
 
 int wcm_comm_allreduce_float(wcm_comm *c, float *x, size_t n, wcm_error *err) {
     if (!c || !c->mpi || c->size == 1) return WCM_OK;
 #ifdef WCM_HAVE_MPI
-    for (size_t i = 0; i < n; i += MPI_PIECE) {
-        int rc = mpi_check(MPI_Allreduce(MPI_IN_PLACE, x + i, (int)(n - i < MPI_PIECE ? n - i : MPI_PIECE), MPI_FLOAT,
-                                         MPI_SUM, MPI_COMM_WORLD),
-                           "all-reduce", err);
-        if (rc) return rc;
-    }
+    return allreduce(x, n, MPI_FLOAT, sizeof *x, err);
 #else
     (void)x, (void)n, (void)err;
-#endif
     return WCM_OK;
+#endif
 }
 
 int wcm_comm_broadcast(wcm_comm *c, void *buf, size_t bytes, int root, wcm_error *err) {

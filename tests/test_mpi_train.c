@@ -12,6 +12,7 @@
  * The program is its own worker: `test_mpi_train --child DIR OUT STEPS
  * [ACCUMULATE]` trains and writes the per-step losses to OUT.steps. */
 #include "testutil.h"
+#include "train_fixtures.h"
 
 #include <stdarg.h>
 #include <sys/wait.h>
@@ -67,50 +68,6 @@ static int read_losses(const char *out, double *loss) {
     return n;
 }
 
-/* Max |a - b| of one tensor relative to the largest |a| (INFINITY if missing). */
-static double tensor_diff(const char *a, const char *b, const char *name) {
-    wcm_array_list la, lb;
-    wcm_error err;
-    wcm_array_list_init(&la), wcm_array_list_init(&lb);
-    double d = INFINITY;
-    if (!wcm_safetensors_read(a, &la, &err) && !wcm_safetensors_read(b, &lb, &err)) {
-        const wcm_array *x = wcm_array_list_find(&la, name), *y = wcm_array_list_find(&lb, name);
-        if (x && y && wcm_array_count(x) == wcm_array_count(y)) {
-            double worst = 0, big = 0;
-            for (int64_t k = 0; k < wcm_array_count(x); k++) {
-                worst = fmax(worst, fabs((double)x->data[k] - y->data[k]));
-                big = fmax(big, fabs((double)x->data[k]));
-            }
-            d = worst / big;
-        }
-    }
-    wcm_array_list_free(&la), wcm_array_list_free(&lb);
-    return d;
-}
-
-/* Max |a - b| over the net.* tensors, relative to the largest |a|. */
-static double param_diff(const char *a, const char *b) {
-    wcm_array_list la, lb;
-    wcm_error err;
-    wcm_array_list_init(&la), wcm_array_list_init(&lb);
-    double d = INFINITY, big = 0, worst = 0;
-    if (!wcm_safetensors_read(a, &la, &err) && !wcm_safetensors_read(b, &lb, &err)) {
-        int ok = 1;
-        for (int i = 0; i < la.count && ok; i++) {
-            if (strncmp(la.items[i].name, "net.", 4)) continue;
-            const wcm_array *x = &la.items[i], *y = wcm_array_list_find(&lb, x->name);
-            ok = y && wcm_array_count(x) == wcm_array_count(y);
-            for (int64_t k = 0; ok && k < wcm_array_count(x); k++) {
-                worst = fmax(worst, fabs((double)x->data[k] - y->data[k]));
-                big = fmax(big, fabs((double)x->data[k]));
-            }
-        }
-        if (ok) d = worst / big;
-    }
-    wcm_array_list_free(&la), wcm_array_list_free(&lb);
-    return d;
-}
-
 static int sh(const char *fmt, ...) {
     char cmd[4096];
     va_list ap;
@@ -133,19 +90,7 @@ int main(int argc, char **argv) {
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
     if (len <= 0) SKIP("cannot find this program's path");
     self[len] = 0;
-    wcm_tensor img = {0};
-    wcm_error err;
-    REQUIRE_OK(wcm_tensor_alloc(&img, 1, SIZE, SIZE, 1, &err), &err);
-    for (int i = 0; i < NIMG; i++) {
-        for (int y = 0; y < SIZE; y++)
-            for (int x = 0; x < SIZE; x++)
-                img.data[y * SIZE + x] = (float)(0.5 + 0.3 * sin(0.3 * x * (1 + 0.05 * i) + 0.2 * y) +
-                                                 0.15 * cos(0.5 * y - 0.03 * i * x));
-        char path[500];
-        snprintf(path, sizeof path, "%s/img%02d.png", data, i);
-        REQUIRE_OK(wcm_image_write(path, &img, 0, 8, &err), &err);
-    }
-    wcm_tensor_free(&img);
+    t_write_images(data, NIMG, SIZE, 0.05);
     const char *mpirun = "mpirun --allow-run-as-root --oversubscribe -x OMP_NUM_THREADS=1";
     double t0 = wcm_seconds();
     CHECK(sh("OMP_NUM_THREADS=1 '%s' --child '%s' '%s/one.safetensors' %d", self, dir, dir, STEPS) == 0,
@@ -172,14 +117,14 @@ int main(int argc, char **argv) {
     char one[500], twof[500];
     snprintf(one, sizeof one, "%s", t_at("one.safetensors"));
     snprintf(twof, sizeof twof, "%s", t_at("two.safetensors"));
-    double pd = param_diff(one, twof);
+    double pd = t_params_diff(one, twof);
     CHECK(pd <= 0.05, "final parameters, 2 ranks against 1: max difference %.2g of the largest magnitude", pd);
     /* The gradient itself: Adam's first moment after one step is 0.1 x the gradient. */
     int g1 = sh("OMP_NUM_THREADS=1 '%s' --child '%s' '%s/g1.safetensors' 1", self, dir, dir);
     int g2 = sh("%s -np 2 '%s' --child '%s' '%s/g2.safetensors' 1 > '%s/g.log' 2>&1", mpirun, self, dir, dir, dir);
     snprintf(one, sizeof one, "%s", t_at("g1.safetensors"));
     snprintf(twof, sizeof twof, "%s", t_at("g2.safetensors"));
-    double gd = tensor_diff(one, twof, "train.adam_m");
+    double gd = t_tensor_diff(one, twof, "train.adam_m", NULL);
     CHECK(!g1 && !g2 && gd <= 1e-5, "gradient of one batch over 2 ranks: max difference %.2g of the largest (1 process)", gd);
 
     /* A 2-rank run stopped at step 30, resumed on 1 rank. */
@@ -192,7 +137,7 @@ int main(int argc, char **argv) {
     char res[500];
     snprintf(res, sizeof res, "%s", t_at("resumed.safetensors"));
     snprintf(one, sizeof one, "%s", t_at("one.safetensors"));
-    double pd3 = param_diff(one, res);
+    double pd3 = t_params_diff(one, res);
     CHECK(a == 0 && b == 0 && n3 == STEPS && at31 <= 1e-5 && worst3 <= 0.05 && pd3 <= 0.05,
           "2 ranks to step 30, resumed on 1 rank to 50: step 31 within %.2g of the 2-rank run's; against the 1-process "
           "run losses within %.2g, parameters within %.2g", at31, worst3, pd3);
