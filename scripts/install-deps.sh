@@ -2,7 +2,10 @@
 # Install the Debian 12 packages wcm needs to build and test. Idempotent:
 # does nothing when everything is present. Run as root (or with sudo).
 set -euo pipefail
-packages=(build-essential cmake pkg-config libpng-dev libjpeg62-turbo-dev python3-numpy python3-pytest python3-venv python3-pip)
+# Open MPI: data-parallel training and sampling under mpirun (wcm/comm.h);
+# without it the build has the serial communicator only. numpy, pytest, venv
+# and pip: the Python package and its tests.
+packages=(build-essential cmake pkg-config libpng-dev libjpeg62-turbo-dev openmpi-bin libopenmpi-dev python3-numpy python3-pytest python3-venv python3-pip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -356,16 +356,51 @@ static int ensure_tensor(wcm_tensor *t, int n, int h, int w, int c, wcm_error *e
     return wcm_tensor_alloc(t, n, h, w, c, err);
 }
 
+/* The draws of one image of a batch, in a fixed order: patch row, column,
+ * intensity, k (or the log-uniform u), then the flip bit when flips are on. */
+typedef struct {
+    int y0, x0, flip;
+    double gain, sigma;
+} image_draws;
+
+static image_draws draw_image(wcm_rng *rng, const wcm_dataset *ds, const wcm_batch_spec *spec, int f, int oh, int ow) {
+    image_draws d = {0, 0, 0, 1.0, 0.0};
+    if (spec->patch > 0) {
+        d.y0 = (int)wcm_rng_below(rng, (uint64_t)(ds->h / f - oh + 1)) * f;
+        d.x0 = (int)wcm_rng_below(rng, (uint64_t)(ds->w / f - ow + 1)) * f;
+    }
+    d.gain = spec->rescale ? wcm_rng_uniform(rng) : 1.0;
+    const double high = spec->noise_high > 0 ? spec->noise_high : 1;
+    if (spec->log_uniform) {
+        /* sigma = (high/255) 1000^-u: every decade below the bound equally often */
+        d.sigma = high / 255.0 * pow(WCM_LOG_UNIFORM_RANGE, -wcm_rng_uniform(rng));
+    } else {
+        int k = (int)wcm_rng_below(rng, (uint64_t)high);
+        d.sigma = spec->quadratic ? (k / 255.0) * (k / 255.0) : k / 255.0;
+    }
+    if (spec->fixed_sigma > 0) d.sigma = spec->fixed_sigma;
+    if (spec->flip) d.flip = (int)(wcm_rng_next_u64(rng) >> 63);
+    return d;
+}
+
 int wcm_make_batch(const wcm_dataset *ds, const wcm_batch_spec *spec, const int *ids, int n, uint64_t draw,
                    wcm_tensor *noisy, wcm_tensor *noise, wcm_error *err) {
+    return wcm_make_batch_part(ds, spec, ids, 0, n, draw, noisy, noise, err);
+}
+
+int wcm_make_batch_part(const wcm_dataset *ds, const wcm_batch_spec *spec, const int *ids, int first, int n,
+                        uint64_t draw, wcm_tensor *noisy, wcm_tensor *noise, wcm_error *err) {
     int oh, ow, rc;
     if (n < 1) return wcm_fail(err, WCM_ERR_ARG, "empty batch");
+    if (first < 0) return wcm_fail(err, WCM_ERR_ARG, "negative batch position %d", first);
     if ((rc = wcm_batch_geometry(ds, spec, &oh, &ow, err))) return rc;
     const int f = wcm_batch_factor(spec), ih = oh * f, iw = ow * f;
     const int cond = spec->kind == WCM_NET_CONDITIONAL, cin = cond ? 4 : 1, cout = cond ? 3 : 1;
-    /* Per-image draws, in a fixed order: patch row, column, intensity, k. */
+    /* The draws of the images before `first` are replayed, so a part of a
+     * batch is exactly that part of the whole batch. */
     wcm_rng rng;
     wcm_rng_seed(&rng, spec->seed, stream_of(STREAM_SAMPLE, draw));
+    for (int i = 0; i < first; i++) draw_image(&rng, ds, spec, f, oh, ow);
     double *sigma = malloc(sizeof(double) * (size_t)n), *gain = malloc(sizeof(double) * (size_t)n);
     wcm_tensor crops = {0}, clean = {0};
     if (!sigma || !gain || (rc = wcm_tensor_alloc(&crops, n, ih, iw, 1, err))) {
@@ -373,27 +408,27 @@ int wcm_make_batch(const wcm_dataset *ds, const wcm_batch_spec *spec, const int 
         return rc ? rc : wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; i < n; i++) {
-        int y0 = 0, x0 = 0;
-        if (spec->patch > 0) {
-            y0 = (int)wcm_rng_below(&rng, (uint64_t)(ds->h / f - oh + 1)) * f;
-            x0 = (int)wcm_rng_below(&rng, (uint64_t)(ds->w / f - ow + 1)) * f;
+        const image_draws d = draw_image(&rng, ds, spec, f, oh, ow);
+        gain[i] = d.gain, sigma[i] = d.sigma;
+        const float *src = ds->pixels + (size_t)ids[first + i] * ds->h * ds->w;
+        for (int y = 0; y < ih; y++) {
+            const float *row = src + (size_t)(d.y0 + y) * ds->w + d.x0;
+            float *dst = crops.data + ((size_t)i * ih + y) * iw;
+            if (d.flip) /* a mirrored patch of a width divisible by f keeps the Haar blocks aligned */
+                for (int x = 0; x < iw; x++) dst[x] = row[iw - 1 - x];
+            else
+                memcpy(dst, row, (size_t)iw * sizeof(float));
         }
-        gain[i] = spec->rescale ? wcm_rng_uniform(&rng) : 1.0;
-        int k = (int)wcm_rng_below(&rng, (uint64_t)(spec->noise_high > 0 ? spec->noise_high : 1));
-        sigma[i] = spec->fixed_sigma > 0 ? spec->fixed_sigma : spec->quadratic ? (k / 255.0) * (k / 255.0) : k / 255.0;
-        const float *src = ds->pixels + (size_t)ids[i] * ds->h * ds->w;
-        for (int y = 0; y < ih; y++)
-            memcpy(crops.data + ((size_t)i * ih + y) * iw, src + (size_t)(y0 + y) * ds->w + x0, (size_t)iw * sizeof(float));
     }
     if (spec->kind == WCM_NET_FLAT) clean = crops, crops.data = NULL;
     else rc = coefficients(&crops, cond ? spec->scale + 1 : spec->levels, cond, &clean, err);
     if (!rc) rc = ensure_tensor(noisy, n, oh, ow, cin, err);
     if (!rc) rc = ensure_tensor(noise, n, oh, ow, cout, err);
     if (!rc) {
-        /* The noise values of the whole batch, then scaled per image. */
+        /* The noise values of the part, then scaled per image. */
         size_t per = (size_t)oh * ow * cout;
-        wcm_randn_fill(spec->seed, stream_of(STREAM_NOISE, draw), 0, noise->data, per * n);
-#pragma omp parallel for schedule(static)
+        wcm_randn_fill(spec->seed, stream_of(STREAM_NOISE, draw), (uint64_t)first * per, noise->data, per * n);
+        #pragma omp parallel for schedule(static)
         for (int i = 0; i < n; i++) {
             float s = (float)sigma[i], g = (float)gain[i];
             for (size_t p = 0; p < (size_t)oh * ow; p++) {

@@ -19,15 +19,19 @@ static double nice_step(double range) {
     return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
 }
 
-char *svg_plot_render(const svg_plot *p, const svg_series *s, int ns) {
+/* y on a log scale: positive values only, plotted as log10(y); decade ticks
+ * (or nice steps within less than a decade) labelled with 10^tick. */
+#define YV(v) (log_y ? ((v) > 0 ? log10(v) : NAN) : (v))
+
+static char *render(const svg_plot *p, const svg_series *s, int ns, int log_y) {
     int W = p->width ? p->width : 760, H = p->height ? p->height : 520;
     const int ml = 70, mr = 200, mt = 40, mb = 60;
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     for (int i = 0; i < ns; i++)
         for (int k = 0; k < s[i].n; k++) {
-            if (!isfinite(s[i].x[k]) || !isfinite(s[i].y[k])) continue;
+            if (!isfinite(s[i].x[k]) || !isfinite(YV(s[i].y[k]))) continue;
             x0 = fmin(x0, s[i].x[k]), x1 = fmax(x1, s[i].x[k]);
-            y0 = fmin(y0, s[i].y[k]), y1 = fmax(y1, s[i].y[k]);
+            y0 = fmin(y0, YV(s[i].y[k])), y1 = fmax(y1, YV(s[i].y[k]));
         }
     if (!isfinite(x0)) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
     if (p->identity_line) {
@@ -36,7 +40,7 @@ char *svg_plot_render(const svg_plot *p, const svg_series *s, int ns) {
     }
     if (x1 - x0 < 1e-9) x0 -= 1, x1 += 1;
     if (y1 - y0 < 1e-9) y0 -= 1, y1 += 1;
-    double xs = nice_step(x1 - x0), ys = nice_step(y1 - y0);
+    double xs = nice_step(x1 - x0), ys = log_y && y1 - y0 >= 2 ? 1 : nice_step(y1 - y0);
     x0 = floor(x0 / xs) * xs, x1 = ceil(x1 / xs) * xs;
     y0 = floor(y0 / ys) * ys, y1 = ceil(y1 / ys) * ys;
     double pw = W - ml - mr, ph = H - mt - mb;
@@ -64,7 +68,8 @@ char *svg_plot_render(const svg_plot *p, const svg_series *s, int ns) {
     for (int k = 0; k <= 64 && y0 + k * ys <= y1 + ys * 1e-6; k++) {
         double v = y0 + k * ys;
         wcm_json_buf_printf(&b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n", ml, PY(v), ml + pw, PY(v));
-        wcm_json_buf_printf(&b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", ml - 6, PY(v) + 4, v);
+        wcm_json_buf_printf(&b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n", ml - 6, PY(v) + 4,
+                            log_y ? pow(10, v) : v);
     }
     wcm_json_buf_printf(&b, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n", ml, mt, pw, ph);
     if (p->xlabel) {
@@ -85,11 +90,13 @@ char *svg_plot_render(const svg_plot *p, const svg_series *s, int ns) {
         wcm_json_buf_printf(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"", color,
                   s[i].dashed ? " stroke-dasharray=\"6 4\"" : "");
         for (int k = 0; k < s[i].n; k++)
-            if (isfinite(s[i].x[k]) && isfinite(s[i].y[k])) wcm_json_buf_printf(&b, "%.1f,%.1f ", PX(s[i].x[k]), PY(s[i].y[k]));
+            if (isfinite(s[i].x[k]) && isfinite(YV(s[i].y[k])))
+                wcm_json_buf_printf(&b, "%.1f,%.1f ", PX(s[i].x[k]), PY(YV(s[i].y[k])));
         wcm_json_buf_printf(&b, "\"/>\n");
         for (int k = 0; k < s[i].n; k++)
-            if (isfinite(s[i].x[k]) && isfinite(s[i].y[k]))
-                wcm_json_buf_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", PX(s[i].x[k]), PY(s[i].y[k]), color);
+            if (isfinite(s[i].x[k]) && isfinite(YV(s[i].y[k])))
+                wcm_json_buf_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", PX(s[i].x[k]),
+                                    PY(YV(s[i].y[k])), color);
         double ly = mt + 10 + 20.0 * i;
         wcm_json_buf_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"%s/>\n",
                   ml + pw + 12, ly, ml + pw + 40, ly, color, s[i].dashed ? " stroke-dasharray=\"6 4\"" : "");
@@ -103,6 +110,11 @@ char *svg_plot_render(const svg_plot *p, const svg_series *s, int ns) {
     if (b.failed) wcm_json_buf_free(&b);
     return b.data;
 }
+
+#undef YV
+
+char *svg_plot_render(const svg_plot *p, const svg_series *s, int ns) { return render(p, s, ns, 0); }
+char *svg_plot_render_log(const svg_plot *p, const svg_series *s, int ns) { return render(p, s, ns, 1); }
 
 int svg_plot_write(const char *path, const svg_plot *p, const svg_series *s, int ns, wcm_error *err) {
     char *text = svg_plot_render(p, s, ns);

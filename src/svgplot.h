@@ -22,5 +22,7 @@ typedef struct {
 int svg_plot_write(const char *path, const svg_plot *p, const svg_series *s, int ns, wcm_error *err);
 /* Same, returned as a malloc'd string (for embedding in HTML). */
 char *svg_plot_render(const svg_plot *p, const svg_series *s, int ns);
+/* Same with a logarithmic y axis (values <= 0 are left out). */
+char *svg_plot_render_log(const svg_plot *p, const svg_series *s, int ns);
 
 #endif

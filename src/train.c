@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "net_internal.h"
+#include "trainer_internal.h"
 #include "wcm/io.h"
 
 /* ---- building blocks: the ops on host buffers -------------------------- */
@@ -43,6 +44,9 @@ struct wcm_trainer_memory {
     wcm_buffer *values;   /* params, running (not host-visible only) */
     wcm_buffer **z;       /* nlayers - 1 */
     wcm_buffer *scratch[2], *out_grad;
+    /* Data parallelism: the batch statistics summed over ranks, on the host. */
+    double *dist_mean;    /* nlayers * 64 */
+    double dist_pixels;   /* pixels of the whole batch */
 };
 
 static wcm_context *trainer_ctx(const wcm_trainer *t) { return wcm_ctx(t->ctx); }
@@ -96,6 +100,7 @@ void wcm_trainer_free(wcm_trainer *t) {
         wcm_buffer_free(t->memory->block);
         wcm_buffer_free(t->memory->stats);
         wcm_buffer_free(t->memory->values);
+        free(t->memory->dist_mean);
         free(t->memory);
     }
     free(t);
@@ -188,6 +193,72 @@ static int layer_input(wcm_trainer *t, wcm_context *ctx, int l, size_t pixels, f
                            t->bn_sd + (size_t)(l - 1) * WCM_CHANNELS, 1, buf, err);
 }
 
+static double running_momentum(const wcm_trainer *t) {
+    if (!t->running_warmup) return WCM_BN_MOMENTUM;
+    const double cumulative = 1.0 / (double)(t->running_updates + 1);
+    return cumulative > WCM_BN_MOMENTUM ? cumulative : WCM_BN_MOMENTUM;
+}
+
+static int distributed(const wcm_trainer *t) { return wcm_comm_size(t->comm) > 1 && !t->bn_frozen; }
+
+/* Batch statistics over every rank's part: per-channel sums of this rank's
+ * m pixels of layer l (m = 0: none), summed over the ranks, then the squared
+ * deviations around the global mean likewise. Leaves mean and sd in the
+ * trainer's statistics and the global mean on the host for backward. */
+static int distributed_bn_stats(wcm_trainer *t, wcm_context *ctx, int l, const float *x, size_t m, wcm_error *err) {
+    const int c = t->net->layers[l].cout;
+    wcm_trainer_memory *mem = t->memory;
+    if (!mem->dist_mean && !(mem->dist_mean = calloc((size_t)t->net->nlayers * WCM_CHANNELS, sizeof(double))))
+        return wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
+    double sums[WCM_CHANNELS + 1] = {0}, sd[WCM_CHANNELS];
+    double *mean = mem->dist_mean + (size_t)l * WCM_CHANNELS;
+    int rc = m ? wcm_op_channel_reduce(ctx, WCM_REDUCE_SUM, m, c, x, NULL, 1024, sums, err) : WCM_OK;
+    sums[c] = (double)m;
+    if (!rc) rc = wcm_comm_allreduce_double(t->comm, sums, (size_t)c + 1, err);
+    if (!rc && !(sums[c] > 0)) rc = wcm_fail(err, WCM_ERR_SHAPE, "no rank has images in this batch");
+    if (rc) return rc;
+    mem->dist_pixels = sums[c];
+    for (int ch = 0; ch < c; ch++) mean[ch] = sums[ch] / sums[c];
+    memset(sums, 0, sizeof sums);
+    rc = m ? wcm_op_channel_reduce(ctx, WCM_REDUCE_SUMSQ, m, c, x, mean, 1024, sums, err) : WCM_OK;
+    if (!rc) rc = wcm_comm_allreduce_double(t->comm, sums, (size_t)c, err);
+    if (rc) return rc;
+    for (int ch = 0; ch < c; ch++) sd[ch] = sqrt(sums[ch] / mem->dist_pixels + WCM_BN_EPS);
+    rc = wcm_memcpy_to_backend(ctx, t->bn_mean + (size_t)l * WCM_CHANNELS, mean, (size_t)c * sizeof(double), err);
+    return rc ? rc : wcm_memcpy_to_backend(ctx, t->bn_sd + (size_t)l * WCM_CHANNELS, sd, (size_t)c * sizeof(double), err);
+}
+
+/* Backward of a batch norm with statistics over every rank: the constant-sd
+ * part from the backend op (dgamma = S_local / sd), then the term through
+ * sd, -gamma / sd * S (x - mean) / (sd^2 M), with S = sum(dy x) over all
+ * ranks. dgamma stays this rank's own share. x = NULL, m = 0: no pixels. */
+static int distributed_bn_backward(wcm_trainer *t, wcm_context *ctx, int l, const float *x, float *dy, size_t m,
+                                   float *dgamma, wcm_error *err) {
+    const wcm_layer *L = &t->net->layers[l];
+    const int c = L->cout;
+    double sd[WCM_CHANNELS], S[WCM_CHANNELS] = {0};
+    float dg[WCM_CHANNELS] = {0}, gamma[WCM_CHANNELS];
+    const double *sd_dev = t->bn_sd + (size_t)l * WCM_CHANNELS;
+    int rc = wcm_memcpy_to_host(ctx, sd, sd_dev, (size_t)c * sizeof(double), err);
+    if (!rc) rc = wcm_memcpy_to_host(ctx, gamma, param_at(t, L->gamma), (size_t)c * sizeof(float), err);
+    if (!rc && m) rc = wcm_op_bn_backward(ctx, x, dy, m, c, param_at(t, L->gamma), NULL, sd_dev, 1, dy, dgamma, err);
+    if (!rc && m) rc = wcm_memcpy_to_host(ctx, dg, dgamma, (size_t)c * sizeof(float), err);
+    for (int ch = 0; ch < c; ch++) S[ch] = (double)dg[ch] * sd[ch];
+    if (!rc) rc = wcm_comm_allreduce_double(t->comm, S, (size_t)c, err);
+    if (rc || !m) return rc;
+    if (!t->memory->host_visible)
+        return wcm_fail(err, WCM_ERR_ARG, "batch statistics over several processes need a host-visible backend "
+                                          "(use --batch-norm frozen on %s)", wcm_backend_name(wcm_context_backend(ctx)));
+    const double *mean = t->memory->dist_mean + (size_t)l * WCM_CHANNELS;
+    double coef[WCM_CHANNELS];
+    for (int ch = 0; ch < c; ch++)
+        coef[ch] = gamma[ch] / sd[ch] * S[ch] / (sd[ch] * sd[ch] * t->memory->dist_pixels);
+#pragma omp parallel for schedule(static)
+    for (size_t p = 0; p < m; p++)
+        for (int ch = 0; ch < c; ch++) dy[p * c + ch] -= (float)(coef[ch] * ((double)x[p * c + ch] - mean[ch]));
+    return WCM_OK;
+}
+
 /* The layers' forward from x into y (both in the context's memory). */
 static int forward_layers(wcm_trainer *t, wcm_context *ctx, const wcm_tensor *in, const float *x, float *y,
                           wcm_error *err) {
@@ -208,10 +279,12 @@ static int forward_layers(wcm_trainer *t, wcm_context *ctx, const wcm_tensor *in
             rc = wcm_op_bn_running(ctx, WCM_BN_RUNNING_LOAD, L->cout, sd, running, NULL, 0, err);
             continue;
         }
-        rc = wcm_op_bn_stats(ctx, dst, pixels, L->cout, mean, sd, err);
+        rc = distributed(t) ? distributed_bn_stats(t, ctx, l, dst, pixels, err)
+                            : wcm_op_bn_stats(ctx, dst, pixels, L->cout, mean, sd, err);
         if (!rc && t->update_running_sd)
-            rc = wcm_op_bn_running(ctx, WCM_BN_RUNNING_UPDATE, L->cout, sd, running, NULL, WCM_BN_MOMENTUM, err);
+            rc = wcm_op_bn_running(ctx, WCM_BN_RUNNING_UPDATE, L->cout, sd, running, NULL, running_momentum(t), err);
     }
+    if (!rc && t->update_running_sd && !t->bn_frozen) t->running_updates++;
     return rc;
 }
 
@@ -299,7 +372,10 @@ int wcm_train_backward(wcm_trainer *t, const wcm_tensor *in, const float *dout, 
         const wcm_layer *L = &net->layers[l];
         float *gw = t->grad + (L->weight - net->params);
         if (l < net->nlayers - 1) dz = t->scratch[cur];
-        if (L->bn) {
+        if (L->bn && distributed(t)) {
+            rc = distributed_bn_backward(t, ctx, l, t->z[l], t->scratch[cur], pixels, t->grad + (L->gamma - net->params),
+                                         err);
+        } else if (L->bn) {
             float *dg = t->grad + (L->gamma - net->params);
             rc = wcm_op_bn_backward(ctx, t->z[l], t->scratch[cur], pixels, L->cout, param_at(t, L->gamma),
                                     t->bn_frozen ? NULL : t->bn_mean + (size_t)l * WCM_CHANNELS,
@@ -331,11 +407,36 @@ int wcm_train_gradient(wcm_trainer *t, const wcm_tensor *in, const wcm_tensor *t
     int rc = wcm_train_forward(t, in, o, err);
     if (!rc) rc = wcm_tensor_stage(ctx, target, &target_copy, &tg, err);
     if (!rc) rc = wcm_tensor_stage(ctx, o, &out_copy, &ov, err);
-    if (!rc) rc = wcm_op_loss_sse(ctx, wcm_tensor_count(o), ov->data, tg->data, in->n, t->out_grad, loss, err);
+    const int batch = t->loss_batch > 0 ? t->loss_batch : in->n;
+    if (!rc) rc = wcm_op_loss_sse(ctx, wcm_tensor_count(o), ov->data, tg->data, batch, t->out_grad, loss, err);
     if (!rc) rc = wcm_train_backward(t, in, t->out_grad, err);
     wcm_tensor_free(&local);
     wcm_tensor_free(&target_copy);
     wcm_tensor_free(&out_copy);
+    return rc;
+}
+
+int wcm_train_participate(wcm_trainer *t, wcm_error *err) {
+    wcm_context *ctx = trainer_ctx(t);
+    wcm_net *net = t->net;
+    int rc = wcm_op_fill(ctx, net->nparams, t->grad, 0.0f, err);
+    if (rc || !distributed(t)) return rc;
+    rc = values_to_backend(t, ctx, err);
+    for (int l = 0; !rc && l < net->nlayers; l++) {
+        const wcm_layer *L = &net->layers[l];
+        if (!L->bn) continue;
+        rc = distributed_bn_stats(t, ctx, l, NULL, 0, err);
+        if (!rc && t->update_running_sd)
+            rc = wcm_op_bn_running(ctx, WCM_BN_RUNNING_UPDATE, L->cout, t->bn_sd + (size_t)l * WCM_CHANNELS,
+                                   running_at(t, L->running_sd), NULL, running_momentum(t), err);
+    }
+    if (!rc && t->update_running_sd) {
+        t->running_updates++;
+        rc = values_to_host(t, ctx, 0, err);
+        wcm_net_invalidate(net);
+    }
+    for (int l = net->nlayers - 1; !rc && l >= 0; l--)
+        if (net->layers[l].bn) rc = distributed_bn_backward(t, ctx, l, NULL, NULL, 0, NULL, err);
     return rc;
 }
 
@@ -383,6 +484,29 @@ static int push_vector(wcm_array_list *l, wcm_context *ctx, const char *name, co
 }
 
 int wcm_train_checkpoint_save(const char *path, const wcm_trainer *t, const wcm_array_list *meta, wcm_error *err) {
+    return wcm_train_checkpoint_save_with(path, t, meta, NULL, NULL, NULL, err);
+}
+
+/* The network's arrays with other parameter values (an average of the weights). */
+static int net_arrays_with(wcm_net *net, const float *params, const float *running, wcm_array_list *l, wcm_error *err) {
+    if (!params) return wcm_net_to_arrays(net, "net.", l, err);
+    float *keep = malloc((net->nparams + net->nrunning) * sizeof(float));
+    if (!keep) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
+    memcpy(keep, net->params, net->nparams * sizeof(float));
+    memcpy(keep + net->nparams, net->running_sd, net->nrunning * sizeof(float));
+    memcpy(net->params, params, net->nparams * sizeof(float));
+    memcpy(net->running_sd, running, net->nrunning * sizeof(float));
+    int rc = wcm_net_to_arrays(net, "net.", l, err);
+    memcpy(net->params, keep, net->nparams * sizeof(float));
+    memcpy(net->running_sd, keep + net->nparams, net->nrunning * sizeof(float));
+    free(keep);
+    wcm_net_invalidate(net);
+    return rc;
+}
+
+int wcm_train_checkpoint_save_with(const char *path, const wcm_trainer *t, const wcm_array_list *meta,
+                                   const wcm_array_list *extra, const float *export_params, const float *export_running,
+                                   wcm_error *err) {
     const wcm_net *net = t->net;
     if (nonfinite(wcm_context_host(), net->params, net->nparams) != 0)
         return wcm_fail(err, WCM_ERR_NUMERIC, "%s: not written, the parameters contain NaN or Inf", path);
@@ -401,9 +525,14 @@ int wcm_train_checkpoint_save(const char *path, const wcm_trainer *t, const wcm_
     if (!rc) rc = wcm_array_list_set_meta(&l, "wcm.net.net", buf, err);
     snprintf(buf, sizeof buf, "%lld", (long long)t->adam_step);
     if (!rc) rc = wcm_array_list_set_meta(&l, "wcm.train.adam_step", buf, err);
-    if (!rc) rc = wcm_net_to_arrays(net, "net.", &l, err);
+    snprintf(buf, sizeof buf, "%lld", (long long)t->running_updates);
+    if (!rc) rc = wcm_array_list_set_meta(&l, "wcm.train.running_updates", buf, err);
+    if (!rc) rc = net_arrays_with(t->net, export_params, export_running, &l, err);
     if (!rc) rc = push_vector(&l, ctx, "train.adam_m", t->adam_m, net->nparams, err);
     if (!rc) rc = push_vector(&l, ctx, "train.adam_v", t->adam_v, net->nparams, err);
+    for (int i = 0; extra && !rc && i < extra->count; i++)
+        rc = push_vector(&l, wcm_context_host(), extra->items[i].name, extra->items[i].data,
+                         (size_t)wcm_array_count(&extra->items[i]), err);
     if (!rc) rc = wcm_safetensors_write(path, &l, 0, err);
     wcm_array_list_free(&l);
     return rc;
@@ -432,8 +561,14 @@ int wcm_train_checkpoint_load(const char *path, wcm_trainer **out, wcm_array_lis
     if (!rc) rc = wcm_trainer_create(&t, net, err);
     if (!rc) rc = wcm_memcpy_to_backend(trainer_ctx(t), t->adam_m, m->data, net->nparams * sizeof(float), err);
     if (!rc) rc = wcm_memcpy_to_backend(trainer_ctx(t), t->adam_v, v->data, net->nparams * sizeof(float), err);
+    /* Checkpoints from before the count: as many updates as steps. */
+    const char *updates = wcm_array_list_get_meta(&l, "wcm.train.running_updates");
+    int64_t running_updates = adam_step;
+    if (!rc && updates && wcm_parse_int64(updates, 0, INT64_MAX / 2, &running_updates))
+        rc = wcm_fail(err, WCM_ERR_FORMAT, "wcm.train.running_updates '%.40s' is not a count", updates);
     if (!rc) {
         t->adam_step = adam_step;
+        t->running_updates = running_updates;
         for (int i = 0; !rc && i < l.meta_count; i++)
             rc = wcm_array_list_set_meta(meta, l.meta_keys[i], l.meta_vals[i], err);
     }

@@ -48,7 +48,7 @@ int main(void) {
     int *all = malloc(sizeof(int) * (size_t)train.count), *order = malloc(sizeof(int) * (size_t)train.count);
     for (int i = 0; i < train.count; i++) all[i] = i;
     double dmax = wcm_dataset_detail_max(&train, all, train.count, 0);
-    wcm_batch_spec spec = {WCM_NET_CONDITIONAL, 0, 2, PATCH, 1, wcm_noise_high_for_scale(dmax), 0, 0, 3};
+    wcm_batch_spec spec = {WCM_NET_CONDITIONAL, 0, 2, PATCH, 1, wcm_noise_high_for_scale(dmax), 0, 0, 3, 0, 0};
     CHECK(dmax > 0.05 && dmax < 0.5 && spec.noise_high == (int)(255 * dmax),
           "max |detail| at scale 0 over %d training images: %.4f, noise bound k < %d", train.count, dmax, spec.noise_high);
 

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "wcm/json.h"
+#include "wcm/comm.h"
 #include "wcm/denoise.h"
 #include "wcm/image.h"
 #include "wcm/inverse.h"
@@ -479,6 +480,19 @@ static int run_sample(int argc, char **argv) {
         wcm_model_free(&m);
         return cli_lib_error(cmd, &err0);
     }
+    /* Under mpirun each rank draws a contiguous share of the samples (sample k
+     * depends only on the seed and k), writes its own files, and rank 0 the
+     * grid of all of them and log.json (its own samples'). */
+    wcm_comm *comm;
+    if (wcm_comm_world(&comm, &err)) {
+        wcm_model_free(&m);
+        return cli_lib_error(cmd, &err);
+    }
+    const int rank = wcm_comm_rank(comm), ranks = wcm_comm_size(comm);
+    int first = 0, count = n;
+    wcm_comm_share(n, rank, ranks, &first, &count);
+    so.sample_offset = first;
+    if (rank) cli_quiet = 1;
     progress_state ps = {cmd, 0, 0};
     so.progress = on_progress;
     so.progress_user = &ps;
@@ -492,7 +506,7 @@ static int run_sample(int argc, char **argv) {
         cli_progress("sample: %d sample%s of %dx%d (coarsest %dx%d, J = %d), seed %llu, %d thread%s\n", n,
                      n == 1 ? "" : "s", lh * f, lw * f, lh, lw, levels, (unsigned long long)seed, wcm_get_threads(),
                      wcm_get_threads() == 1 ? "" : "s");
-        rc = wcm_synth_sample(&m, n, lh, lw, &so, &r, &err);
+        if (count > 0) rc = wcm_synth_sample(&m, count, lh, lw, &so, &r, &err);
     }
     char diverged[sizeof err.msg] = "";
     if (rc == WCM_ERR_NUMERIC && r.complete) {
@@ -500,10 +514,10 @@ static int run_sample(int argc, char **argv) {
         rc = 0;
     }
     int log_written = 0;
-    if (r.nstages > 0) {
+    if (r.nstages > 0 && rank == 0) {
         wcm_json_buf b;
         wcm_json_buf_init(&b);
-        json_head(&b, cmd, pos[0], n, seed);
+        json_head(&b, cmd, pos[0], count, seed);
         wcm_json_buf_printf(&b, " \"levels\": %d,\n \"low_size\": [%d, %d],\n \"image_size\": [%d, %d],\n \"rescale_low\": ",
                             levels, lh, lw, lh * f, lw * f);
         if (so.rescale_low) wcm_json_buf_number(&b, so.rescale_max);
@@ -515,18 +529,32 @@ static int run_sample(int argc, char **argv) {
         if (lrc && !rc) rc = -1000; /* already reported */
     }
     const wcm_tensor *final = wcm_synth_final(&r);
-    for (int k = 0; !rc && final && k < n; k++)
+    for (int k = 0; !rc && final && k < count; k++)
         for (int s = 0; !rc && s < r.nscales; s++) {
-            if (s == r.nscales - 1) snprintf(path, sizeof path, "%s/sample_%03d.png", dir, k);
-            else if (s == 0) snprintf(path, sizeof path, "%s/sample_%03d_low.png", dir, k);
-            else snprintf(path, sizeof path, "%s/sample_%03d_scale%d.png", dir, k, levels - s);
+            if (s == r.nscales - 1) snprintf(path, sizeof path, "%s/sample_%03d.png", dir, first + k);
+            else if (s == 0) snprintf(path, sizeof path, "%s/sample_%03d_low.png", dir, first + k);
+            else snprintf(path, sizeof path, "%s/sample_%03d_scale%d.png", dir, first + k, levels - s);
             rc = write_image(path, &r.scale[s], k, t.opt[O_NPY].set, &err);
         }
+    wcm_tensor all = {0};
+    if (rc && ranks > 1) { /* the other ranks wait in the gather below */
+        run_error(cmd, rc, &err, log_path, log_written);
+        wcm_comm_abort(comm, 1);
+    }
+    if (ranks > 1) { /* every rank's samples into one batch: a sum over ranks of zeros and one's own share */
+        const size_t per = (size_t)lh * f * lw * f;
+        rc = wcm_tensor_alloc(&all, n, lh * f, lw * f, 1, &err);
+        if (!rc) memset(all.data, 0, per * n * sizeof(float));
+        if (!rc && final) memcpy(all.data + per * first, final->data, per * count * sizeof(float));
+        if (!rc) rc = wcm_comm_allreduce_float(comm, all.data, per * n, &err);
+        final = rc || rank ? NULL : &all;
+    }
     if (!rc && final) {
         snprintf(path, sizeof path, "%s/grid.png", dir);
         rc = wcm_image_write_grid(path, final, (int)ceil(sqrt((double)n)), 2, &err);
     }
-    if (!rc)
+    wcm_tensor_free(&all);
+    if (!rc && rank == 0)
         printf("sample: %d sample%s of %dx%d in %.1f s -> %s/{sample_*.png, grid.png, log.json}%s\n", n,
                n == 1 ? "" : "s", lh * f, lw * f, r.seconds, dir,
                r.diverged ? " (with diverged samples)" : r.cap_samples ? " (with cap warnings)" : "");
@@ -620,13 +648,22 @@ static int run_superres(int argc, char **argv) {
         low = img;
         memset(&img, 0, sizeof img);
     }
+    /* Under mpirun each rank draws a contiguous share of the K samples (sample k
+     * depends only on the seed and k); rank 0 gathers them and writes everything. */
+    wcm_comm *comm = wcm_comm_serial();
+    if (!rc) rc = wcm_comm_world(&comm, &err);
+    const int rank = wcm_comm_rank(comm), ranks = wcm_comm_size(comm);
+    int first = 0, count = K;
+    wcm_comm_share(K, rank, ranks, &first, &count);
+    so.sample_offset = first;
+    if (rank) cli_quiet = 1;
     if (!rc) rc = wcm_check_pixels(K, (int64_t)low.h * f, (int64_t)low.w * f, "superres output", &err);
-    if (!rc) rc = replicate(&low, K, &batch, &err);
+    if (!rc && count) rc = replicate(&low, count, &batch, &err);
     if (!rc) {
         cli_progress("superres: %dx%d -> %dx%d (x%d, J = %d), %d sample%s, seed %llu, %d thread%s\n", low.h, low.w,
                      low.h * f, low.w * f, f, levels, K, K == 1 ? "" : "s", (unsigned long long)seed,
                      wcm_get_threads(), wcm_get_threads() == 1 ? "" : "s");
-        rc = wcm_synth_superres(&m, &batch, &so, &r, &err);
+        if (count) rc = wcm_synth_superres(&m, &batch, &so, &r, &err);
     }
     char diverged[sizeof err.msg] = "";
     if (rc == WCM_ERR_NUMERIC && r.complete) {
@@ -634,6 +671,20 @@ static int run_superres(int argc, char **argv) {
         rc = 0;
     }
     const wcm_tensor *final = wcm_synth_final(&r);
+    wcm_tensor all = {0};
+    if (rc && ranks > 1) { /* the other ranks wait in the gather below */
+        run_error(cmd, rc, &err, log_path, 0);
+        wcm_comm_abort(comm, 1);
+    }
+    if (ranks > 1) { /* every rank's samples into one batch: a sum over ranks of zeros and one's own share */
+        const size_t per = (size_t)low.h * f * low.w * f;
+        rc = wcm_tensor_alloc(&all, K, low.h * f, low.w * f, 1, &err);
+        if (!rc) memset(all.data, 0, per * K * sizeof(float));
+        if (!rc && final) memcpy(all.data + per * first, final->data, per * count * sizeof(float));
+        if (!rc) rc = wcm_comm_allreduce_float(comm, all.data, per * K, &err);
+        final = rc || rank ? NULL : &all;
+        if (!rc && final) wcm_tensor_free(&batch), rc = replicate(&low, K, &batch, &err); /* the check of all K */
+    }
     /* Consistency: the coarsest Haar low-pass of every output equals the input. */
     double max_dev = 0;
     if (!rc && final) rc = wcm_synth_lowpass(final, levels, &check, &err);
@@ -650,7 +701,7 @@ static int run_superres(int argc, char **argv) {
         }
     }
     int log_written = 0;
-    if (r.nstages > 0) {
+    if (r.nstages > 0 && rank == 0) {
         wcm_json_buf b;
         wcm_json_buf_init(&b);
         json_head(&b, cmd, pos[0], K, seed);
@@ -681,6 +732,7 @@ static int run_superres(int argc, char **argv) {
         if (from_hr) print_psnrs(cmd, &pr, K, "low-pass only");
         if (max_dev > 1e-5) fprintf(stderr, "wcm %s: warning: the output's low-pass deviates from the input by %g\n", cmd, max_dev);
     }
+    wcm_tensor_free(&all);
     wcm_tensor_free(&img);
     wcm_tensor_free(&low);
     wcm_tensor_free(&batch);

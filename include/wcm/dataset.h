@@ -55,7 +55,12 @@ typedef struct {
     int rescale;        /* multiply each clean image by a U(0,1) intensity (flat, low-pass) */
     double fixed_sigma; /* > 0: every image gets this sigma instead (evaluation) */
     uint64_t seed;
+    int flip;           /* mirror each image left-right with probability 1/2 (one more draw per image) */
+    int log_uniform;    /* sigma = (noise_high/255) * 1000^-u, u ~ U(0,1), instead of k (quadratic ignored) */
 } wcm_batch_spec;
+
+/* The ratio of the largest to the smallest sigma of the log-uniform law. */
+#define WCM_LOG_UNIFORM_RANGE 1000.0
 
 /* Pixels of the image per network-input pixel: 2^(j+1) (conditional), 2^J
  * (low-pass) or 1 (flat). */
@@ -76,6 +81,12 @@ int wcm_noise_high_for_scale(double detail_max);
  * (e.g. the global step). Tensors are (re)allocated as needed. */
 int wcm_make_batch(const wcm_dataset *ds, const wcm_batch_spec *spec, const int *ids, int n, uint64_t draw,
                    wcm_tensor *noisy, wcm_tensor *noise, wcm_error *err);
+/* Images first .. first + n - 1 of the batch of ids (ids holds the whole
+ * batch): exactly those images of wcm_make_batch's batch (the draws of the
+ * images before them are replayed), so a batch can be split over processes
+ * or micro-batches and stay defined by the whole batch. */
+int wcm_make_batch_part(const wcm_dataset *ds, const wcm_batch_spec *spec, const int *ids, int first, int n,
+                        uint64_t draw, wcm_tensor *noisy, wcm_tensor *noise, wcm_error *err);
 /* Mean over images of 10 log10(1 / mean((noise - predicted)^2)): the PSNR of
  * the denoised values (noisy - predicted) against the clean ones. */
 double wcm_batch_psnr(const wcm_tensor *predicted, const wcm_tensor *noise);

@@ -26,6 +26,7 @@
 #ifndef WCM_TRAIN_H
 #define WCM_TRAIN_H
 
+#include "wcm/comm.h"
 #include "wcm/net.h"
 
 #ifdef __cplusplus
@@ -48,6 +49,20 @@ typedef struct wcm_trainer {
     double beta1, beta2, eps; /* 0.9, 0.999, 1e-8 */
     int update_running_sd;    /* 1 (default): training forward updates running_sd */
     int bn_frozen;            /* 0 (default): batch statistics; 1: fixed running_sd */
+    /* 0 (default, the reference): running_sd = 0.9 running_sd + 0.1 s from
+     * the first step, so it forgets its initial 1 only after ~50 steps (an
+     * evaluation before then divides every layer by a far too large sd).
+     * 1: the momentum is max(0.1, 1 / (updates + 1)), so running_sd starts
+     * as the first batch's sd and is an average of the batch sds since. */
+    int running_warmup;
+    int64_t running_updates;  /* training forwards that updated running_sd */
+    /* Data parallelism: the ranks of `comm` each hold a part of one batch.
+     * Batch statistics are summed over the ranks (the same running_sd on
+     * every rank); each rank's t->grad is its part's contribution, to be
+     * summed over ranks by the caller. NULL: one process. Ranks whose part is
+     * empty call wcm_train_participate instead of the gradient. */
+    wcm_comm *comm;
+    int loss_batch;           /* the loss divides by this (the whole batch); 0: the batch given */
 
     /* Activations of the last training forward (owned, in the context's memory; grown on demand). */
     size_t pixel_cap;         /* n*h*w the buffers hold */
@@ -87,6 +102,10 @@ int wcm_train_backward(wcm_trainer *t, const wcm_tensor *in, const float *dout, 
  * parameters. *loss = sum((out - target)^2) / n. `out` may be NULL. */
 int wcm_train_gradient(wcm_trainer *t, const wcm_tensor *in, const wcm_tensor *target, double *loss,
                        wcm_tensor *out, wcm_error *err);
+/* A rank without images in this part of the batch: takes part in the
+ * collectives of a training forward and backward (batch statistics, the
+ * running_sd update) with nothing of its own; t->grad becomes 0. */
+int wcm_train_participate(wcm_trainer *t, wcm_error *err);
 /* One Adam update of net->params from t->grad with learning rate lr
  * (also invalidates the network's folded inference weights). */
 void wcm_adam_step(wcm_trainer *t, double lr);

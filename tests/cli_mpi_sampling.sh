@@ -1,0 +1,39 @@
+#!/bin/bash
+# wcm sample and wcm superres under mpirun (2 ranks) write the same bytes as
+# one process: every sample PNG, the grid, and superres's outputs and mean.
+#   $1 = wcm CLI. Skips (77) without mpirun or in a build without MPI. Uses
+# the authors' face model shipped in models/ with a small iteration cap (the
+# samples are rough; only their identity matters here).
+set -u
+CLI=$1
+MODEL=$(dirname "$0")/../models/kadkhodaie2023_face160_j2_rf13.safetensors
+command -v mpirun > /dev/null 2>&1 || { echo "SKIP: no mpirun on PATH"; exit 77; }
+ldd "$CLI" 2>/dev/null | grep -q libmpi || { echo "SKIP: wcm was built without MPI"; exit 77; }
+[ -f "$MODEL" ] || { echo "SKIP: $MODEL not found"; exit 77; }
+TMP=$(mktemp -d /tmp/wcm_cli_mpi.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+MPI="mpirun --allow-run-as-root --oversubscribe -np 2 -x OMP_NUM_THREADS=1"
+fail=0
+check() { if [ "$1" = 0 ]; then echo "ok   $2"; else echo "FAIL $2"; fail=1; fi; }
+same_files() { # $1 = pattern dir 1, $2 = dir 2: every file of the one-process run, byte for byte
+    local n=0 bad=0
+    for f in "$1"/*.png; do n=$((n + 1)); cmp -s "$f" "$2/$(basename "$f")" || bad=$((bad + 1)); done
+    echo "$n files, $bad differ"
+    [ $n -gt 0 ] && [ $bad = 0 ]
+}
+OPTS="--n 5 --low-size 5 --seed 7 --max-iters 40 --quiet"
+OMP_NUM_THREADS=2 "$CLI" sample "$MODEL" $OPTS --out "$TMP/one" > /dev/null 2>&1
+$MPI "$CLI" sample "$MODEL" $OPTS --out "$TMP/two" > "$TMP/two.log" 2>&1
+r=$(same_files "$TMP/one" "$TMP/two"); s=$?
+check $s "sample --n 5 on 2 ranks = 1 process ($r; sample_*, per-scale images, grid.png)"
+cp "$TMP/one/sample_000.png" "$TMP/in.png"
+SR="--samples 3 --seed 5 --max-iters 40 --quiet"
+mkdir -p "$TMP/s1" "$TMP/s2"
+OMP_NUM_THREADS=2 "$CLI" superres "$MODEL" "$TMP/in.png" "$TMP/s1/out.png" --from-highres $SR > "$TMP/s1.log" 2>&1
+$MPI "$CLI" superres "$MODEL" "$TMP/in.png" "$TMP/s2/out.png" --from-highres $SR > "$TMP/s2.log" 2>&1
+r=$(same_files "$TMP/s1" "$TMP/s2"); s=$?
+check $s "superres --samples 3 on 2 ranks = 1 process ($r; out, out_1..3, out_mean, out_lowpass)"
+p1=$(grep -o "mean of 3 samples [0-9.]* dB" "$TMP/s1.log"); p2=$(grep -o "mean of 3 samples [0-9.]* dB" "$TMP/s2.log")
+[ -n "$p1" ] && [ "$p1" = "$p2" ]; check $? "superres PSNR lines agree ($p1 / $p2)"
+echo "cli_mpi_sampling: $([ $fail = 0 ] && echo passed || echo FAILED)"
+exit $fail
