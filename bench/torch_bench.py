@@ -1,5 +1,5 @@
 """PyTorch timings of the same networks as bench_net (same shapes, same
-layer structure as SPEC §3), for the ratio column.
+layer structure as docs/model.md §3), for the ratio column.
 Usage: python3 bench/torch_bench.py THREADS          -> one JSON object {case_name: seconds}
        python3 bench/torch_bench.py THREADS --serve  -> reads case names, one per line, and
          answers each with its best time in seconds (or "nan"), one line each: bench_net

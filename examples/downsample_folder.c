@@ -5,7 +5,7 @@
  *
  * Every image of IN_DIR is made gray, centre-cropped to CROP x CROP and
  * area-averaged by FACTOR, then written to OUT_DIR as a 16-bit PNG. Area
- * averaging by 2^k is exactly the Haar low-pass of level k-1 (SPEC §2), so a
+ * averaging by 2^k is exactly the Haar low-pass of level k-1 (docs/model.md §2), so a
  * low-pass or conditional net trained on OUT_DIR with --levels J-k sees the
  * same coefficients as one trained on IN_DIR with --levels J (up to the
  * 16-bit rounding, < 1e-5). wcm's shipped face model used this to send its

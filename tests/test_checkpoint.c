@@ -106,7 +106,7 @@ static int collect_pt(const char *path, const struct stat *st, int type, struct 
 
 static int compare_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* Architecture implied by the folder name (SPEC §3). */
+/* Architecture implied by the folder name (docs/model.md §3). */
 static void check_real_checkpoint(const char *path) {
     wcm_array_list l;
     wcm_error err = {{0}};

@@ -44,7 +44,7 @@ int main(void) {
     const char *names[8] = {"182782", "182919", "182971", "183019", "183109", "183300", "183313", "183337"};
     int nimg = getenv("WCM_SR160_IMAGES") ? atoi(getenv("WCM_SR160_IMAGES")) : 8;
     if (nimg < 1 || nimg > 8) nimg = 8;
-    /* The reference's input: the centre 160x160 of each face (SPEC §1). */
+    /* The reference's input: the centre 160x160 of each face (docs/model.md §1). */
     for (int i = 0; i < nimg; i++) {
         char in[4096], crop_path[512];
         snprintf(in, sizeof in, "%s/%s.jpg", data, names[i]);

@@ -455,7 +455,7 @@ static int exp_superres(run_ctx *c, int big) {
                             : "4x super-resolution (40 -> 160): receptive fields, multi-scale vs flat", c);
         wcm_json_buf_printf(&h, "<p>%d image%s of <code>%s</code> (first by name, centre %dx%d, gray): the %d-level Haar "
                                 "low-pass (%dx%d) is given and the details are sampled (Algorithm 2; flat models: the "
-                                "pixel-domain constrained sampler, SPEC §7), paper defaults h0 0.01, beta 0.1, sigma_L 0.01, "
+                                "pixel-domain constrained sampler, docs/model.md §7), paper defaults h0 0.01, beta 0.1, sigma_L 0.01, "
                                 "cap 2000 per net, image i with seed %d + i. PSNR of one sample against the original (clamped to [-1, 2] as in "
                                 "the authors' evaluation); in gray the authors' mean over the same images where known.</p>\n",
                             ni, ni == 1 ? "" : "s", big ? "celebahq/test320" : "celeba/test", size, size, levels, size >> levels,

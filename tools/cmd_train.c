@@ -271,7 +271,7 @@ const cli_command cmd_train = {
     "train", "train a flat, conditional or low-pass denoiser as the reference does",
     "usage: wcm train --kind flat|conditional|lowpass [--rf R] [--scale j] [--levels J]\n"
     "                 --data DIR [--test DIR | --test-fraction F] -o OUT.safetensors [options]\n\n"
-    "Trains one BF-CNN with the reference procedure (SPEC §4): reference\n"
+    "Trains one BF-CNN with the reference procedure (docs/model.md §4): reference\n"
     "initialisation; per image a noise level sigma = (k/255)^2 (quadratic) or k/255\n"
     "with k uniform in [0, 255); for a conditional net at scale j the bound 255 is\n"
     "multiplied by the largest |detail coefficient| of the training set and noise\n"
