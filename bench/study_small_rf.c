@@ -99,7 +99,7 @@ typedef struct {
 static void denoiser_init(denoiser *d, wcm_net *net, const wcm_tensor *low) {
     memset(d, 0, sizeof *d);
     d->net = net;
-    d->conditional = net->kind == WCM_NET_CONDITIONAL;
+    d->conditional = wcm_net_get_kind(net) == WCM_NET_CONDITIONAL;
     if (d->conditional) OK(wcm_cond_denoiser_init(&d->cd, net, low, &err));
 }
 static void denoiser_free(denoiser *d) {

@@ -231,8 +231,8 @@ static void nearest_checks(void) {
     double mse[3] = {INFINITY, INFINITY, INFINITY};
     int idx[3] = {-1, -1, -1};
     /* Candidates in two batches: 0..5 and 6..9. */
-    wcm_tensor first = {6, 24, 24, 1, train.data};
-    batch2 = (wcm_tensor){4, 24, 24, 1, train.data + 6 * hw};
+    wcm_tensor first = {6, 24, 24, 1, train.data, NULL};
+    batch2 = (wcm_tensor){4, 24, 24, 1, train.data + 6 * hw, NULL};
     REQUIRE_OK(wcm_nearest_update(&samples, &first, 0, mse, idx, &err), &err);
     REQUIRE_OK(wcm_nearest_update(&samples, &batch2, 6, mse, idx, &err), &err);
     CHECK(idx[0] == 2 && idx[1] == 7 && wcm_psnr_from_mse(mse[0]) == WCM_STATS_PSNR_CAP &&

@@ -16,6 +16,7 @@
 #include "wcm/haar.h"
 #include "wcm/backend.h"
 #include "wcm/net.h"
+#include "wcm/tiling.h"
 #include "wcm/model.h"
 #include "wcm/denoise.h"
 #include "wcm/rng.h"
