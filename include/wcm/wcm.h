@@ -19,6 +19,7 @@
 #include "wcm/tiling.h"
 #include "wcm/model.h"
 #include "wcm/denoise.h"
+#include "wcm/color.h"
 #include "wcm/rng.h"
 #include "wcm/rng_torch.h"
 #include "wcm/sampler.h"

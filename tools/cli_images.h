@@ -1,0 +1,39 @@
+/* Shared pieces of the image commands (denoise, superres): colour modes,
+ * reading and writing gray or colour images, folders, a progress line with
+ * an ETA, the default working memory of network passes. */
+#ifndef WCM_CLI_IMAGES_H
+#define WCM_CLI_IMAGES_H
+
+#include <stddef.h>
+
+#include "cli.h"
+#include "wcm/color.h"
+
+/* Default --memory: network passes above it run in exact tiles. */
+#define CLI_DEFAULT_MEMORY_MB 512
+#define CLI_DEFAULT_MEMORY_TEXT "512"
+
+typedef wcm_color_mode cli_color;
+/* --color MODE (absent: per-channel, stated once per run when a colour
+ * image is met, see cli_read_image). */
+int cli_parse_color(const char *cmd, cli_opt *o, cli_color *mode);
+const char *cli_color_name(cli_color mode);
+/* Read gray (mode gray) or colour (otherwise: RGB for colour files). */
+int cli_read_image(const char *cmd, const char *path, cli_color mode, wcm_tensor *img, wcm_error *err);
+/* Write a gray or RGB image (.png 8/16 bit, .jpg, .npy gray). */
+int cli_write_image(const char *path, const wcm_tensor *img, int bits, wcm_error *err);
+
+int cli_is_dir(const char *path);
+const char *cli_basename(const char *path);
+/* dir/NAME with NAME's extension replaced by .png. */
+void cli_output_name(char *buf, size_t size, const char *dir, const char *name);
+
+/* "[k/n] name, elapsed, ETA" on stderr after each item. */
+typedef struct {
+    int total, done;
+    double start;
+} cli_eta;
+void cli_eta_start(cli_eta *e, int total);
+void cli_eta_step(cli_eta *e, const char *cmd, const char *item);
+
+#endif
