@@ -111,11 +111,6 @@ static int run_eval(int argc, char **argv) {
             return cli_error(cmd, "%s is a lone conditional network; it needs a low-pass (bundle it into a multi-scale model)",
                              pos[i]);
         }
-        if (models[i].multiscale && crop % (1 << models[i].levels)) {
-            int f = 1 << models[i].levels;
-            for (int k = 0; k < nmodels; k++) wcm_model_free(&models[k]);
-            return cli_error(cmd, "--crop %d is not divisible by 2^J = %d of %s", crop, f, pos[i]);
-        }
         for (int lp = 0; lp <= models[i].multiscale; lp++) {
             curve *c = &curves[ncurves++];
             memset(c, 0, sizeof *c);
@@ -195,7 +190,9 @@ static int run_eval(int argc, char **argv) {
                 int nb = nimg - b0 < EVAL_BATCH ? nimg - b0 : EVAL_BATCH;
                 batch.n = nb, batch.h = crop, batch.w = crop, batch.c = 1;
                 batch.data = noisy.data + (size_t)b0 * px; /* a view, not owned */
-                rc = wcm_denoise(&models[curves[c].model_index], &batch, curves[c].lowpass_only, &den, &err);
+                /* Crops not divisible by 2^J: padded by symmetric reflection, cropped back. */
+                const wcm_denoise_options o = {.lowpass_only = curves[c].lowpass_only, .pad = 1};
+                rc = wcm_denoise_ex(&models[curves[c].model_index], &batch, &o, &den, NULL, &err);
                 if (rc) break;
                 for (int i = 0; i < nb; i++) sum += wcm_psnr(clean.data + (b0 + i) * px, den.data + i * px, px);
                 if (s == example_sigma && b0 == 0) {
