@@ -8,10 +8,11 @@
 
 #include "cli.h"
 #include "wcm/color.h"
+#include "wcm/synth.h"
 
 /* Default --memory: network passes above it run in exact tiles. */
-#define CLI_DEFAULT_MEMORY_MB 512
-#define CLI_DEFAULT_MEMORY_TEXT "512"
+#define CLI_DEFAULT_MEMORY_MB 256
+#define CLI_DEFAULT_MEMORY_TEXT "256"
 
 typedef wcm_color_mode cli_color;
 /* --color MODE (absent: per-channel, stated once per run when a colour
@@ -35,5 +36,12 @@ typedef struct {
 } cli_eta;
 void cli_eta_start(cli_eta *e, int total);
 void cli_eta_step(cli_eta *e, const char *cmd, const char *item);
+
+/* `wcm superres MODEL IN_DIR OUT_DIR`: every image of in_dir (the
+ * low-resolution input, or with from_hr the high-resolution reference whose
+ * low-pass is the input) super-resolved into out_dir/NAME.png, image k with
+ * sample sub-stream k; summary.csv and log.json. Returns the exit status. */
+int cli_superres_folder(const char *cmd, const char *model_path, const wcm_model *m, int levels,
+                        const wcm_synth_options *so, int from_hr, const char *in_dir, const char *out_dir);
 
 #endif

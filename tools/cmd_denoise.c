@@ -57,7 +57,13 @@ static int denoise_tensor(const denoise_run *r, int index, wcm_tensor *in, wcm_t
             rc = wcm_fail(err, WCM_ERR_NUMERIC, "--sigma %g overflows the noisy image (values beyond float range)", r->sigma255);
     }
     const double t0 = wcm_seconds();
-    if (!rc) rc = wcm_denoise_color(&r->model, in, r->color, &r->options, out, &res->info, err);
+    if (!rc && in->c == 1 && !ref->data) {
+        /* Nothing to compare with: denoise over the input (memory: the image and its pyramid). */
+        rc = wcm_denoise_in_place(&r->model, in, &r->options, &res->info, err);
+        if (!rc) *out = *in, memset(in, 0, sizeof *in);
+    } else if (!rc) {
+        rc = wcm_denoise_color(&r->model, in, r->color, &r->options, out, &res->info, err);
+    }
     res->seconds = wcm_seconds() - t0;
     if (!rc && !wcm_tensor_all_finite(out))
         rc = wcm_fail(err, WCM_ERR_NUMERIC, "the denoised image is not finite (input values too large for the network?)");
