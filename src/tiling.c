@@ -36,7 +36,8 @@ int wcm_net_tile_side(const wcm_net *net, const wcm_tiling *t, int h, int w) {
         if ((double)(h > w ? h : w) <= grown) side = (h > w ? h : w); /* one region holds the image */
         if (side < A) side = A;
     }
-    return side >= h && side >= w ? 0 : side;
+    /* One tile region covering the image: whole-image pass. */
+    return (side >= h && side >= w) || (side + 2 * halo >= h && side + 2 * halo >= w) ? 0 : side;
 }
 
 /* Rows [y0, y0 + h) x columns [x0, x0 + w) of image n of src into the
