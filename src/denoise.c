@@ -53,7 +53,7 @@ static int denoise_multiscale(wcm_context *run, const wcm_model *m, const wcm_te
     if (!rc) rc = wcm_op_channels(run, WCM_CHANNELS_COPY, wcm_tensor_count(&coarse), 1, top->data, 4, 0, coarse.data, 1, 0, err);
     if (!rc) rc = alloc_on(run, &coarse, 1, &low, err);
     if (!rc) rc = denoise_flat(run, m->low, &coarse, t, low.data, &info->tile[0], err);
-    if (t) wcm_net_release(m->low); /* bounded memory: one network's buffers at a time */
+    if (info->tile[0]) wcm_net_release(m->low); /* tiled: one network's buffers at a time */
     for (int j = J - 1; !rc && j >= 0; j--) {
         wcm_tensor *lvl = &p.level[j]; /* becomes [low estimate, denoised details] */
         const size_t px = (size_t)lvl->n * lvl->h * lvl->w;
@@ -63,7 +63,7 @@ static int denoise_multiscale(wcm_context *run, const wcm_model *m, const wcm_te
             if (views) noise = (wcm_tensor){lvl->n, lvl->h, lvl->w, 3, result, NULL}; /* 3 px <= the image's 4 px */
             rc = predict(m->cond[j], lvl, t, &noise, &info->tile[1 + j], err);
             if (!rc) rc = wcm_op_channels(run, WCM_CHANNELS_SUB, px, 3, noise.data, 3, 0, lvl->data, 4, 1, err);
-            if (t) wcm_net_release(m->cond[j]);
+            if (info->tile[1 + j]) wcm_net_release(m->cond[j]);
             if (views) memset(&noise, 0, sizeof noise);
         }
         if (!rc && j == 0) rc = wcm_op_haar_merge(run, low.n, low.h, low.w, low.data, lvl->data, 4, result, err);

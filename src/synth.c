@@ -348,7 +348,8 @@ static int run_cascade(wcm_net *const *cond, int levels, const wcm_synth_options
         const int tiled = o->tiling.memory || o->tiling.tile;
         const stage_source src = {.net = cond[j], .low = low, .tiling = tiled ? &o->tiling : NULL};
         rc = run_stage(r, o, name, j, nstages, &o->cond[j], WCM_SYNTH_STREAM_COND(j), &src, alive, &details, err);
-        if (tiled) wcm_net_release(cond[j]); /* bounded memory: one network's buffers at a time */
+        /* Tiled: one network's buffers at a time. */
+        if (tiled && wcm_net_tile_side(cond[j], &o->tiling, low->h, low->w)) wcm_net_release(cond[j]);
         if (!rc) rc = wcm_haar_merge(low, &details, &merged, err);
         if (!rc) {
             /* Take ownership instead of copying. */

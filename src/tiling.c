@@ -1,6 +1,7 @@
 /* Exact tiled network passes and symmetric padding (wcm/tiling.h). */
 #include "wcm/tiling.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "backend_impl.h"
@@ -31,7 +32,7 @@ int wcm_net_tile_side(const wcm_net *net, const wcm_tiling *t, int h, int w) {
     } else {
         /* The largest side whose grown region fits the memory: (side + 2 halo)^2 pixels. */
         const double px = (double)t->memory / (double)wcm_net_bytes_per_pixel(net);
-        const double grown = px > 0 ? __builtin_sqrt(px) : 0;
+        const double grown = px > 0 ? sqrt(px) : 0;
         side = (int)((grown - 2.0 * halo) / A) * A;
         if ((double)(h > w ? h : w) <= grown) side = (h > w ? h : w); /* one region holds the image */
         if (side < A) side = A;
@@ -40,8 +41,8 @@ int wcm_net_tile_side(const wcm_net *net, const wcm_tiling *t, int h, int w) {
     return (side >= h && side >= w) || (side + 2 * halo >= h && side + 2 * halo >= w) ? 0 : side;
 }
 
-/* Rows [y0, y0 + h) x columns [x0, x0 + w) of image n of src into the
- * top-left of image 0 of dst (dst sized h x w), or back (to_src). */
+/* Rows [y0, y0 + h) x columns [x0, x0 + w) of image n of src into dst
+ * (rows of dst_w pixels). */
 static void copy_region(const wcm_tensor *src, int n, int y0, int x0, int h, int w, float *dst, int dst_w) {
     const size_t c = (size_t)src->c;
     for (int y = 0; y < h; y++)

@@ -1,10 +1,12 @@
 /* Shared pieces of the image commands (cli_images.h). */
 #include "cli_images.h"
 
+#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "wcm/image.h"
+#include "wcm/io.h"
 
 static int color_explicit = 0, color_stated = 0;
 
@@ -59,4 +61,25 @@ void cli_eta_step(cli_eta *e, const char *cmd, const char *item) {
     const double elapsed = wcm_seconds() - e->start;
     const double left = e->done < e->total ? elapsed / e->done * (e->total - e->done) : 0;
     cli_progress("wcm %s: [%d/%d] %s  %.1f s elapsed, ETA %.0f s\n", cmd, e->done, e->total, item, elapsed, left);
+}
+
+int cli_folder_list(const char *cmd, const char *in_dir, const char *out_dir, char ***paths, int *count, int *skipped) {
+    if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) return cli_error(cmd, "cannot create folder %s: %s", out_dir, strerror(errno));
+    wcm_error err;
+    *paths = NULL;
+    *count = *skipped = 0;
+    if (wcm_list_images(in_dir, paths, count, skipped, &err)) return cli_lib_error(cmd, &err);
+    if (*count) return 0;
+    wcm_free_paths(*paths, *count);
+    *paths = NULL;
+    return cli_error(cmd, "no images (.png .jpg .jpeg .npy) in %s", in_dir);
+}
+
+int cli_folder_reports(const char *out_dir, const wcm_json_buf *csv, const wcm_json_buf *log, wcm_error *err) {
+    if (csv->failed || log->failed) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory for the reports");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/summary.csv", out_dir);
+    int rc = wcm_write_file_atomic(path, csv->data, csv->len, err);
+    snprintf(path, sizeof path, "%s/log.json", out_dir);
+    return rc ? rc : wcm_write_file_atomic(path, log->data, log->len, err);
 }

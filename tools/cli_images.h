@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "cli.h"
+#include "json.h"
 #include "wcm/color.h"
 #include "wcm/synth.h"
 
@@ -28,6 +29,12 @@ int cli_is_dir(const char *path);
 const char *cli_basename(const char *path);
 /* dir/NAME with NAME's extension replaced by .png. */
 void cli_output_name(char *buf, size_t size, const char *dir, const char *name);
+
+/* A folder command's start: out_dir created, the images of in_dir listed
+ * (sorted); 0, or 1 after printing why (also when there are none). */
+int cli_folder_list(const char *cmd, const char *in_dir, const char *out_dir, char ***paths, int *count, int *skipped);
+/* Its end: out_dir/summary.csv and out_dir/log.json written atomically. */
+int cli_folder_reports(const char *out_dir, const wcm_json_buf *csv, const wcm_json_buf *log, wcm_error *err);
 
 /* "[k/n] name, elapsed, ETA" on stderr after each item. */
 typedef struct {

@@ -1,11 +1,8 @@
 /* `wcm superres MODEL IN_DIR OUT_DIR` (cli_images.h). */
-#include <errno.h>
 #include <math.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli_images.h"
-#include "json.h"
 #include "wcm/image.h"
 #include "wcm/io.h"
 
@@ -69,15 +66,10 @@ static int superres_file(const wcm_model *m, int levels, const wcm_synth_options
 
 int cli_superres_folder(const char *cmd, const char *model_path, const wcm_model *m, int levels,
                         const wcm_synth_options *so, int from_hr, const char *in_dir, const char *out_dir) {
-    if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) return cli_error(cmd, "cannot create folder %s: %s", out_dir, strerror(errno));
     wcm_error err;
-    char **paths = NULL;
-    int count = 0, skipped = 0;
-    if (wcm_list_images(in_dir, &paths, &count, &skipped, &err)) return cli_lib_error(cmd, &err);
-    if (!count) {
-        wcm_free_paths(paths, count);
-        return cli_error(cmd, "no images (.png .jpg .jpeg .npy) in %s", in_dir);
-    }
+    char **paths;
+    int count, skipped;
+    if (cli_folder_list(cmd, in_dir, out_dir, &paths, &count, &skipped)) return 1;
     wcm_json_buf csv, log;
     wcm_json_buf_init(&csv);
     wcm_json_buf_init(&log);
@@ -130,12 +122,7 @@ int cli_superres_folder(const char *cmd, const char *model_path, const wcm_model
     }
     wcm_json_buf_printf(&log, "\n ],\n \"processed\": %d,\n \"failed\": %d,\n \"skipped_non_images\": %d\n}\n", count - failed,
                         failed, skipped);
-    char path[4096];
-    int rc = csv.failed || log.failed ? wcm_fail(&err, WCM_ERR_NOMEM, "out of memory for the reports") : WCM_OK;
-    snprintf(path, sizeof path, "%s/summary.csv", out_dir);
-    if (!rc) rc = wcm_write_file_atomic(path, csv.data, csv.len, &err);
-    snprintf(path, sizeof path, "%s/log.json", out_dir);
-    if (!rc) rc = wcm_write_file_atomic(path, log.data, log.len, &err);
+    const int rc = cli_folder_reports(out_dir, &csv, &log, &err);
     wcm_json_buf_free(&csv);
     wcm_json_buf_free(&log);
     wcm_free_paths(paths, count);

@@ -170,19 +170,14 @@ static int run_folder(denoise_run *r, const char *const *pos, cli_opt *opts) {
     const char *clean_dir = opts[O_CLEAN].set ? opts[O_CLEAN].value : NULL;
     const char *noisy_dir = opts[O_NOISY_OUT].set ? opts[O_NOISY_OUT].value : NULL;
     if (noisy_dir && !r->add_noise) return cli_error(cmd, "--noisy-out needs --sigma (without it IN is already noisy)");
+    if (opts[O_LOG].set) return cli_error(cmd, "with a folder IN the log is OUT_DIR/log.json (--log is for single images)");
     if (clean_dir && !cli_is_dir(clean_dir)) return cli_error(cmd, "with a folder IN, --clean must be a folder: %s", clean_dir);
-    const char *dirs[] = {out_dir, noisy_dir};
-    for (int d = 0; d < 2; d++)
-        if (dirs[d] && mkdir(dirs[d], 0777) != 0 && errno != EEXIST)
-            return cli_error(cmd, "cannot create folder %s: %s", dirs[d], strerror(errno));
+    if (noisy_dir && mkdir(noisy_dir, 0777) != 0 && errno != EEXIST)
+        return cli_error(cmd, "cannot create folder %s: %s", noisy_dir, strerror(errno));
     wcm_error err;
-    char **paths = NULL;
-    int count = 0, skipped = 0;
-    if (wcm_list_images(in_dir, &paths, &count, &skipped, &err)) return cli_lib_error(cmd, &err);
-    if (!count) {
-        wcm_free_paths(paths, count);
-        return cli_error(cmd, "no images (.png .jpg .jpeg .npy) in %s", in_dir);
-    }
+    char **paths;
+    int count, skipped;
+    if (cli_folder_list(cmd, in_dir, out_dir, &paths, &count, &skipped)) return 1;
     wcm_json_buf csv, log;
     wcm_json_buf_init(&csv);
     wcm_json_buf_init(&log);
@@ -233,11 +228,7 @@ static int run_folder(denoise_run *r, const char *const *pos, cli_opt *opts) {
     }
     wcm_json_buf_printf(&log, "\n ],\n \"processed\": %d,\n \"failed\": %d,\n \"skipped_non_images\": %d\n}\n", count - failed,
                         failed, skipped);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/summary.csv", out_dir);
-    int rc = write_text(path, &csv, &err);
-    snprintf(path, sizeof path, "%s/log.json", out_dir);
-    if (!rc) rc = write_text(path, &log, &err);
+    const int rc = cli_folder_reports(out_dir, &csv, &log, &err);
     wcm_json_buf_free(&csv);
     wcm_json_buf_free(&log);
     wcm_free_paths(paths, count);
