@@ -63,23 +63,64 @@ void cli_eta_step(cli_eta *e, const char *cmd, const char *item) {
     cli_progress("wcm %s: [%d/%d] %s  %.1f s elapsed, ETA %.0f s\n", cmd, e->done, e->total, item, elapsed, left);
 }
 
-int cli_folder_list(const char *cmd, const char *in_dir, const char *out_dir, char ***paths, int *count, int *skipped) {
+int cli_folder_begin(cli_folder *f, const char *cmd, const char *in_dir, const char *out_dir, const char *csv_header) {
+    memset(f, 0, sizeof *f);
+    f->cmd = cmd, f->out_dir = out_dir;
     if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) return cli_error(cmd, "cannot create folder %s: %s", out_dir, strerror(errno));
     wcm_error err;
-    *paths = NULL;
-    *count = *skipped = 0;
-    if (wcm_list_images(in_dir, paths, count, skipped, &err)) return cli_lib_error(cmd, &err);
-    if (*count) return 0;
-    wcm_free_paths(*paths, *count);
-    *paths = NULL;
-    return cli_error(cmd, "no images (.png .jpg .jpeg .npy) in %s", in_dir);
+    if (wcm_list_images(in_dir, &f->paths, &f->count, &f->skipped, &err)) return cli_lib_error(cmd, &err);
+    if (!f->count) {
+        wcm_free_paths(f->paths, f->count);
+        return cli_error(cmd, "no images (.png .jpg .jpeg .npy) in %s", in_dir);
+    }
+    for (const char *c = csv_header; *c; c++) f->csv_fields += *c == ',';
+    wcm_json_buf_init(&f->csv);
+    wcm_json_buf_init(&f->log);
+    wcm_json_buf_printf(&f->csv, "file,%s\n", csv_header);
+    cli_eta_start(&f->eta, f->count);
+    return 0;
 }
 
-int cli_folder_reports(const char *out_dir, const wcm_json_buf *csv, const wcm_json_buf *log, wcm_error *err) {
-    if (csv->failed || log->failed) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory for the reports");
+void cli_folder_item(cli_folder *f) {
+    const char *name = cli_basename(f->paths[f->index]);
+    wcm_json_buf_csv(&f->csv, name);
+    wcm_json_buf_puts(&f->log, f->index ? ",\n  {\"file\": " : "\n  {\"file\": ");
+    wcm_json_buf_string(&f->log, name);
+}
+
+void cli_folder_item_failed(cli_folder *f, const wcm_error *err) {
+    f->failed++;
+    fprintf(stderr, "wcm %s: skipping %s: %s\n", f->cmd, f->paths[f->index], err->msg);
+    for (int k = 0; k <= f->csv_fields; k++) wcm_json_buf_puts(&f->csv, ",");
+    wcm_json_buf_csv(&f->csv, err->msg);
+    wcm_json_buf_puts(&f->log, ", \"error\": ");
+    wcm_json_buf_string(&f->log, err->msg);
+}
+
+void cli_folder_item_done(cli_folder *f) {
+    wcm_json_buf_puts(&f->csv, "\n");
+    wcm_json_buf_puts(&f->log, "}");
+    cli_eta_step(&f->eta, f->cmd, cli_basename(f->paths[f->index]));
+    f->index++;
+}
+
+int cli_folder_end(cli_folder *f, const char *verb, const char *extra) {
+    wcm_json_buf_printf(&f->log, "\n ],\n \"processed\": %d,\n \"failed\": %d,\n \"skipped_non_images\": %d\n}\n",
+                        f->count - f->failed, f->failed, f->skipped);
+    wcm_error err;
     char path[4096];
-    snprintf(path, sizeof path, "%s/summary.csv", out_dir);
-    int rc = wcm_write_file_atomic(path, csv->data, csv->len, err);
-    snprintf(path, sizeof path, "%s/log.json", out_dir);
-    return rc ? rc : wcm_write_file_atomic(path, log->data, log->len, err);
+    int rc = f->csv.failed || f->log.failed ? wcm_fail(&err, WCM_ERR_NOMEM, "out of memory for the reports") : WCM_OK;
+    snprintf(path, sizeof path, "%s/summary.csv", f->out_dir);
+    if (!rc) rc = wcm_write_file_atomic(path, f->csv.data, f->csv.len, &err);
+    snprintf(path, sizeof path, "%s/log.json", f->out_dir);
+    if (!rc) rc = wcm_write_file_atomic(path, f->log.data, f->log.len, &err);
+    wcm_json_buf_free(&f->csv);
+    wcm_json_buf_free(&f->log);
+    wcm_free_paths(f->paths, f->count);
+    if (rc) return cli_lib_error(f->cmd, &err);
+    printf("%s %d of %d images into %s%s (summary.csv, log.json)\n", verb, f->count - f->failed, f->count, f->out_dir, extra);
+    if (f->failed)
+        return cli_error(f->cmd, "%d image%s could not be read or processed (see summary.csv)", f->failed,
+                         f->failed == 1 ? "" : "s");
+    return 0;
 }

@@ -30,12 +30,6 @@ const char *cli_basename(const char *path);
 /* dir/NAME with NAME's extension replaced by .png. */
 void cli_output_name(char *buf, size_t size, const char *dir, const char *name);
 
-/* A folder command's start: out_dir created, the images of in_dir listed
- * (sorted); 0, or 1 after printing why (also when there are none). */
-int cli_folder_list(const char *cmd, const char *in_dir, const char *out_dir, char ***paths, int *count, int *skipped);
-/* Its end: out_dir/summary.csv and out_dir/log.json written atomically. */
-int cli_folder_reports(const char *out_dir, const wcm_json_buf *csv, const wcm_json_buf *log, wcm_error *err);
-
 /* "[k/n] name, elapsed, ETA" on stderr after each item. */
 typedef struct {
     int total, done;
@@ -43,6 +37,30 @@ typedef struct {
 } cli_eta;
 void cli_eta_start(cli_eta *e, int total);
 void cli_eta_step(cli_eta *e, const char *cmd, const char *item);
+
+/* A folder command: every image of in_dir (sorted by name) processed in
+ * turn, a row of summary.csv and an entry of log.json's "images" each, a
+ * progress line with ETA after each, failures reported and counted. */
+typedef struct {
+    const char *cmd, *out_dir;
+    char **paths;
+    int count, skipped, failed, index, csv_fields;
+    wcm_json_buf csv, log; /* the caller appends its fields and the log's head */
+    cli_eta eta;
+} cli_folder;
+/* out_dir created, images listed, the CSV header written (csv_header: the
+ * fields after "file", comma-separated). 0, or 1 after printing why (also
+ * when there are no images). */
+int cli_folder_begin(cli_folder *f, const char *cmd, const char *in_dir, const char *out_dir, const char *csv_header);
+/* Item f->index starts: its CSV file field and log "{"file": NAME" are written. */
+void cli_folder_item(cli_folder *f);
+/* The item failed with err: reported on stderr, empty CSV fields and the error. */
+void cli_folder_item_failed(cli_folder *f, const wcm_error *err);
+/* The item is done (CSV line and log entry closed, progress line). */
+void cli_folder_item_done(cli_folder *f);
+/* Closes the log, writes summary.csv and log.json, frees; prints
+ * "VERB n of m images into OUT_DIR" plus `extra`. Returns the exit status. */
+int cli_folder_end(cli_folder *f, const char *verb, const char *extra);
 
 /* `wcm superres MODEL IN_DIR OUT_DIR`: every image of in_dir (the
  * low-resolution input, or with from_hr the high-resolution reference whose

@@ -66,68 +66,42 @@ static int superres_file(const wcm_model *m, int levels, const wcm_synth_options
 
 int cli_superres_folder(const char *cmd, const char *model_path, const wcm_model *m, int levels,
                         const wcm_synth_options *so, int from_hr, const char *in_dir, const char *out_dir) {
-    wcm_error err;
-    char **paths;
-    int count, skipped;
-    if (cli_folder_list(cmd, in_dir, out_dir, &paths, &count, &skipped)) return 1;
-    wcm_json_buf csv, log;
-    wcm_json_buf_init(&csv);
-    wcm_json_buf_init(&log);
-    wcm_json_buf_puts(&csv, "file,input_width,input_height,output_width,output_height,pad_bottom,pad_right,seconds,"
-                            "consistency_max_abs,psnr,psnr_lowpass_only,status\n");
-    wcm_json_buf_puts(&log, "{\n \"command\": \"superres\",\n \"model\": ");
-    wcm_json_buf_string(&log, model_path);
-    wcm_json_buf_printf(&log, ",\n \"levels\": %d,\n \"factor\": %d,\n \"from_highres\": %s,\n \"seed\": %llu,\n"
-                              " \"memory_mb\": %.0f,\n \"input\": ",
+    cli_folder f;
+    if (cli_folder_begin(&f, cmd, in_dir, out_dir,
+                         "input_width,input_height,output_width,output_height,pad_bottom,pad_right,seconds,"
+                         "consistency_max_abs,psnr,psnr_lowpass_only,status"))
+        return 1;
+    wcm_json_buf_puts(&f.log, "{\n \"command\": \"superres\",\n \"model\": ");
+    wcm_json_buf_string(&f.log, model_path);
+    wcm_json_buf_printf(&f.log, ",\n \"levels\": %d,\n \"factor\": %d,\n \"from_highres\": %s,\n \"seed\": %llu,\n"
+                                " \"memory_mb\": %.0f,\n \"input\": ",
                         levels, 1 << levels, from_hr ? "true" : "false", (unsigned long long)so->seed,
                         (double)so->tiling.memory / (1 << 20));
-    wcm_json_buf_string(&log, in_dir);
-    wcm_json_buf_puts(&log, ",\n \"images\": [");
-    int failed = 0;
-    cli_eta eta;
-    cli_eta_start(&eta, count);
-    for (int i = 0; i < count; i++) {
-        const char *name = cli_basename(paths[i]);
+    wcm_json_buf_string(&f.log, in_dir);
+    wcm_json_buf_puts(&f.log, ",\n \"images\": [");
+    while (f.index < f.count) {
         char out[4096];
-        cli_output_name(out, sizeof out, out_dir, name);
+        cli_output_name(out, sizeof out, out_dir, cli_basename(f.paths[f.index]));
         superres_result res;
-        const int rc = superres_file(m, levels, so, from_hr, i, paths[i], out, &res, &err);
-        wcm_json_buf_csv(&csv, name);
-        wcm_json_buf_puts(&log, i ? ",\n  {\"file\": " : "\n  {\"file\": ");
-        wcm_json_buf_string(&log, name);
-        if (rc) {
-            failed++;
-            fprintf(stderr, "wcm %s: skipping %s: %s\n", cmd, paths[i], err.msg);
-            wcm_json_buf_puts(&csv, ",,,,,,,,,,,");
-            wcm_json_buf_csv(&csv, err.msg);
-            wcm_json_buf_puts(&log, ", \"error\": ");
-            wcm_json_buf_string(&log, err.msg);
+        wcm_error err;
+        cli_folder_item(&f);
+        if (superres_file(m, levels, so, from_hr, f.index, f.paths[f.index], out, &res, &err)) {
+            cli_folder_item_failed(&f, &err);
         } else {
-            wcm_json_buf_printf(&csv, ",%d,%d,%d,%d,%d,%d,%.3f,%.3g,", res.in_w, res.in_h, res.out_w, res.out_h,
+            wcm_json_buf_printf(&f.csv, ",%d,%d,%d,%d,%d,%d,%.3f,%.3g,", res.in_w, res.in_h, res.out_w, res.out_h,
                                 res.pad_bottom, res.pad_right, res.seconds, res.consistency);
-            wcm_json_buf_number_fmt(&csv, "%.4f", res.psnr);
-            wcm_json_buf_puts(&csv, ",");
-            wcm_json_buf_number_fmt(&csv, "%.4f", res.psnr_lowpass);
-            wcm_json_buf_puts(&csv, ",ok");
-            wcm_json_buf_printf(&log, ", \"input_size\": [%d, %d], \"output_size\": [%d, %d], \"padding\": {\"bottom\": %d, "
-                                      "\"right\": %d}, \"seconds\": %.3f, \"consistency_max_abs\": ",
+            wcm_json_buf_number_fmt(&f.csv, "%.4f", res.psnr);
+            wcm_json_buf_puts(&f.csv, ",");
+            wcm_json_buf_number_fmt(&f.csv, "%.4f", res.psnr_lowpass);
+            wcm_json_buf_puts(&f.csv, ",ok");
+            wcm_json_buf_printf(&f.log, ", \"input_size\": [%d, %d], \"output_size\": [%d, %d], \"padding\": {\"bottom\": %d, "
+                                        "\"right\": %d}, \"seconds\": %.3f, \"consistency_max_abs\": ",
                                 res.in_h, res.in_w, res.out_h, res.out_w, res.pad_bottom, res.pad_right, res.seconds);
-            wcm_json_buf_number(&log, res.consistency);
-            wcm_json_buf_puts(&log, ", \"psnr\": ");
-            wcm_json_buf_number_fmt(&log, "%.4f", res.psnr);
+            wcm_json_buf_number(&f.log, res.consistency);
+            wcm_json_buf_puts(&f.log, ", \"psnr\": ");
+            wcm_json_buf_number_fmt(&f.log, "%.4f", res.psnr);
         }
-        wcm_json_buf_puts(&csv, "\n");
-        wcm_json_buf_puts(&log, "}");
-        cli_eta_step(&eta, cmd, name);
+        cli_folder_item_done(&f);
     }
-    wcm_json_buf_printf(&log, "\n ],\n \"processed\": %d,\n \"failed\": %d,\n \"skipped_non_images\": %d\n}\n", count - failed,
-                        failed, skipped);
-    const int rc = cli_folder_reports(out_dir, &csv, &log, &err);
-    wcm_json_buf_free(&csv);
-    wcm_json_buf_free(&log);
-    wcm_free_paths(paths, count);
-    if (rc) return cli_lib_error(cmd, &err);
-    printf("super-resolved %d of %d images into %s (summary.csv, log.json)\n", count - failed, count, out_dir);
-    if (failed) return cli_error(cmd, "%d image%s could not be read or super-resolved (see summary.csv)", failed, failed == 1 ? "" : "s");
-    return 0;
+    return cli_folder_end(&f, "super-resolved", "");
 }

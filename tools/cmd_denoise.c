@@ -174,70 +174,42 @@ static int run_folder(denoise_run *r, const char *const *pos, cli_opt *opts) {
     if (clean_dir && !cli_is_dir(clean_dir)) return cli_error(cmd, "with a folder IN, --clean must be a folder: %s", clean_dir);
     if (noisy_dir && mkdir(noisy_dir, 0777) != 0 && errno != EEXIST)
         return cli_error(cmd, "cannot create folder %s: %s", noisy_dir, strerror(errno));
-    wcm_error err;
-    char **paths;
-    int count, skipped;
-    if (cli_folder_list(cmd, in_dir, out_dir, &paths, &count, &skipped)) return 1;
-    wcm_json_buf csv, log;
-    wcm_json_buf_init(&csv);
-    wcm_json_buf_init(&log);
-    wcm_json_buf_puts(&csv, "file,width,height,channels,pad_bottom,pad_right,psnr_noisy,psnr_denoised,seconds,status\n");
-    json_head(&log, r);
-    wcm_json_buf_puts(&log, " \"input\": ");
-    wcm_json_buf_string(&log, in_dir);
-    wcm_json_buf_puts(&log, ",\n \"images\": [");
-    int failed = 0;
+    cli_folder f;
+    if (cli_folder_begin(&f, cmd, in_dir, out_dir,
+                         "width,height,channels,pad_bottom,pad_right,psnr_noisy,psnr_denoised,seconds,status"))
+        return 1;
+    json_head(&f.log, r);
+    wcm_json_buf_puts(&f.log, " \"input\": ");
+    wcm_json_buf_string(&f.log, in_dir);
+    wcm_json_buf_puts(&f.log, ",\n \"images\": [");
     double psnr_sum = 0;
     int psnr_count = 0;
-    cli_eta eta;
-    cli_eta_start(&eta, count);
-    for (int i = 0; i < count; i++) {
-        const char *name = cli_basename(paths[i]);
+    while (f.index < f.count) {
+        const char *name = cli_basename(f.paths[f.index]);
         char out[4096], noisy[4096], clean[4096];
         cli_output_name(out, sizeof out, out_dir, name);
         if (noisy_dir) cli_output_name(noisy, sizeof noisy, noisy_dir, name);
         if (clean_dir) snprintf(clean, sizeof clean, "%s/%s", clean_dir, name);
         denoise_result res;
-        int rc = denoise_file(r, i, paths[i], clean_dir ? clean : NULL, noisy_dir ? noisy : NULL, out, &res, &err);
-        wcm_json_buf_csv(&csv, name);
-        if (rc) {
-            failed++;
-            fprintf(stderr, "wcm %s: skipping %s: %s\n", cmd, paths[i], err.msg);
-            wcm_json_buf_puts(&csv, ",,,,,,,,,");
-            wcm_json_buf_csv(&csv, err.msg);
-            wcm_json_buf_puts(&csv, "\n");
+        wcm_error err;
+        cli_folder_item(&f);
+        if (denoise_file(r, f.index, f.paths[f.index], clean_dir ? clean : NULL, noisy_dir ? noisy : NULL, out, &res, &err)) {
+            cli_folder_item_failed(&f, &err);
         } else {
-            wcm_json_buf_printf(&csv, ",%d,%d,%d,%d,%d,", res.w, res.h, res.c, res.info.pad_bottom, res.info.pad_right);
-            wcm_json_buf_number_fmt(&csv, "%.4f", res.psnr_noisy);
-            wcm_json_buf_puts(&csv, ",");
-            wcm_json_buf_number_fmt(&csv, "%.4f", res.psnr_denoised);
-            wcm_json_buf_printf(&csv, ",%.3f,ok\n", res.seconds);
+            wcm_json_buf_printf(&f.csv, ",%d,%d,%d,%d,%d,", res.w, res.h, res.c, res.info.pad_bottom, res.info.pad_right);
+            wcm_json_buf_number_fmt(&f.csv, "%.4f", res.psnr_noisy);
+            wcm_json_buf_puts(&f.csv, ",");
+            wcm_json_buf_number_fmt(&f.csv, "%.4f", res.psnr_denoised);
+            wcm_json_buf_printf(&f.csv, ",%.3f,ok", res.seconds);
             if (!isnan(res.psnr_denoised)) psnr_sum += res.psnr_denoised, psnr_count++;
+            wcm_json_buf_puts(&f.log, ", ");
+            json_info(&f.log, r, &res);
         }
-        wcm_json_buf_puts(&log, i ? ",\n  {\"file\": " : "\n  {\"file\": ");
-        wcm_json_buf_string(&log, name);
-        if (rc) {
-            wcm_json_buf_puts(&log, ", \"error\": ");
-            wcm_json_buf_string(&log, err.msg);
-        } else {
-            wcm_json_buf_puts(&log, ", ");
-            json_info(&log, r, &res);
-        }
-        wcm_json_buf_puts(&log, "}");
-        cli_eta_step(&eta, cmd, name);
+        cli_folder_item_done(&f);
     }
-    wcm_json_buf_printf(&log, "\n ],\n \"processed\": %d,\n \"failed\": %d,\n \"skipped_non_images\": %d\n}\n", count - failed,
-                        failed, skipped);
-    const int rc = cli_folder_reports(out_dir, &csv, &log, &err);
-    wcm_json_buf_free(&csv);
-    wcm_json_buf_free(&log);
-    wcm_free_paths(paths, count);
-    if (rc) return cli_lib_error(cmd, &err);
-    printf("denoised %d of %d images into %s", count - failed, count, out_dir);
-    if (psnr_count) printf(", mean PSNR %.2f dB", psnr_sum / psnr_count);
-    printf(" (summary.csv, log.json)\n");
-    if (failed) return cli_error(cmd, "%d image%s could not be read or denoised (see summary.csv)", failed, failed == 1 ? "" : "s");
-    return 0;
+    char extra[64] = "";
+    if (psnr_count) snprintf(extra, sizeof extra, ", mean PSNR %.2f dB", psnr_sum / psnr_count);
+    return cli_folder_end(&f, "denoised", extra);
 }
 
 static int run_denoise(int argc, char **argv) {
