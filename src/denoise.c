@@ -54,6 +54,7 @@ static int denoise_multiscale(wcm_context *run, const wcm_model *m, const wcm_te
     if (!rc) rc = alloc_on(run, &coarse, 1, &low, err);
     if (!rc) rc = denoise_flat(run, m->low, &coarse, t, low.data, &info->tile[0], err);
     if (info->tile[0]) wcm_net_release(m->low); /* tiled: one network's buffers at a time */
+    wcm_tensor_free(&coarse);
     for (int j = J - 1; !rc && j >= 0; j--) {
         wcm_tensor *lvl = &p.level[j]; /* becomes [low estimate, denoised details] */
         const size_t px = (size_t)lvl->n * lvl->h * lvl->w;
