@@ -38,7 +38,7 @@ BSD="$SHARED/data/natural/BSD68"
   && ok "superres --from-highres 481x321: output $(npy_shape "$T/s.npy"), padding in the log" \
   || bad "superres --from-highres 481x321: $(npy_shape "$T/s.npy" 2>/dev/null) $(tail -n 2 "$T/err")"
 mkdir -p "$T/eval"; cp "$BSD/test001.png" "$BSD/test002.png" "$T/eval/"
-"$WCM" eval-denoise --images "$T/eval" --n 2 --crop 161 --out "$T/ev" "$MS" > "$T/out" 2> "$T/err" && [ -s "$T/ev/results.csv" ] \
+"$WCM" eval-denoise --images "$T/eval" --n 2 --crop 161 --sigmas 25 --out "$T/ev" "$MS" > "$T/out" 2> "$T/err" && [ -s "$T/ev/results.csv" ] \
   && ok "eval-denoise --crop 161 (odd, 2^J = 4): results.csv" || bad "eval-denoise --crop 161: $(cat "$T/err")"
 
 # A folder of mixed images.
