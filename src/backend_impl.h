@@ -39,6 +39,9 @@ struct wcm_context {
     int variant, threads, winograd;
     void *stream;
     int is_default; /* a thread's default context */
+    /* While a network computes a tile of a larger image: that image's size
+     * (wcm_conv_shape.route_h, route_w); 0 otherwise. */
+    int route_h, route_w;
     /* The backend's own per-context state (context_init / context_free). */
     const wcm_backend *state_backend;
     void *state;

@@ -53,17 +53,14 @@ void wcm_eval_denoise_result_free(wcm_eval_denoise_result *r) {
 }
 
 /* The curves (every model, plus the low-pass-only baseline of each
- * multi-scale one), after checking that every model can run on the crops. */
-static int plan_curves(const wcm_model *models, const char *const *names, int nmodels, int crop,
+ * multi-scale one). */
+static int plan_curves(const wcm_model *models, const char *const *names, int nmodels,
                        wcm_eval_denoise_result *r, wcm_error *err) {
     for (int i = 0; i < nmodels; i++) {
         const wcm_model *m = &models[i];
         if (!m->multiscale && wcm_net_get_kind(m->net) == WCM_NET_CONDITIONAL)
             return wcm_fail(err, WCM_ERR_ARG,
                             "%s is a lone conditional network; it needs a low-pass (bundle it into a multi-scale model)",
-                            names[i]);
-        if (m->multiscale && crop % (1 << m->levels))
-            return wcm_fail(err, WCM_ERR_ARG, "--crop %d is not divisible by 2^J = %d of %s", crop, 1 << m->levels,
                             names[i]);
         for (int lp = 0; lp <= m->multiscale; lp++) {
             if (r->ncurves >= WCM_EVAL_MAX_CURVES) return wcm_fail(err, WCM_ERR_ARG, "too many models (at most %d curves)", WCM_EVAL_MAX_CURVES);
@@ -138,7 +135,7 @@ int wcm_eval_denoise(const wcm_model *models, const char *const *names, int nmod
     r->crop = o->crop, r->seed = o->seed, r->noise = o->noise, r->nsigmas = o->nsigmas;
     memcpy(r->sigmas255, o->sigmas255, sizeof r->sigmas255);
     /* Models first: a bad model should fail before any slow work. */
-    int rc = plan_curves(models, names, nmodels, o->crop, r, err);
+    int rc = plan_curves(models, names, nmodels, r, err);
     wcm_tensor clean = {0}, noisy = {0}, batch = {0}, den = {0};
     float *pattern = NULL;
     if (!rc) rc = load_crops(o, r, &clean, err);
@@ -158,7 +155,7 @@ int wcm_eval_denoise(const wcm_model *models, const char *const *names, int nmod
     if (!rc) wcm_noise_pattern(o->noise, (uint64_t)o->seed, nimg, px, pattern);
     for (int s = 0; s < nsig && !rc; s++) {
         /* The same noise pattern scaled to every level, as the reference does. */
-        wcm_noise_apply(clean.data, pattern, wcm_tensor_count(&clean), sig[s], noisy.data);
+        wcm_noise_apply_255(clean.data, pattern, wcm_tensor_count(&clean), sig[s], noisy.data);
         double acc = 0;
         for (int i = 0; i < nimg; i++) acc += wcm_psnr(clean.data + i * px, noisy.data + i * px, px);
         r->noisy_psnr[s] = acc / nimg;
@@ -171,9 +168,10 @@ int wcm_eval_denoise(const wcm_model *models, const char *const *names, int nmod
             double sum = 0;
             for (int b0 = 0; b0 < nimg && !rc; b0 += EVAL_BATCH) {
                 int nb = nimg - b0 < EVAL_BATCH ? nimg - b0 : EVAL_BATCH;
-                batch.n = nb, batch.h = crop, batch.w = crop, batch.c = 1;
-                batch.data = noisy.data + (size_t)b0 * px; /* a view, not owned */
-                rc = wcm_denoise(&models[cv->model], &batch, cv->lowpass_only, &den, err);
+                batch = wcm_tensor_view(noisy.data + (size_t)b0 * px, nb, crop, crop, 1);
+                /* Crops not divisible by 2^J: padded by symmetric reflection, cropped back. */
+                const wcm_denoise_options dopt = {.lowpass_only = cv->lowpass_only, .pad = 1};
+                rc = wcm_denoise_ex(&models[cv->model], &batch, &dopt, &den, NULL, err);
                 if (rc) break;
                 for (int i = 0; i < nb; i++) sum += wcm_psnr(clean.data + (b0 + i) * px, den.data + i * px, px);
                 if (s == example_sigma && b0 == 0 && o->examples_dir) {

@@ -58,18 +58,23 @@ static int npy_image_decode(const char *name, const unsigned char *buf, size_t l
     return rc;
 }
 
-int wcm_image_decode(const char *name, const unsigned char *buf, size_t len, wcm_tensor *img, wcm_error *err) {
+static int image_decode(const char *name, const unsigned char *buf, size_t len, int color, wcm_tensor *img,
+                        wcm_error *err) {
     memset(img, 0, sizeof *img);
     switch (format_of(name)) {
-    case FORMAT_PNG: return wcm_png_decode_gray(name, buf, len, img, err);
-    case FORMAT_JPEG: return wcm_jpeg_decode_gray(name, buf, len, img, err);
+    case FORMAT_PNG: return wcm_png_decode(name, buf, len, color, img, err);
+    case FORMAT_JPEG: return wcm_jpeg_decode(name, buf, len, color, img, err);
     case FORMAT_NPY: return npy_image_decode(name, buf, len, img, err);
     default:
         return wcm_fail(err, WCM_ERR_FORMAT, "%s: unsupported image type (expected .png, .jpg, .jpeg or .npy)", name);
     }
 }
 
-int wcm_image_read(const char *path, wcm_tensor *img, wcm_error *err) {
+int wcm_image_decode(const char *name, const unsigned char *buf, size_t len, wcm_tensor *img, wcm_error *err) {
+    return image_decode(name, buf, len, 0, img, err);
+}
+
+static int image_read(const char *path, int color, wcm_tensor *img, wcm_error *err) {
     memset(img, 0, sizeof *img);
     if (format_of(path) == FORMAT_UNKNOWN)
         return wcm_fail(err, WCM_ERR_FORMAT, "%s: unsupported image type (expected .png, .jpg, .jpeg or .npy)", path);
@@ -77,22 +82,29 @@ int wcm_image_read(const char *path, wcm_tensor *img, wcm_error *err) {
     size_t len;
     int rc = wcm_read_file(path, &buf, &len, err);
     if (rc) return rc;
-    rc = wcm_image_decode(path, buf, len, img, err);
+    rc = image_decode(path, buf, len, color, img, err);
     free(buf);
     return rc;
 }
 
+int wcm_image_read(const char *path, wcm_tensor *img, wcm_error *err) { return image_read(path, 0, img, err); }
+
+int wcm_image_read_color(const char *path, wcm_tensor *img, wcm_error *err) { return image_read(path, 1, img, err); }
+
 int wcm_image_write(const char *path, const wcm_tensor *img, int index, int bits, wcm_error *err) {
     if (!img || !img->data || img->n <= 0 || img->h <= 0 || img->w <= 0)
         return wcm_fail(err, WCM_ERR_ARG, "%s: no image to write", path);
-    if (img->c != 1)
-        return wcm_fail(err, WCM_ERR_SHAPE, "%s: can only write gray images (1 channel), got %d channels", path, img->c);
+    if (img->c != 1 && img->c != 3)
+        return wcm_fail(err, WCM_ERR_SHAPE, "%s: can only write gray or RGB images (1 or 3 channels), got %d", path, img->c);
     if (index < 0 || index >= img->n)
         return wcm_fail(err, WCM_ERR_ARG, "%s: image index %d out of range (batch of %d)", path, index, img->n);
-    float *pixels = img->data + (size_t)index * img->h * img->w;
-    switch (format_of(path)) {
+    float *pixels = img->data + (size_t)index * img->h * img->w * img->c;
+    const image_format format = format_of(path);
+    if (format == FORMAT_NPY && img->c != 1)
+        return wcm_fail(err, WCM_ERR_ARG, "%s: .npy output holds gray images only (use .png or .jpg for colour)", path);
+    switch (format) {
     case FORMAT_PNG:
-        return wcm_png_write_gray(path, pixels, img->h, img->w, (size_t)img->w, bits, err);
+        return wcm_png_write(path, pixels, img->h, img->w, img->c, (size_t)img->w * img->c, bits, err);
     case FORMAT_NPY: {
         wcm_array a;
         memset(&a, 0, sizeof a);
@@ -102,9 +114,10 @@ int wcm_image_write(const char *path, const wcm_tensor *img, int index, int bits
         return wcm_npy_write(path, &a, err);
     }
     case FORMAT_JPEG:
-        return wcm_fail(err, WCM_ERR_ARG, "%s: writing JPEG is not supported (use .png or .npy)", path);
+        if (bits != 8) return wcm_fail(err, WCM_ERR_ARG, "%s: JPEG holds 8 bits per sample (use .png for 16)", path);
+        return wcm_jpeg_write(path, pixels, img->h, img->w, img->c, 95, err);
     default:
-        return wcm_fail(err, WCM_ERR_ARG, "%s: unsupported output type (use .png or .npy)", path);
+        return wcm_fail(err, WCM_ERR_ARG, "%s: unsupported output type (use .png, .jpg or .npy)", path);
     }
 }
 

@@ -1,11 +1,12 @@
 /* JPEG reading (baseline and progressive, gray or colour) through
- * libjpeg-turbo, converted to gray.
+ * libjpeg-turbo, as gray or RGB, and writing (gray or RGB, atomically).
  *
  * libjpeg's default error handler calls exit() and prints warnings; both are
  * replaced. Corrupt-data warnings (for example "Premature end of JPEG file"
  * for a truncated file, where libjpeg would silently pad with gray) are
  * turned into errors. */
 #include "image_internal.h"
+#include "wcm/io.h"
 
 #include <setjmp.h>
 #include <stdio.h>
@@ -110,7 +111,7 @@ static int jpeg_decode_rows(jpeg_reader *r, const unsigned char *buf, size_t len
     return 0;
 }
 
-int wcm_jpeg_decode_gray(const char *name, const unsigned char *buf, size_t len, wcm_tensor *img, wcm_error *err) {
+int wcm_jpeg_decode(const char *name, const unsigned char *buf, size_t len, int color, wcm_tensor *img, wcm_error *err) {
     memset(img, 0, sizeof *img);
     if (len < 2 || buf[0] != 0xFF || buf[1] != 0xD8) /* SOI marker */
         return wcm_fail(err, WCM_ERR_FORMAT, "%s: not a JPEG file (bad signature)", name);
@@ -135,11 +136,14 @@ int wcm_jpeg_decode_gray(const char *name, const unsigned char *buf, size_t len,
         rc = wcm_fail(err, WCM_ERR_NOMEM, "%s: out of memory for a %dx%d JPEG", name, r->width, r->height);
         break;
     }
-    if (rc == WCM_OK) rc = wcm_tensor_alloc(img, 1, r->height, r->width, 1, err);
+    const int out_c = color && r->components == 3 ? 3 : 1;
+    if (rc == WCM_OK) rc = wcm_tensor_alloc(img, 1, r->height, r->width, out_c, err);
     if (rc == WCM_OK) {
         size_t n = (size_t)r->width * r->height;
         const unsigned char *p = r->pixels;
-        if (r->components == 1) {
+        if (r->components == 1 || out_c == 3) {
+            for (size_t i = 0; i < n * (size_t)out_c; i++) img->data[i] = (float)(p[i] / 255.0);
+        } else if (r->components == 1) {
             for (size_t i = 0; i < n; i++) img->data[i] = (float)(p[i] / 255.0);
         } else {
             for (size_t i = 0; i < n; i++)
@@ -149,5 +153,65 @@ int wcm_jpeg_decode_gray(const char *name, const unsigned char *buf, size_t len,
     jpeg_destroy_decompress(&r->cinfo); /* safe on a zeroed struct: it checks cinfo->mem */
     free(r->pixels);
     free(r);
+    return rc;
+}
+
+int wcm_jpeg_decode_gray(const char *name, const unsigned char *buf, size_t len, wcm_tensor *img, wcm_error *err) {
+    return wcm_jpeg_decode(name, buf, len, 0, img, err);
+}
+
+/* ---------------------------------------------------------------- writing */
+
+typedef struct {
+    struct jpeg_compress_struct cinfo;
+    jpeg_error_handler handler;
+    FILE *fp;
+    const float *pixels;
+    int h, w, c, quality;
+    unsigned char *row;
+} jpeg_writer;
+
+static int jpeg_encode_rows(jpeg_writer *wr) {
+    if (setjmp(wr->handler.jump)) return 1;
+    jpeg_create_compress(&wr->cinfo);
+    jpeg_stdio_dest(&wr->cinfo, wr->fp);
+    wr->cinfo.image_width = (JDIMENSION)wr->w;
+    wr->cinfo.image_height = (JDIMENSION)wr->h;
+    wr->cinfo.input_components = wr->c;
+    wr->cinfo.in_color_space = wr->c == 3 ? JCS_RGB : JCS_GRAYSCALE;
+    jpeg_set_defaults(&wr->cinfo);
+    jpeg_set_quality(&wr->cinfo, wr->quality, TRUE);
+    jpeg_start_compress(&wr->cinfo, TRUE);
+    for (int y = 0; y < wr->h; y++) {
+        const float *src = wr->pixels + (size_t)y * wr->w * wr->c;
+        for (int x = 0; x < wr->w * wr->c; x++) wr->row[x] = (unsigned char)wcm_quantize_unit(src[x], 255u);
+        JSAMPROW row = wr->row;
+        jpeg_write_scanlines(&wr->cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&wr->cinfo);
+    return 0;
+}
+
+int wcm_jpeg_write(const char *path, const float *pixels, int h, int w, int c, int quality, wcm_error *err) {
+    if (h <= 0 || w <= 0 || h > 65500 || w > 65500 || (c != 1 && c != 3))
+        return wcm_fail(err, WCM_ERR_SHAPE, "%s: cannot write a %dx%d JPEG with %d channels", path, w, h, c);
+    jpeg_writer *wr = calloc(1, sizeof *wr);
+    if (!wr) return wcm_fail(err, WCM_ERR_NOMEM, "%s: out of memory", path);
+    wr->pixels = pixels, wr->h = h, wr->w = w, wr->c = c, wr->quality = quality;
+    wr->row = malloc((size_t)w * c);
+    wcm_atomic_file out;
+    int rc = wr->row ? wcm_atomic_open(&out, path, err) : wcm_fail(err, WCM_ERR_NOMEM, "%s: out of memory", path);
+    if (!rc) {
+        wr->fp = out.fp;
+        wr->cinfo.err = jpeg_std_error(&wr->handler.pub);
+        wr->handler.pub.error_exit = jpeg_error_to_message;
+        wr->handler.pub.output_message = jpeg_discard_output;
+        if (jpeg_encode_rows(wr) != 0) rc = wcm_fail(err, WCM_ERR_IO, "%s: cannot write JPEG (%s)", path, wr->handler.msg);
+        jpeg_destroy_compress(&wr->cinfo);
+        if (rc) wcm_atomic_abort(&out);
+        else rc = wcm_atomic_commit(&out, err);
+    }
+    free(wr->row);
+    free(wr);
     return rc;
 }

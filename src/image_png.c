@@ -1,4 +1,4 @@
-/* PNG reading (any bit depth and colour type, converted to gray) and gray
+/* PNG reading (any bit depth and colour type, as gray or RGB) and gray or RGB
  * PNG writing through libpng.
  *
  * libpng reports errors by longjmp. Each setjmp lives in a small function
@@ -102,9 +102,10 @@ static int png_decode_rows(png_reader *r) {
     return 0;
 }
 
-/* Gray value of one pixel: channel 0 for gray (+alpha), mean of R, G, B
- * for colour (+alpha), divided by 255 or 65535. */
-static void png_rows_to_gray(const png_reader *r, float *out) {
+/* Pixels divided by 255 or 65535: gray (channel 0 for gray (+alpha), the
+ * mean of R, G, B for colour (+alpha)) when out_c == 1, else R, G, B
+ * (gray repeated). Alpha is ignored. */
+static void png_rows_to_float(const png_reader *r, float *out, int out_c) {
     const int ch = r->channels, wide = r->bit_depth == 16;
     const double maxval = wide ? 65535.0 : 255.0;
     for (png_uint_32 y = 0; y < r->height; y++) {
@@ -116,13 +117,18 @@ static void png_rows_to_gray(const png_reader *r, float *out) {
                 size_t s = (size_t)x * ch + k;
                 v[k] = wide ? ((unsigned)row[2 * s] << 8) | row[2 * s + 1] : row[s];
             }
-            double g = used == 3 ? (double)(v[0] + v[1] + v[2]) / (3.0 * maxval) : v[0] / maxval;
-            out[(size_t)y * r->width + x] = (float)g;
+            float *o = out + ((size_t)y * r->width + x) * out_c;
+            if (out_c == 1) {
+                double g = used == 3 ? (double)(v[0] + v[1] + v[2]) / (3.0 * maxval) : v[0] / maxval;
+                o[0] = (float)g;
+            } else {
+                for (int k = 0; k < 3; k++) o[k] = (float)(v[used == 3 ? k : 0] / maxval);
+            }
         }
     }
 }
 
-int wcm_png_decode_gray(const char *name, const unsigned char *buf, size_t len, wcm_tensor *img, wcm_error *err) {
+int wcm_png_decode(const char *name, const unsigned char *buf, size_t len, int color, wcm_tensor *img, wcm_error *err) {
     memset(img, 0, sizeof *img);
     if (len < 8 || png_sig_cmp((png_const_bytep)buf, 0, 8) != 0)
         return wcm_fail(err, WCM_ERR_FORMAT, "%s: not a PNG file (bad signature)", name);
@@ -149,8 +155,9 @@ int wcm_png_decode_gray(const char *name, const unsigned char *buf, size_t len, 
             rc = wcm_fail(err, WCM_ERR_NOMEM, "%s: out of memory for a %ux%u PNG", name, (unsigned)r.width,
                           (unsigned)r.height);
     }
-    if (rc == WCM_OK) rc = wcm_tensor_alloc(img, 1, (int)r.height, (int)r.width, 1, err);
-    if (rc == WCM_OK) png_rows_to_gray(&r, img->data);
+    const int out_c = color && r.channels >= 3 ? 3 : 1;
+    if (rc == WCM_OK) rc = wcm_tensor_alloc(img, 1, (int)r.height, (int)r.width, out_c, err);
+    if (rc == WCM_OK) png_rows_to_float(&r, img->data, out_c);
     png_destroy_read_struct(&r.png, r.info ? &r.info : NULL, NULL);
     free(r.rows);
     free(r.pixels);
@@ -165,7 +172,7 @@ typedef struct {
     png_message message;
     FILE *fp;
     const float *pixels;
-    int h, w, bits;
+    int h, w, c, bits; /* c: 1 gray, 3 RGB (interleaved floats) */
     size_t stride;
     unsigned char *row; /* one encoded row, malloc'd by the caller */
 } png_writer;
@@ -173,13 +180,14 @@ typedef struct {
 static int png_encode_rows(png_writer *wr) {
     if (setjmp(png_jmpbuf(wr->png))) return 1;
     png_init_io(wr->png, wr->fp);
-    png_set_IHDR(wr->png, wr->info, (png_uint_32)wr->w, (png_uint_32)wr->h, wr->bits, PNG_COLOR_TYPE_GRAY,
+    png_set_IHDR(wr->png, wr->info, (png_uint_32)wr->w, (png_uint_32)wr->h, wr->bits,
+                 wr->c == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(wr->png, wr->info);
     const unsigned maxval = wr->bits == 16 ? 65535u : 255u;
     for (int y = 0; y < wr->h; y++) {
         const float *src = wr->pixels + (size_t)y * wr->stride;
-        for (int x = 0; x < wr->w; x++) {
+        for (int x = 0; x < wr->w * wr->c; x++) {
             unsigned q = wcm_quantize_unit(src[x], maxval);
             if (wr->bits == 16) {
                 wr->row[2 * x] = (unsigned char)(q >> 8); /* PNG samples are big-endian */
@@ -196,13 +204,17 @@ static int png_encode_rows(png_writer *wr) {
 
 int wcm_png_write_gray(const char *path, const float *pixels, int h, int w, size_t stride, int bits,
                        wcm_error *err) {
+    return wcm_png_write(path, pixels, h, w, 1, stride, bits, err);
+}
+
+int wcm_png_write(const char *path, const float *pixels, int h, int w, int c, size_t stride, int bits, wcm_error *err) {
     if (bits != 8 && bits != 16) return wcm_fail(err, WCM_ERR_ARG, "%s: PNG bit depth must be 8 or 16, not %d", path, bits);
     if (h <= 0 || w <= 0 || h > WCM_IMAGE_MAX_SIDE || w > WCM_IMAGE_MAX_SIDE)
         return wcm_fail(err, WCM_ERR_SHAPE, "%s: cannot write a %dx%d PNG", path, w, h);
     png_writer wr;
     memset(&wr, 0, sizeof wr);
-    wr.pixels = pixels, wr.h = h, wr.w = w, wr.bits = bits, wr.stride = stride;
-    wr.row = malloc((size_t)w * (bits / 8));
+    wr.pixels = pixels, wr.h = h, wr.w = w, wr.c = c == 3 ? 3 : 1, wr.bits = bits, wr.stride = stride;
+    wr.row = malloc((size_t)w * wr.c * (bits / 8));
     if (!wr.row) return wcm_fail(err, WCM_ERR_NOMEM, "%s: out of memory", path);
     wcm_atomic_file out;
     int rc = wcm_atomic_open(&out, path, err);
@@ -222,4 +234,8 @@ int wcm_png_write_gray(const char *path, const float *pixels, int h, int w, size
         return rc;
     }
     return wcm_atomic_commit(&out, err);
+}
+
+int wcm_png_decode_gray(const char *name, const unsigned char *buf, size_t len, wcm_tensor *img, wcm_error *err) {
+    return wcm_png_decode(name, buf, len, 0, img, err);
 }

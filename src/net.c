@@ -128,6 +128,13 @@ void wcm_net_free(wcm_net *net) {
     free(net);
 }
 
+void wcm_net_release(wcm_net *net) {
+    if (!net || !net->plan) return;
+    wcm_dispatch_net_free(net->plan_backend, net->plan);
+    net->plan = NULL;
+    net->plan_backend = NULL;
+}
+
 wcm_net_kind wcm_net_get_kind(const wcm_net *net) { return net->kind; }
 int wcm_net_rf(const wcm_net *net) { return net->rf; }
 int wcm_net_nominal_rf(const wcm_net *net) { return net->nominal_rf; }

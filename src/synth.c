@@ -65,7 +65,7 @@ int wcm_cond_denoiser(void *ctx, const wcm_tensor *y, wcm_tensor *residual, wcm_
     /* Channel 0 (x_c) was filled once at init; only the details change. */
     const size_t px = (size_t)y->n * y->h * y->w;
     int rc = wcm_op_channels(wcm_net_context(cd->net), WCM_CHANNELS_COPY, px, 3, y->data, 3, 0, cd->input.data, 4, 1, err);
-    return rc ? rc : wcm_net_forward(cd->net, in, residual, err);
+    return rc ? rc : wcm_net_forward_tiled(cd->net, in, cd->tiling, residual, err);
 }
 
 /* Options and results ------------------------------------------------------------ */
@@ -127,6 +127,7 @@ typedef struct {
     const wcm_tensor *low;      /* conditional: [n] low-pass images */
     const wcm_measurement *ms;  /* constrained: the measurement ... */
     const float *measured;      /* ... and x_c, [n][ms->count] */
+    const wcm_tiling *tiling;   /* conditional: exact tiles, or NULL */
 } stage_source;
 
 static void gather_rows(float *dst, const float *src, size_t per, const int *idx, int m) {
@@ -165,6 +166,7 @@ static int sample_rows(const stage_source *src, const wcm_sampler_params *base, 
         if (!rc) gather_rows(low_sub.data, src->low->data, px, idx, m);
         if (!rc) rc = wcm_cond_denoiser_init(&cd, src->net, &low_sub, err);
         have_cd = !rc;
+        cd.tiling = src->tiling;
         fn = wcm_cond_denoiser, ctx = &cd;
     } else if (!rc && src->ms) {
         const size_t count = src->ms->count;
@@ -341,8 +343,11 @@ static int run_cascade(wcm_net *const *cond, int levels, const wcm_synth_options
         snprintf(name, sizeof name, "cond%d", j);
         rc = wcm_tensor_alloc(&details, low->n, low->h, low->w, 3, err);
         if (rc) return wcm_fail_context(err, rc, "%s", name);
-        const stage_source src = {.net = cond[j], .low = low};
+        const int tiled = o->tiling.memory || o->tiling.tile;
+        const stage_source src = {.net = cond[j], .low = low, .tiling = tiled ? &o->tiling : NULL};
         rc = run_stage(r, o, name, j, nstages, &o->cond[j], WCM_SYNTH_STREAM_COND(j), &src, alive, &details, err);
+        /* Tiled: one network's buffers at a time. */
+        if (tiled && wcm_net_tile_side(cond[j], &o->tiling, low->h, low->w)) wcm_net_release(cond[j]);
         if (!rc) rc = wcm_haar_merge(low, &details, &merged, err);
         if (!rc) {
             /* Take ownership instead of copying. */

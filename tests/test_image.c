@@ -493,8 +493,8 @@ static void test_write_roundtrip(void) {
         wcm_tensor_free(&back);
     }
 
-    int rc = wcm_image_write(tmp_path("out.jpg"), &img, 0, 8, &err);
-    CHECK(rc == WCM_ERR_ARG, "writing .jpg refused: %s", err.msg);
+    int rc = wcm_image_write(tmp_path("out.jpg"), &img, 0, 16, &err);
+    CHECK(rc == WCM_ERR_ARG, "16-bit .jpg refused: %s", err.msg);
     rc = wcm_image_write(tmp_path("out.tiff"), &img, 0, 8, &err);
     CHECK(rc == WCM_ERR_ARG, "writing .tiff refused: %s", err.msg);
     rc = wcm_image_write(tmp_path("out12.png"), &img, 0, 12, &err);
@@ -505,8 +505,24 @@ static void test_write_roundtrip(void) {
     CHECK(rc == WCM_ERR_IO, "write into a missing directory -> %s", err.msg);
     wcm_tensor rgb3;
     REQUIRE_OK(wcm_tensor_alloc(&rgb3, 1, 2, 2, 3, &err), &err);
-    rc = wcm_image_write(tmp_path("out3.png"), &rgb3, 0, 8, &err);
-    CHECK(rc == WCM_ERR_SHAPE, "3-channel write refused: %s", err.msg);
+    for (int i = 0; i < 12; i++) rgb3.data[i] = (float)i / 11.0f;
+    rc = wcm_image_write(tmp_path("out3.npy"), &rgb3, 0, 8, &err);
+    CHECK(rc == WCM_ERR_ARG, "3-channel .npy write refused: %s", err.msg);
+    const char *rgb_names[] = {"out3.png", "out3.jpg"};
+    for (int f = 0; f < 2; f++) {
+        wcm_tensor back;
+        REQUIRE_OK(wcm_image_write(tmp_path(rgb_names[f]), &rgb3, 0, 8, &err), &err);
+        REQUIRE_OK(wcm_image_read_color(tmp_path(rgb_names[f]), &back, &err), &err);
+        double worst = 0;
+        for (int i = 0; i < 12 && back.c == 3; i++) worst = fmax(worst, fabs((double)back.data[i] - rgb3.data[i]));
+        /* PNG: 8-bit rounding; JPEG: lossy, quality 95 on a 2x2 ramp. */
+        CHECK(back.c == 3 && back.h == 2 && back.w == 2 && worst <= (f ? 0.08 : 0.5 / 255 + 1e-6),
+              "RGB %s written and read back as 3 channels, max |diff| %.4f", rgb_names[f], worst);
+        wcm_tensor_free(&back);
+        REQUIRE_OK(wcm_image_read(tmp_path(rgb_names[f]), &back, &err), &err);
+        CHECK(back.c == 1, "RGB %s read as gray by wcm_image_read", rgb_names[f]);
+        wcm_tensor_free(&back);
+    }
     wcm_tensor_free(&rgb3);
     wcm_tensor_free(&img);
 }

@@ -559,9 +559,13 @@ static void test_cli(void) {
     rc = run_cli("superres ok.safetensors hr.npy srh.png --from-highres --max-iters 4 --log srh.json --range 0,0", err_text,
                  sizeof err_text);
     j = read_json("srh.json");
+    const double pad_bottom = json_num(wcm_json_get(wcm_json_get(j, "padding"), "bottom"));
+    const double pad_right = json_num(wcm_json_get(wcm_json_get(j, "padding"), "right"));
     CHECK(rc == 0 && isfinite(json_num(wcm_json_get(wcm_json_get(j, "psnr"), "lowpass_only"))) &&
-              strstr(err_text, "centre-cropping 18x17 to 16x16") && exists("srh_lowpass.png"),
-          "superres --from-highres: crops 18x17 to 16x16, PSNRs in the log, low-pass-only image");
+              strstr(err_text, "padding 17x18") && pad_bottom + 18 == 20 && pad_right + 17 == 20 &&
+              exists("srh_lowpass.png"),
+          "superres --from-highres: pads 17x18 to 20x20 (bottom %g, right %g) and crops back, PSNRs in the log, "
+          "low-pass-only image", pad_bottom, pad_right);
     wcm_json_free(j);
 
     /* inverse with the flat model. */

@@ -139,7 +139,7 @@ static int run_jacobian(int argc, char **argv) {
         if (!z) rc = wcm_fail(&err, WCM_ERR_NOMEM, "out of memory");
         else {
             wcm_noise_pattern(WCM_NOISE_TORCH, (uint64_t)seed, 1, n, z);
-            wcm_noise_apply(img.data, z, n, sigma255, img.data);
+            wcm_noise_apply_255(img.data, z, n, sigma255, img.data);
             wcm_free(z);
         }
     }

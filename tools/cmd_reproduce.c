@@ -633,7 +633,7 @@ static int exp_filters(run_ctx *c) {
         wcm_model m;
         if ((rc = load_model(c, models[mi], &m))) break;
         for (int si = 0; !rc && si < 3; si++) {
-            wcm_noise_apply(clean.data, z, n, sigmas[si], noisy.data);
+            wcm_noise_apply_255(clean.data, z, n, sigmas[si], noisy.data);
             wcm_jacobian *jac = NULL;
             rc = wcm_jacobian_create(&jac, &m, noisy.data, size, size, 0, &c->err);
             if (!rc) rc = wcm_jacobian_rows(jac, pixels, npix, rows, &c->err);

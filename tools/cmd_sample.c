@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "cli_images.h"
 #include "wcm/json.h"
 #include "wcm/comm.h"
 #include "wcm/denoise.h"
@@ -584,7 +585,11 @@ const cli_command cmd_sample = {
     "  --size S        final image size instead (divisible by 2^J)\n"
     "  --seed S        random seed (0); each net has its own random stream\n"
     "  --no-rescale    keep the sampled low-pass as it is (no [0, 0.8] rescale)\n"
-    "  --npy           also write float32 .npy next to every PNG\n\n" SAMPLER_HELP PER_NET_HELP "\n" HEALTH_HELP
+    "  --npy           also write float32 .npy next to every PNG\n"
+    "  --memory MB     working memory of one network pass (default " CLI_DEFAULT_MEMORY_TEXT "); larger\n"
+    "                  scales run in exact tiles (the same bits; docs/large-images.md)\n"
+    "A folder IN super-resolves every image in it into OUT_DIR/NAME.png (one\n"
+    "sample each), with a progress line and ETA, summary.csv and log.json.\n\n" SAMPLER_HELP PER_NET_HELP "\n" HEALTH_HELP
     "\nlog.json: per net (low, cond<j>): iterations, final sigma, final std, status\n"
     "(converged / cap / diverged / skipped), divergence reason and redraws per\n"
     "sample, seconds per sample and per iteration, and the parameters used;\n"
@@ -595,10 +600,10 @@ const cli_command cmd_sample = {
 
 static int run_superres(int argc, char **argv) {
     const char *cmd = "superres";
-    enum { O_SAMPLES, O_SEED, O_FROM_HR, O_LOG, O_NPY, O_RANGE, O_RETRY, NBASE };
+    enum { O_SAMPLES, O_SEED, O_FROM_HR, O_LOG, O_NPY, O_RANGE, O_RETRY, O_MEMORY, NBASE };
     const cli_opt base[NBASE] = {{"samples", 1, 0, 0}, {"seed", 1, 0, 0}, {"from-highres", 0, 0, 0},
                                  {"log", 1, 0, 0},     {"npy", 0, 0, 0},  {"range", 1, 0, 0},
-                                 {"retry", 1, 0, 0}};
+                                 {"retry", 1, 0, 0},   {"memory", 1, 0, 0}};
     opt_table t;
     table_init(&t, base, NBASE, 1);
     const char *pos[3];
@@ -607,8 +612,13 @@ static int run_superres(int argc, char **argv) {
     char stem[4096], log_path[4096], path[4096];
     if (cli_parse(cmd, argc, argv, t.opt, t.n, pos, &npos, 3)) return 1;
     if (npos != 3) return cli_error(cmd, "usage: wcm superres MODEL IN OUT [--from-highres] [--samples K] [--seed S] (see --help)");
+    double memory_mb = CLI_DEFAULT_MEMORY_MB;
+    const int folder = cli_is_dir(pos[1]);
+    if (cli_get_double_in(cmd, &t.opt[O_MEMORY], 16, 1 << 30, &memory_mb)) return 1;
+    if (folder && (t.opt[O_SAMPLES].set || t.opt[O_LOG].set || t.opt[O_NPY].set))
+        return cli_error(cmd, "with a folder IN, --samples, --log and --npy do not apply (one sample per image, OUT_DIR/log.json)");
     if (cli_get_int(cmd, &t.opt[O_SAMPLES], &K) || cli_get_seed(cmd, &t.opt[O_SEED], &seed) ||
-        output_stem(cmd, pos[2], stem, sizeof stem) || check_parent_dir(cmd, pos[2]) ||
+        (!folder && (output_stem(cmd, pos[2], stem, sizeof stem) || check_parent_dir(cmd, pos[2]))) ||
         (t.opt[O_LOG].set && check_parent_dir(cmd, t.opt[O_LOG].value)))
         return 1;
     if (K < 1 || K > 4096) return cli_error(cmd, "--samples must be in 1..4096, got %d", K);
@@ -632,18 +642,31 @@ static int run_superres(int argc, char **argv) {
         wcm_model_free(&m);
         return 1;
     }
+    so.tiling.memory = (size_t)(memory_mb * (1 << 20));
+    if (folder) {
+        const int frc = cli_superres_folder(cmd, pos[0], &m, levels, &so, t.opt[O_FROM_HR].set, pos[1], pos[2]);
+        wcm_model_free(&m);
+        return frc;
+    }
     progress_state ps = {cmd, 0, 0};
     so.progress = on_progress;
     so.progress_user = &ps;
-    wcm_tensor img = {0}, low = {0}, batch = {0}, blocky = {0}, check = {0};
+    wcm_tensor img = {0}, low = {0}, batch = {0}, blocky = {0}, check = {0}, padded = {0}, cropped = {0};
+    int pad_bottom = 0, pad_right = 0;
     wcm_synth_result r;
     memset(&r, 0, sizeof r);
     const int from_hr = t.opt[O_FROM_HR].set;
     int rc = wcm_image_read(pos[1], &img, &err);
     if (!rc && !wcm_tensor_all_finite(&img)) rc = wcm_fail(&err, WCM_ERR_NUMERIC, "%s contains NaN or Inf", pos[1]);
     if (!rc && from_hr) {
-        rc = crop_to_multiple(cmd, &img, f, &err);
-        if (!rc) rc = wcm_synth_lowpass(&img, levels, &low, &err);
+        /* Any size: padded by symmetric reflection to a multiple of 2^J, the outputs cropped back. */
+        pad_bottom = wcm_padded_size(img.h, f) - img.h, pad_right = wcm_padded_size(img.w, f) - img.w;
+        if (pad_bottom || pad_right) {
+            cli_progress("wcm %s: padding %dx%d by %d right and %d bottom (symmetric) to a multiple of 2^J = %d; "
+                         "the outputs are cropped back\n", cmd, img.w, img.h, pad_right, pad_bottom, f);
+            rc = wcm_pad_symmetric(&img, img.h + pad_bottom, img.w + pad_right, &padded, &err);
+        }
+        if (!rc) rc = wcm_synth_lowpass(padded.data ? &padded : &img, levels, &low, &err);
     } else if (!rc) {
         low = img;
         memset(&img, 0, sizeof img);
@@ -691,9 +714,18 @@ static int run_superres(int argc, char **argv) {
     for (size_t i = 0; !rc && final && i < wcm_tensor_count(&check); i++)
         max_dev = fmax(max_dev, fabs((double)check.data[i] - batch.data[i]));
     if (!rc && final) rc = check_finite_output(final, max_dev, &err);
+    if (!rc && final && (pad_bottom || pad_right)) {
+        rc = wcm_image_crop(final, 0, 0, img.h, img.w, &cropped, &err);
+        final = &cropped;
+    }
     psnr_report pr = {0};
     if (!rc && final && from_hr) {
         rc = wcm_synth_lowpass_only(&low, levels, &blocky, &err);
+        if (!rc && (pad_bottom || pad_right)) {
+            wcm_tensor c;
+            rc = wcm_image_crop(&blocky, 0, 0, img.h, img.w, &c, &err);
+            if (!rc) wcm_tensor_free(&blocky), blocky = c;
+        }
         if (!rc) rc = compute_psnrs(&img, final, &pr, &err);
         if (!rc) {
             pr.have_baseline = 1;
@@ -708,8 +740,10 @@ static int run_superres(int argc, char **argv) {
         wcm_json_buf_puts(&b, " \"input\": ");
         wcm_json_buf_string(&b, pos[1]);
         wcm_json_buf_printf(&b, ",\n \"from_highres\": %s,\n \"factor\": %d,\n \"levels\": %d,\n \"input_size\": [%d, %d],\n"
-                                " \"output_size\": [%d, %d],\n",
-                            from_hr ? "true" : "false", f, levels, low.h, low.w, low.h * f, low.w * f);
+                                " \"output_size\": [%d, %d],\n \"padding\": {\"bottom\": %d, \"right\": %d},\n"
+                                " \"memory_mb\": %.0f,\n",
+                            from_hr ? "true" : "false", f, levels, low.h, low.w, low.h * f - pad_bottom,
+                            low.w * f - pad_right, pad_bottom, pad_right, memory_mb);
         if (final) {
             wcm_json_buf_puts(&b, " \"consistency_max_abs\": ");
             wcm_json_buf_number(&b, max_dev);
@@ -738,6 +772,8 @@ static int run_superres(int argc, char **argv) {
     wcm_tensor_free(&batch);
     wcm_tensor_free(&blocky);
     wcm_tensor_free(&check);
+    wcm_tensor_free(&padded);
+    wcm_tensor_free(&cropped);
     wcm_synth_result_free(&r);
     wcm_model_free(&m);
     if (rc == -1000) return 1;
@@ -748,15 +784,17 @@ static int run_superres(int argc, char **argv) {
 const cli_command cmd_superres = {
     "superres", "super-resolution by 2^J with a multi-scale model (Algorithm 2 from a low-pass)",
     "usage: wcm superres MODEL IN OUT [--from-highres] [--samples K] [--seed S]\n"
-    "                    [--log FILE] [--npy] [Algorithm-1 options]\n\n"
+    "                    [--log FILE] [--npy] [--memory MB] [Algorithm-1 options]\n"
+    "       wcm superres MODEL IN_DIR OUT_DIR [--from-highres] [--seed S] [...]\n\n"
     "IN is the low-resolution image: the coarsest low-pass (local means, so an\n"
     "ordinary downsampled image in [0, 1]). The cascade samples the details of\n"
     "every scale given the current low-pass (docs/model.md §7); OUT is 2^J times\n"
     "larger and its J-level Haar low-pass equals IN (the largest deviation is\n"
     "printed).\n"
     "A lone conditional network gives x2.\n\n"
-    "  --from-highres  IN is a high-resolution image: it is centre-cropped to a\n"
-    "                  multiple of 2^J, its coarsest low-pass is the input and it\n"
+    "  --from-highres  IN is a high-resolution image: it is padded (symmetric\n"
+    "                  reflection) to a multiple of 2^J and the outputs cropped\n"
+    "                  back to its size; its coarsest low-pass is the input and it\n"
     "                  is the reference: prints the PSNR of sample 1, of the mean\n"
     "                  of the K samples and of the low-pass-only reconstruction\n"
     "                  (details = 0; written to OUTSTEM_lowpass.png). PSNRs clamp\n"
@@ -767,7 +805,11 @@ const cli_command cmd_superres = {
     "  --seed S        random seed (0); sample k uses its own sub-stream\n"
     "  --log FILE      run log (default OUTSTEM_log.json): per net iterations,\n"
     "                  final sigma, status, seconds; PSNRs; consistency\n"
-    "  --npy           also write float32 .npy next to every PNG\n\n" SAMPLER_HELP PER_NET_HELP
+    "  --npy           also write float32 .npy next to every PNG\n"
+    "  --memory MB     working memory of one network pass (default " CLI_DEFAULT_MEMORY_TEXT "); larger\n"
+    "                  scales run in exact tiles (the same bits; docs/large-images.md)\n"
+    "A folder IN super-resolves every image in it into OUT_DIR/NAME.png (one\n"
+    "sample each), with a progress line and ETA, summary.csv and log.json.\n\n" SAMPLER_HELP PER_NET_HELP
     "(-low options are ignored here: the low-pass is given.)\n\n" HEALTH_HELP,
     run_superres};
 

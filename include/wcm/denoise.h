@@ -10,6 +10,7 @@
 #define WCM_DENOISE_H
 
 #include "wcm/model.h"
+#include "wcm/tiling.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -19,6 +20,32 @@ extern "C" {
  * model h and w must be divisible by 2^J. lowpass_only applies only to
  * multi-scale models (error otherwise). */
 int wcm_denoise(const wcm_model *m, const wcm_tensor *noisy, int lowpass_only, wcm_tensor *out, wcm_error *err);
+
+/* Denoising of any image size in bounded memory (wcm/tiling.h). */
+typedef struct {
+    int lowpass_only;  /* multi-scale models: keep only the denoised low-pass */
+    int pad;           /* sizes not divisible by 2^J: pad by symmetric reflection to the
+                          next multiple, crop the result back (0: an error) */
+    wcm_tiling tiling; /* every network pass tiled under this bound (host tensors);
+                          the result is bit-identical to the whole-image pass */
+} wcm_denoise_options;
+
+/* What a run did: the padding added at the bottom and right, and the tile
+ * side of each network (0: whole image): tile[0] the flat or low-pass net,
+ * tile[1 + j] conditional net j. */
+typedef struct {
+    int pad_bottom, pad_right;
+    int tile[1 + WCM_MAX_LEVELS];
+} wcm_denoise_info;
+
+/* wcm_denoise with options (o NULL: all zero); info may be NULL. */
+int wcm_denoise_ex(const wcm_model *m, const wcm_tensor *noisy, const wcm_denoise_options *o, wcm_tensor *out,
+                   wcm_denoise_info *info, wcm_error *err);
+/* The same with the result written over x (host): a multi-scale model then
+ * needs memory for x and its pyramid (4/3 of x) only, plus one tile's
+ * activations. On error x is undefined. */
+int wcm_denoise_in_place(const wcm_model *m, wcm_tensor *x, const wcm_denoise_options *o, wcm_denoise_info *info,
+                         wcm_error *err);
 
 /* Units: every sigma in the API is in the pixels' [0, 1] units, except where
  * a name ends in _255: those take the paper's and the command line's 0-255

@@ -1,12 +1,14 @@
-/* wcm — gray images in and out.
+/* wcm — images in and out (gray, and RGB where asked for).
  *
  * Reading: PNG (8/16-bit; gray, gray+alpha, RGB, RGBA, palette) through
  * libpng, JPEG (baseline and progressive) through libjpeg-turbo, and .npy
  * (float32/float64 arrays of shape HW, 1HW or 11HW), chosen by the file
  * extension. Colour becomes gray as the plain mean of R, G, B; values are
  * divided by 255 (65535 for 16-bit); alpha is ignored.
- * Writing: .png as 8-bit gray (16-bit with bits = 16), values clipped to
- * [0, 1] and rounded; .npy as float32 HW. Writes are atomic. */
+ * wcm_image_read_color keeps R, G, B instead.
+ * Writing: .png as 8-bit gray or RGB (16-bit with bits = 16), .jpg as
+ * quality-95 JPEG, values clipped to [0, 1] and rounded; .npy as float32
+ * HW. Writes are atomic. */
 #ifndef WCM_IMAGE_H
 #define WCM_IMAGE_H
 
@@ -22,7 +24,11 @@ int wcm_image_read(const char *path, wcm_tensor *img, wcm_error *err);
 /* The same for a file already in memory; `name` chooses the format by its
  * extension and names the image in messages. */
 int wcm_image_decode(const char *name, const unsigned char *buf, size_t len, wcm_tensor *img, wcm_error *err);
-/* Writes image `index` of a c = 1 batch. bits: 8 or 16 (PNG only). */
+/* The same keeping colour: [1][h][w][3] (R, G, B in [0, 1]) for colour
+ * PNG and JPEG files, [1][h][w][1] for gray ones and .npy. */
+int wcm_image_read_color(const char *path, wcm_tensor *img, wcm_error *err);
+/* Writes image `index` of a c = 1 (gray) or c = 3 (RGB) batch: .png (bits 8
+ * or 16), .jpg/.jpeg (quality 95, 8 bits), .npy (gray only). */
 int wcm_image_write(const char *path, const wcm_tensor *img, int index, int bits, wcm_error *err);
 /* Non-zero if the extension is one wcm_image_read understands (.png .jpg .jpeg .npy). */
 int wcm_image_is_supported(const char *path);

@@ -81,6 +81,12 @@ size_t wcm_net_nrunning(const wcm_net *net);
 void wcm_net_set_context(wcm_net *net, wcm_context *ctx);
 wcm_context *wcm_net_context(const wcm_net *net);
 
+/* Frees the compiled plan with its activation buffers (they grow to the
+ * largest input seen); the next forward compiles again. Large-image
+ * pipelines call it when a network is done, so that the buffers of several
+ * networks never add up. */
+void wcm_net_release(wcm_net *net);
+
 /* Call after changing the parameters or running_sd so the compiled plan
  * reloads them (batch norm folded again). */
 void wcm_net_invalidate(wcm_net *net);

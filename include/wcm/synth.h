@@ -44,6 +44,7 @@
 #include "wcm/inverse.h"
 #include "wcm/model.h"
 #include "wcm/sampler.h"
+#include "wcm/tiling.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -66,6 +67,7 @@ typedef struct {
     wcm_net *net;          /* conditional, 4 -> 3 */
     const wcm_tensor *low; /* x_c: [n][h][w][1], not owned */
     wcm_tensor input;      /* [n][h][w][4] work buffer, owned */
+    const wcm_tiling *tiling; /* NULL or network passes in exact tiles (wcm/tiling.h) */
 } wcm_cond_denoiser_ctx;
 
 int wcm_cond_denoiser_init(wcm_cond_denoiser_ctx *cd, wcm_net *net, const wcm_tensor *low, wcm_error *err);
@@ -117,6 +119,9 @@ typedef struct {
     int retries;                             /* 0: redraws of a diverged sample, per net */
     wcm_synth_progress_fn progress;          /* NULL or progress reports */
     void *progress_user;
+    wcm_tiling tiling;                       /* zero: whole images; else the conditional nets'
+                                                passes run in exact tiles (the same bits, the
+                                                sampler's sigma_t and std(y) over the whole image) */
 } wcm_synth_options;
 
 typedef struct {

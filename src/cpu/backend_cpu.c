@@ -80,7 +80,7 @@ static const wcm_backend cpu_backend;
 wcm_cpu_exec wcm_cpu_exec_of(wcm_context *ctx) {
     /* A backend that wraps the CPU's entries (another table) runs them at the default level. */
     const int variant = wcm_context_backend(ctx) == &cpu_backend ? wcm_context_variant(ctx) : default_level();
-    return (wcm_cpu_exec){wcm_cpu_ops_for(variant), variant, wcm_context_winograd(ctx), &ctx->arena};
+    return (wcm_cpu_exec){wcm_cpu_ops_for(variant), variant, wcm_context_winograd(ctx), &ctx->arena, 0, 0};
 }
 
 /* ---- plain loops (kernel sizes beyond WCM_CPU_MAX_K) ---- */

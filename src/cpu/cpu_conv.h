@@ -172,6 +172,10 @@ typedef struct {
     int variant;
     int winograd;
     wcm_arena *arena;
+    /* > 0 while a network computes a tile of a larger image: that image's
+     * size, which the size-dependent choices (F(4x4) or F(6x6)) follow so
+     * that the tile computes every pixel as the whole image does. */
+    int route_h, route_w;
 } wcm_cpu_exec;
 wcm_cpu_exec wcm_cpu_exec_of(wcm_context *ctx);
 
@@ -225,6 +229,8 @@ void wcm_winograd_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, cons
  * routes (backward-weights stays the exact gradient of the F(4x4) forward,
  * which differs from F(6x6) by rounding, about 2e-6 relative). */
 int wcm_winograd6_pays(const wcm_simd_ops *ops, const wcm_conv_shape *s);
+/* The same decided for an image of route_h x route_w (when > 0) of which s is a tile. */
+int wcm_winograd6_pays_as(const wcm_simd_ops *ops, const wcm_conv_shape *s, int route_h, int route_w);
 void wcm_winograd6_weights(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *w, float *u6);
 void wcm_winograd6_forward_scratch(const wcm_simd_ops *ops, const wcm_conv_shape *s, const float *x, const float *u6,
                                    float *y, int flags, float *scratch);

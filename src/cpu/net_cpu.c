@@ -146,7 +146,11 @@ static int ensure_work(wcm_context *ctx, cpu_plan *p, int n, int h, int w, size_
 int wcm_cpu_net_forward(wcm_context *ctx, wcm_net_plan *plan, int n, int h, int w, const float *x, float *y) {
     cpu_plan *p = (cpu_plan *)plan;
     if (n < 1 || h < 1 || w < 1) return WCM_OK;
-    const wcm_cpu_exec *e = &p->exec;
+    /* A tile of a larger image takes that image's size-dependent routes. */
+    wcm_cpu_exec exec = p->exec;
+    exec.route_h = ctx->route_h;
+    exec.route_w = ctx->route_w;
+    const wcm_cpu_exec *e = &exec;
     /* Shifted layers need WCM_SHIFT_ROWS spare rows in their buffer. */
     const size_t margin = (size_t)WCM_SHIFT_ROWS * w * WCM_CHANNELS;
     int rc = ensure_work(ctx, p, n, h, w, margin);

@@ -95,7 +95,7 @@ static int plan_layer(const wcm_cpu_exec *e, const wcm_conv_shape *s, const floa
     switch (wcm_cpu_route_of(e, s)) {
         case WCM_ROUTE_PLAIN: wcm_cpu_plain_forward(s, x, w, y, flags); return WCM_OK;
         case WCM_ROUTE_WINOGRAD: {
-            const int f6 = wcm_winograd6_pays(e->ops, s);
+            const int f6 = wcm_winograd6_pays_as(e->ops, s, e->route_h, e->route_w);
             const float *u = f6 ? plan_winograd6_u(e, s, plan) : plan_winograd_u(e, s, plan);
             if (!u || !scratch) return WCM_ERR_ARG;
             (f6 ? wcm_winograd6_forward_scratch : wcm_winograd_forward_scratch)(e->ops, s, x, u, y, flags, scratch);
@@ -117,13 +117,14 @@ int wcm_cpu_forward_plan(const wcm_cpu_exec *e, const wcm_conv_shape *s, const f
 }
 
 int wcm_cpu_can_shift(const wcm_cpu_exec *e, const wcm_conv_shape *s, const float *plan) {
-    return !shape_empty(s) && plan_winograd_u(e, s, plan) && wcm_winograd_shift_pays(e->ops, s);
+    return !shape_empty(s) && plan_winograd_u(e, s, plan) && wcm_winograd_shift_pays(e->ops, s) &&
+           !wcm_winograd6_pays_as(e->ops, s, e->route_h, e->route_w);
 }
 
 int wcm_cpu_forward_shifted(const wcm_cpu_exec *e, const wcm_conv_shape *s, float *x, const float *plan, int down,
                             int flags, float *scratch) {
     /* Never where the plain forward takes F(6x6): both must compute the same. */
-    const int refused = shape_empty(s) || s->cin != s->cout || wcm_winograd6_pays(e->ops, s);
+    const int refused = shape_empty(s) || s->cin != s->cout || wcm_winograd6_pays_as(e->ops, s, e->route_h, e->route_w);
     const float *u = refused ? NULL : plan_winograd_u(e, s, plan);
     if (!u) return -1;
     wcm_winograd_forward_shifted(e->ops, s, x, u, down, flags & ~WCM_CPU_SERIAL, scratch);

@@ -111,11 +111,14 @@ size_t wcm_winograd_scratch_floats(const wcm_conv_shape *s, int threads) {
  * and no wider than one work item of 4x4 tiles (wider layers shift instead,
  * see forward_shifted). A function of the shape alone, so that planned and
  * unplanned passes and any thread count compute the same. */
-int wcm_winograd6_pays(const wcm_simd_ops *ops, const wcm_conv_shape *s) {
-    if (!ops->winograd6 || !wcm_winograd_qualifies(ops, s) || s->h < 96 || s->w < 96 || blocks_per_row(s->w, 4) > 1)
+int wcm_winograd6_pays(const wcm_simd_ops *ops, const wcm_conv_shape *s) { return wcm_winograd6_pays_as(ops, s, 0, 0); }
+
+int wcm_winograd6_pays_as(const wcm_simd_ops *ops, const wcm_conv_shape *s, int route_h, int route_w) {
+    const int h = route_h > 0 ? route_h : s->h, w = route_w > 0 ? route_w : s->w;
+    if (!ops->winograd6 || !wcm_winograd_qualifies(ops, s) || h < 96 || w < 96 || blocks_per_row(w, 4) > 1)
         return 0;
-    const double area6 = (double)((s->h + 5) / 6 * 6) * ((s->w + 5) / 6 * 6);
-    const double area4 = (double)((s->h + 3) / 4 * 4) * ((s->w + 3) / 4 * 4);
+    const double area6 = (double)((h + 5) / 6 * 6) * ((w + 5) / 6 * 6);
+    const double area4 = (double)((h + 3) / 4 * 4) * ((w + 3) / 4 * 4);
     return area6 <= 1.03 * area4;
 }
 
