@@ -46,6 +46,10 @@ if(NOT WCM_CUDA_MODE STREQUAL "OFF")
       set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
       enable_language(CUDA)
       set(WCM_HAVE_CUDA ON)
+      # Installed programs and the shared library find cudart and cuDNN where they were linked.
+      set(CMAKE_INSTALL_RPATH_USE_LINK_PATH TRUE)
+      get_filename_component(cudnn_dir ${WCM_CUDNN_LIBRARY} DIRECTORY)
+      set(WCM_PC_CUDA_LIBS " -L${CUDAToolkit_LIBRARY_DIR} -lcudart -L${cudnn_dir} -lcudnn -lstdc++")
       message(STATUS "CUDA backend: on (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES}, "
                      "cuDNN ${WCM_CUDNN_LIBRARY})")
     endif()

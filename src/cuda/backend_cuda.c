@@ -112,6 +112,8 @@ static int cuda_context_init(wcm_context *ctx) {
     st->device = device;
     const char *tf32 = getenv("WCM_CUDA_TF32");
     st->tf32 = tf32 && !strcmp(tf32, "1");
+    const char *conv = getenv("WCM_CUDA_CONV");
+    st->direct = conv && !strcmp(conv, "direct");
     int rc = wcm_cuda_check(ctx, cudaSetDevice(device), "cudaSetDevice");
     if (!rc && ctx->stream) st->stream = (cudaStream_t)ctx->stream;
     else if (!rc) {

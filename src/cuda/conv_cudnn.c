@@ -11,7 +11,8 @@
  * direct; no FFT or Winograd, whose rounding is coarser), so a convolution
  * repeats bit for bit and stays within the CPU's direct-kernel tolerance.
  * The choice per shape comes from cuDNN's heuristics and is cached in the
- * context. */
+ * context. Shapes without such an algorithm, and every shape when
+ * WCM_CUDA_CONV=direct is set, run wcm's direct kernels (kernels_conv.cu). */
 #include <string.h>
 
 #include "cuda/cuda_backend.h"
@@ -51,7 +52,10 @@ static int descs_make(wcm_context *ctx, const wcm_conv_shape *s, conv_descs *d) 
         st = cudnnSetConvolution2dDescriptor(d->conv, pad, pad, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT);
     if (!st) st = cudnnSetConvolutionMathType(d->conv, math);
     const int rc = wcm_cudnn_check(ctx, st, "convolution descriptors");
-    if (rc) descs_free(d);
+    if (rc) {
+        descs_free(d);
+        memset(d, 0, sizeof *d);
+    }
     return rc;
 }
 
@@ -96,15 +100,19 @@ static int candidates(wcm_context *ctx, int op, const conv_descs *d, candidate *
     return wcm_cudnn_check(ctx, st, "convolution algorithm heuristics");
 }
 
-static const char *const op_names[] = {"forward", "backward-data", "backward-filter"};
-
 static int pick_algo(wcm_context *ctx, int op, const wcm_conv_shape *s, const conv_descs *d, int *algo, int *math,
                      size_t *workspace);
 
 /* The algorithm for op on shape s (cached per context) with its math type
- * set on the descriptor, and its workspace size. */
+ * set on the descriptor, and its workspace size; -1 when cuDNN offers no
+ * suitable one (or WCM_CUDA_CONV=direct): the direct kernels then run. */
 static int choose(wcm_context *ctx, int op, const wcm_conv_shape *s, const conv_descs *d, int *algo, size_t *workspace) {
     int math = 0;
+    if (cuda_state(ctx)->direct) {
+        *algo = -1;
+        *workspace = 0;
+        return WCM_OK;
+    }
     int rc = pick_algo(ctx, op, s, d, algo, &math, workspace);
     return rc ? rc : wcm_cudnn_check(ctx, cudnnSetConvolutionMathType(d->conv, (cudnnMathType_t)math), "convolution math type");
 }
@@ -134,16 +142,12 @@ static int pick_algo(wcm_context *ctx, int op, const wcm_conv_shape *s, const co
         const int fp32 = c[i].math != CUDNN_TENSOR_OP_MATH && c[i].math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
         if (usable && (st->tf32 || (fp32 && precise_algo(op, c[i].algo)))) pick = i;
     }
-    if (pick < 0)
-        return wcm_ctx_fail(ctx, WCM_ERR_ARG,
-                            "cuDNN offers no deterministic %s%s algorithm for %dx%dx%dx%d, %d->%d channels, %dx%d kernel "
-                            "(%d candidates)",
-                            st->tf32 ? "" : "FP32 ", op_names[op], s->n, s->h, s->w, s->cin, s->cin, s->cout, s->k, s->k, n);
     wcm_cuda_algo *slot = &st->algos[st->nalgos < WCM_CUDA_ALGO_CACHE ? st->nalgos++ : st->next_algo++ % WCM_CUDA_ALGO_CACHE];
     *slot = key;
-    slot->algo = *algo = c[pick].algo;
-    slot->math = *math = st->tf32 ? (int)c[pick].math : (int)CUDNN_FMA_MATH;
-    slot->workspace = *workspace = c[pick].memory;
+    /* None: the direct kernels (algo -1). */
+    slot->algo = *algo = pick < 0 ? -1 : c[pick].algo;
+    slot->math = *math = st->tf32 && pick >= 0 ? (int)c[pick].math : (int)CUDNN_FMA_MATH;
+    slot->workspace = *workspace = pick < 0 ? 0 : c[pick].memory;
     return WCM_OK;
 }
 
@@ -179,6 +183,10 @@ int wcm_cuda_conv_forward(wcm_context *ctx, const wcm_conv_shape *s, const float
     size_t ws = 0;
     carve c;
     if (!rc) rc = choose(ctx, OP_FORWARD, s, &d, &algo, &ws);
+    if (!rc && algo < 0) {
+        descs_free(&d);
+        return wcm_cuda_check(ctx, wcm_cu_conv_forward_direct(st->stream, s, x, w, y, flags & WCM_CONV_RELU), "convolution");
+    }
     if (!rc) rc = take_scratch(ctx, s, &d, s->cout, ws, &c);
     if (!rc) rc = wcm_cuda_check(ctx, wcm_cu_weights_to_krsc(st->stream, s->k, s->cin, s->cout, w, c.weights), "weights");
     if (!rc)
@@ -204,6 +212,10 @@ int wcm_cuda_conv_backward_data(wcm_context *ctx, const wcm_conv_shape *s, const
     size_t ws = 0;
     carve c;
     if (!rc) rc = choose(ctx, OP_BACKWARD_DATA, s, &d, &algo, &ws);
+    if (!rc && algo < 0) {
+        descs_free(&d);
+        return wcm_cuda_check(ctx, wcm_cu_conv_backward_data_direct(st->stream, s, dy, w, dx), "convolution backward");
+    }
     if (!rc) rc = take_scratch(ctx, s, &d, s->cout, ws, &c);
     if (!rc) rc = wcm_cuda_check(ctx, wcm_cu_weights_to_krsc(st->stream, s->k, s->cin, s->cout, w, c.weights), "weights");
     if (!rc && c.padded)
@@ -233,6 +245,12 @@ int wcm_cuda_conv_backward_weights(wcm_context *ctx, const wcm_conv_shape *s, co
     size_t ws = 0;
     carve c;
     if (!rc) rc = choose(ctx, OP_BACKWARD_FILTER, s, &d, &algo, &ws);
+    if (!rc && algo < 0) {
+        descs_free(&d);
+        return wcm_cuda_check(ctx,
+                              wcm_cu_conv_backward_weights_direct(st->stream, s, x, dy, dw, flags & WCM_CONV_ACCUMULATE),
+                              "weight gradient");
+    }
     if (!rc) rc = take_scratch(ctx, s, &d, s->cout, ws, &c);
     if (!rc && c.padded)
         rc = wcm_cuda_check(ctx, wcm_cu_pad(st->stream, s->n, s->h, s->w, s->cout, d.oh, d.ow, dy, c.padded), "pad");

@@ -22,7 +22,8 @@ typedef struct {
     cudaStream_t stream;
     int own_stream;
     cudnnHandle_t cudnn;
-    int tf32; /* TF32 tensor cores allowed in convolutions (WCM_CUDA_TF32=1) */
+    int tf32;   /* TF32 tensor cores allowed in convolutions (WCM_CUDA_TF32=1) */
+    int direct; /* wcm's direct convolution kernels, not cuDNN (WCM_CUDA_CONV=direct) */
     /* Device scratch for one op at a time (ops run in stream order, so the
      * next op may reuse it): grows, never shrinks. */
     void *scratch;

@@ -74,6 +74,14 @@ int wcm_cu_reduce(cudaStream_t s, wcm_reduce_kind kind, size_t n, const float *x
 int wcm_cu_channel_reduce(cudaStream_t s, wcm_reduce_kind kind, size_t m, int c, const float *x, const double *center,
                           size_t chunk, double *partial, double *result);
 
+/* ---- direct convolutions (kernels_conv.cu): wcm's layouts, double sums ---- */
+int wcm_cu_conv_forward_direct(cudaStream_t st, const wcm_conv_shape *s, const float *x, const float *w, float *y,
+                               int relu);
+int wcm_cu_conv_backward_data_direct(cudaStream_t st, const wcm_conv_shape *s, const float *dy, const float *w,
+                                     float *dx);
+int wcm_cu_conv_backward_weights_direct(cudaStream_t st, const wcm_conv_shape *s, const float *x, const float *dy,
+                                        float *dw, int accumulate);
+
 /* ---- noise (kernels_rng.cu) ----
  * Philox values offset .. offset + n - 1 of (seed, stream). The normals'
  * Box-Muller uses the GPU's double log, sin and cos, a few ulps from the
