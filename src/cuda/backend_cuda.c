@@ -1,4 +1,5 @@
-/* The CUDA backend: device memory, one stream and cuDNN handle per context,
+/* The CUDA backend: device memory, one stream (and cuDNN handle, made by the
+ * first convolution) per context,
  * convolutions through cuDNN (conv_cudnn.c) and wcm's own kernels for
  * everything else (kernels_*.cu). Variants are the devices ("cuda:0", ...);
  * a context without a variant of its own uses the process default device
@@ -99,6 +100,18 @@ static void cuda_context_free(wcm_context *ctx) {
     ctx->state = NULL;
 }
 
+int wcm_cuda_cudnn(wcm_context *ctx) {
+    wcm_cuda_state *st = cuda_state(ctx);
+    if (st->cudnn) return WCM_OK;
+    int rc = wcm_cudnn_check(ctx, cudnnCreate(&st->cudnn), "cudnnCreate");
+    if (!rc) rc = wcm_cudnn_check(ctx, cudnnSetStream(st->cudnn, st->stream), "cudnnSetStream");
+    if (rc && st->cudnn) {
+        cudnnDestroy(st->cudnn);
+        st->cudnn = NULL;
+    }
+    return rc;
+}
+
 static int cuda_context_init(wcm_context *ctx) {
     char why[160];
     const int count = wcm_cuda_device_count(why, sizeof why);
@@ -120,8 +133,6 @@ static int cuda_context_init(wcm_context *ctx) {
         rc = wcm_cuda_check(ctx, cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking), "cudaStreamCreate");
         st->own_stream = !rc;
     }
-    if (!rc) rc = wcm_cudnn_check(ctx, cudnnCreate(&st->cudnn), "cudnnCreate");
-    if (!rc) rc = wcm_cudnn_check(ctx, cudnnSetStream(st->cudnn, st->stream), "cudnnSetStream");
     if (rc) cuda_context_free(ctx);
     return rc;
 }

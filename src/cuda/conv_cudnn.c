@@ -41,6 +41,8 @@ static int descs_make(wcm_context *ctx, const wcm_conv_shape *s, conv_descs *d) 
     d->oh = s->h + 2 * pad - s->k + 1;
     d->ow = s->w + 2 * pad - s->k + 1;
     const cudnnMathType_t math = cuda_state(ctx)->tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+    const int rc_handle = wcm_cuda_cudnn(ctx);
+    if (rc_handle) return rc_handle;
     cudnnStatus_t st = cudnnCreateTensorDescriptor(&d->x);
     if (!st) st = cudnnCreateTensorDescriptor(&d->y);
     if (!st) st = cudnnCreateFilterDescriptor(&d->w);

@@ -21,7 +21,7 @@ typedef struct {
     int device;
     cudaStream_t stream;
     int own_stream;
-    cudnnHandle_t cudnn;
+    cudnnHandle_t cudnn; /* NULL until the first convolution (wcm_cuda_cudnn) */
     int tf32;   /* TF32 tensor cores allowed in convolutions (WCM_CUDA_TF32=1) */
     int direct; /* wcm's direct convolution kernels, not cuDNN (WCM_CUDA_CONV=direct) */
     /* Device scratch for one op at a time (ops run in stream order, so the
@@ -37,6 +37,8 @@ static inline wcm_cuda_state *cuda_state(wcm_context *ctx) { return (wcm_cuda_st
 /* WCM_OK, or a failure naming `what` and the CUDA error (recorded in ctx). */
 int wcm_cuda_check(wcm_context *ctx, int cuda_error, const char *what);
 int wcm_cudnn_check(wcm_context *ctx, cudnnStatus_t st, const char *what);
+/* Makes the context's cuDNN handle (on its stream) if it has none yet. */
+int wcm_cuda_cudnn(wcm_context *ctx);
 /* At least `bytes` of device scratch (its previous contents are lost), or NULL after wcm_ctx_fail. */
 void *wcm_cuda_scratch(wcm_context *ctx, size_t bytes);
 
