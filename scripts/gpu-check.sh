@@ -11,7 +11,7 @@
 #
 # Data: gpu-data/ (made by scripts/gpu-pack.sh from ../shared) when present,
 # else ../shared; steps without their data are reported as skipped.
-# usage: scripts/gpu-check.sh            (JOBS=N to change the build's -j)
+# usage: scripts/gpu-check.sh   (JOBS=N: the build's -j, default 16; BUILD=DIR: build folder, default build-gpu)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -52,8 +52,20 @@ done
 for s in $site; do
     [ -z "$cudnn_root" ] && [ -e "$s/nvidia/cudnn/include/cudnn.h" ] && cudnn_root=$s/nvidia/cudnn
 done
+# CMake may exist only in the Python environment (PyTorch 2.0's triton brings it).
+if ! command -v cmake > /dev/null && [ -n "$python" ]; then
+    pybin=$(dirname "$(readlink -f "$python")")
+    [ -x "$pybin/cmake" ] && export PATH=$PATH:$pybin
+fi
+missing=""
+for tool in cmake cc c++; do command -v $tool > /dev/null || missing="$missing $tool"; done
+for header in png.h jpeglib.h; do
+    echo "#include <$header>" | cc -E -x c - > /dev/null 2>&1 || missing="$missing $header"
+done
 {
     echo "date: $(date -u)"
+    echo "cmake: $(command -v cmake) $(cmake --version 2>/dev/null | head -1); cc: $(cc --version 2>/dev/null | head -1)"
+    echo "missing: ${missing:-nothing}"
     echo "nvcc: ${nvcc:-none} $([ -n "$nvcc" ] && "$nvcc" --version | tail -1)"
     echo "cudnn root: ${cudnn_root:-none}"
     ls "$cudnn_root"/lib*/libcudnn.so* 2>/dev/null | head -3
@@ -63,10 +75,10 @@ done
 } > "$OUT/env.txt" 2>&1
 note "# wcm CUDA check, $(date -u '+%Y-%m-%d %H:%M UTC')"
 note ""
-note "$(grep -E '^(nvcc|cudnn root|torch)' "$OUT/env.txt")"
+note "$(grep -E '^(nvcc|cudnn root|torch|cmake|missing)' "$OUT/env.txt")"
 note ""
-if [ -z "$nvcc" ] || [ -z "$cudnn_root" ]; then
-    note "blocked: nvcc or cuDNN not found (see env.txt)"
+if [ -z "$nvcc" ] || [ -z "$cudnn_root" ] || [ -n "$missing" ]; then
+    note "blocked: nvcc, cuDNN or build tools not found (missing:${missing:- } nvcc=${nvcc:-none} cudnn=${cudnn_root:-none}; see env.txt)"
     exit 1
 fi
 export PATH=$(dirname "$nvcc"):$PATH
@@ -78,7 +90,7 @@ if [ ! -e "$cudnn_root/lib/libcudnn.so" ] && [ -e "$cudnn_root/lib/libcudnn.so.9
 fi
 
 # ---- build -------------------------------------------------------------------------------
-build=$root/build-gpu
+build=${BUILD:-$root/build-gpu}
 note "## build and tests"
 step build 300 bash -c "cmake -S '$root' -B '$build' -DCMAKE_BUILD_TYPE=Release -DWCM_CUDA=ON -DCUDNN_ROOT='$cudnn_root' &&
     cmake --build '$build' -j${JOBS:-16} --target wcm_cli test_backend_ops test_golden test_train_golden bench_cuda" || {
@@ -128,6 +140,32 @@ for case in dict.fromkeys(r['case'] for r in rows):
         print(f'| {case} | {p} | {f(w, "seconds")} | {f(w, "tflops")} | {f(q, "seconds")} | {f(q, "tflops")} | {ratio} |')
 PY
 cat "$OUT"/bench_*.err 2>/dev/null | head -10 >> "$summary"
+
+# ---- end to end: sampling and training through the CLI, GPU against CPU ------------------------------
+note ""
+note "## sampling and training end to end (GPU, then CPU for the difference)"
+model=$root/models/kadkhodaie2023_face160_j2_rf13.safetensors
+step sample_gpu 90 "$build/wcm" sample "$model" --device cuda --n 16 --seed 1 --npy --out "$OUT/sample_gpu"
+[ $((SECONDS - start)) -lt 380 ] && step sample_cpu 120 "$build/wcm" sample "$model" --device cpu --n 2 --seed 1 --npy --out "$OUT/sample_cpu"
+"${python:-python3}" - "$OUT/sample_gpu" "$OUT/sample_cpu" >> "$summary" <<'PY'
+import glob, os, sys
+try:
+    import numpy as np
+except ImportError:
+    print('- (numpy missing: no sample comparison)'); sys.exit()
+for f in sorted(glob.glob(os.path.join(sys.argv[2], 'sample_*.npy'))):
+    g = os.path.join(sys.argv[1], os.path.basename(f))
+    if os.path.exists(g):
+        a, b = np.load(g), np.load(f)
+        print(f'- {os.path.basename(f)}: max |GPU - CPU| = {np.abs(a - b).max():.3g} (image range {b.min():.2f}..{b.max():.2f})')
+PY
+for dev in cuda cpu; do
+    [ -d "$data/data/celeba/test" ] || break
+    [ $dev = cpu ] && [ $((SECONDS - start)) -gt 420 ] && { note "- train_cpu: not run (time)"; break; }
+    step "train_$dev" 120 "$build/wcm" train --device $dev --kind flat --rf 13 --data "$data/data/celeba/test" \
+        --epochs 3 --batch 16 --seed 1 -o "$OUT/train_$dev.safetensors"
+    [ -f "$OUT/train_$dev.log.csv" ] && note "  $(tr '\n' ' ' < "$OUT/train_$dev.log.csv")"
+done
 
 # ---- Figure 3 on 50 faces: GPU, and CPU for the difference ------------------------------------------------
 note ""
