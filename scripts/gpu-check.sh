@@ -32,7 +32,7 @@ step() {
     [ $rc -eq 77 ] && verdict=skipped
     [ $rc -eq 124 ] && verdict="TIMED OUT after ${limit} s"
     [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ $rc -ne 124 ] && verdict="FAILED (exit $rc)"
-    note "- $name: $verdict in $((SECONDS - t0)) s ($(grep -c '^ok' "$OUT/$name.log" 2>/dev/null || echo 0) ok, $(grep -c '^FAIL' "$OUT/$name.log" 2>/dev/null || echo 0) FAIL)"
+    note "- $name: $verdict in $((SECONDS - t0)) s ($(grep -c '^ok' "$OUT/$name.log" || true) ok, $(grep -c '^FAIL' "$OUT/$name.log" || true) FAIL)"
     return $rc
 }
 
