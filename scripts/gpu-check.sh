@@ -98,6 +98,12 @@ step build 300 bash -c "cmake -S '$root' -B '$build' -DCMAKE_BUILD_TYPE=Release 
     exit 1
 }
 
+# No usable GPU (driver older than the toolkit, no device): say why and stop.
+if ! "$build/wcm" --device cuda info "$root/models/kadkhodaie2023_face160_j2_rf13.safetensors" > "$OUT/device.log" 2>&1; then
+    note "blocked: $(tail -1 "$OUT/device.log")"
+    exit 1
+fi
+
 # ---- data ------------------------------------------------------------------------------------
 data=$root/gpu-data
 [ -d "$data/golden" ] || data=$root/../shared
