@@ -20,11 +20,7 @@
 #include "wcm/rng.h"
 #include "wcm/train.h"
 
-typedef struct {
-    const char *name;
-    wcm_net_kind kind;
-    int rf, batch, size, train;
-} bench_case;
+#include "bench_common.h"
 
 static const bench_case cases[] = {
     {"forward flat RF43 64x160x160", WCM_NET_FLAT, 43, 64, 160, 0},
@@ -38,24 +34,11 @@ static void die(const wcm_error *err) {
     exit(1);
 }
 
-/* Kaiming-scaled weights, unit gammas: activations of a trained net's size. */
-static void randomise(wcm_net *net, uint64_t seed) {
-    wcm_rng rng;
-    wcm_rng_seed(&rng, seed, 0);
-    for (int l = 0; l < wcm_net_nlayers(net); l++) {
-        const wcm_layer *L = wcm_net_layer(net, l);
-        const double sd = sqrt(2.0 / (L->k * L->k * L->cin));
-        for (size_t i = 0; i < (size_t)L->k * L->k * L->cin * L->cout; i++) L->weight[i] = (float)(sd * wcm_rng_normal(&rng));
-        for (int c = 0; L->bn && c < L->cout; c++) L->gamma[c] = 1, L->running_sd[c] = 1;
-    }
-    wcm_net_invalidate(net);
-}
-
 static double time_case(const bench_case *bc, int reps, double *tflop) {
     wcm_error err;
     wcm_net *net;
     if (wcm_net_create(&net, bc->kind, bc->rf ? bc->rf : 5, &err)) die(&err);
-    randomise(net, 1);
+    bench_randomise(net, 1);
     const double pixels = (double)bc->batch * bc->size * bc->size;
     *tflop = 2.0 * wcm_net_macs_per_pixel(net) * pixels * (bc->train ? 3.0 : 1.0) * 1e-12;
     wcm_tensor in = {0}, target = {0}, out = {0};
