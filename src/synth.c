@@ -217,13 +217,11 @@ static int check_range(const stage_source *src, const wcm_synth_options *o, cons
     const size_t per = (size_t)img->h * img->w * img->c;
     for (int k = 0; k < img->n; k++) {
         if (!check[k] || results[k].status == WCM_SAMPLE_DIVERGED) continue;
-        const float *v = img->data + (size_t)k * per;
-        for (size_t i = 0; i < per; i++)
-            if (!(v[i] >= o->range_min && v[i] <= o->range_max)) { /* also catches NaN */
-                results[k].status = WCM_SAMPLE_DIVERGED;
-                results[k].reason = WCM_DIVERGED_RANGE;
-                break;
-            }
+        const wcm_tensor sample = {1, img->h, img->w, img->c, img->data + (size_t)k * per, NULL};
+        if (wcm_tensor_first_outside(&sample, (float)o->range_min, (float)o->range_max) < per) {
+            results[k].status = WCM_SAMPLE_DIVERGED; /* out of range or NaN */
+            results[k].reason = WCM_DIVERGED_RANGE;
+        }
     }
     wcm_tensor_free(&merged);
     return WCM_OK;
@@ -459,13 +457,14 @@ int wcm_synth_superres(const wcm_model *m, const wcm_tensor *low, const wcm_synt
     if (low->c != 1)
         return wcm_fail(err, WCM_ERR_SHAPE, "super-resolution needs gray (1-channel) images, got %d channels", low->c);
     if (!wcm_tensor_all_finite(low)) return wcm_fail(err, WCM_ERR_NUMERIC, "super-resolution: input contains NaN or Inf");
-    if (o->range_max > o->range_min)
-        for (size_t i = 0; i < wcm_tensor_count(low); i++)
-            if (!(low->data[i] >= o->range_min && low->data[i] <= o->range_max))
-                return wcm_fail(err, WCM_ERR_ARG,
-                                "super-resolution: input value %g is outside the image range [%g, %g] "
-                                "(images are in [0, 1])",
-                                (double)low->data[i], o->range_min, o->range_max);
+    if (o->range_max > o->range_min) {
+        size_t bad = wcm_tensor_first_outside(low, (float)o->range_min, (float)o->range_max);
+        if (bad < wcm_tensor_count(low))
+            return wcm_fail(err, WCM_ERR_ARG,
+                            "super-resolution: input value %g is outside the image range [%g, %g] "
+                            "(images are in [0, 1])",
+                            (double)low->data[bad], o->range_min, o->range_max);
+    }
     wcm_net *lone[1];
     wcm_net *const *cond;
     int levels;

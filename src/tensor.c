@@ -48,6 +48,13 @@ int wcm_tensor_all_finite(const wcm_tensor *t) {
     return 1;
 }
 
+size_t wcm_tensor_first_outside(const wcm_tensor *t, float lo, float hi) {
+    size_t n = wcm_tensor_count(t);
+    for (size_t i = 0; i < n; i++)
+        if (!(t->data[i] >= lo && t->data[i] <= hi)) return i;
+    return n;
+}
+
 int64_t wcm_array_count(const wcm_array *a) {
     size_t n;
     if (a->ndim < 0 || a->ndim > WCM_MAX_DIMS || wcm_size_product(a->shape, a->ndim, 1, INT64_MAX, &n)) return -1;

@@ -31,6 +31,9 @@ static inline size_t wcm_tensor_idx(const wcm_tensor *t, int n, int y, int x, in
 }
 /* Non-zero if every element is finite. */
 int wcm_tensor_all_finite(const wcm_tensor *t);
+/* Index of the first element outside [lo, hi] (NaN counts as outside), or
+ * the element count when every element lies inside. Host tensors. */
+size_t wcm_tensor_first_outside(const wcm_tensor *t, float lo, float hi);
 
 /* A dense float32 array in C order with an arbitrary shape (checkpoint tensors,
  * npy arrays before layout conversion). */

@@ -233,5 +233,5 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (getenv("WCM_KEEP_TMP")) snprintf(cmd, sizeof cmd, "echo kept %s", tmp);
     if (system(cmd)) printf("could not remove %s\n", tmp);
-    return t_done("test_train_resume");
+    return t_done("test_train_resume_slow");
 }

@@ -96,5 +96,5 @@ int main(void) {
     wcm_net_free(net);
     free(all), free(order);
     wcm_dataset_close(&train), wcm_dataset_close(&test);
-    return t_done("test_learning");
+    return t_done("test_learning_slow");
 }
