@@ -16,12 +16,14 @@ if ! command -v nvcc > /dev/null; then
     echo "cuda: no nvcc, CUDA step skipped"
     exit 0
 fi
-if ! cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DWCM_CUDA=ON > "$build.configure.log" 2>&1; then
-    if grep -q "cuDNN was not found" "$build.configure.log"; then
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DWCM_CUDA=ON > "$log" 2>&1; then
+    if grep -q "cuDNN was not found" "$log"; then
         echo "cuda: nvcc but no cuDNN, CUDA step skipped"
         exit 0
     fi
-    cat "$build.configure.log"
+    cat "$log"
     exit 1
 fi
 nice -n 10 cmake --build "$build" -j"${JOBS:-2}" --target wcm_cli test_backend_ops test_golden test_train_golden bench_cuda
