@@ -18,11 +18,7 @@
 #include "wcm/rng.h"
 #include "wcm/train.h"
 
-typedef struct {
-    const char *name;
-    wcm_net_kind kind;
-    int rf, batch, size, train;
-} bench_case;
+#include "bench_common.h"
 
 static const bench_case cases[] = {
     {"forward flat RF43 160x160", WCM_NET_FLAT, 43, 1, 160, 0},
@@ -36,22 +32,6 @@ static const bench_case cases[] = {
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 
-/* Random Kaiming-scaled weights and unit gammas keep activations O(1) (no
- * denormals), like a trained network. */
-static void randomise(wcm_net *net, uint64_t seed) {
-    wcm_rng rng;
-    wcm_rng_seed(&rng, seed, 0);
-    for (int l = 0; l < wcm_net_nlayers(net); l++) {
-        const wcm_layer *L = wcm_net_layer(net, l);
-        double sd = sqrt(2.0 / (L->k * L->k * L->cin));
-        size_t n = (size_t)L->k * L->k * L->cin * L->cout;
-        for (size_t i = 0; i < n; i++) L->weight[i] = (float)(sd * wcm_rng_normal(&rng));
-        if (L->bn)
-            for (int c = 0; c < L->cout; c++) L->gamma[c] = 1, L->running_sd[c] = 1;
-    }
-    wcm_net_invalidate(net);
-}
-
 static double time_case(const bench_case *bc, int reps, double *gflop) {
     wcm_error err;
     wcm_net *net;
@@ -59,7 +39,7 @@ static double time_case(const bench_case *bc, int reps, double *gflop) {
         fprintf(stderr, "%s\n", err.msg);
         exit(1);
     }
-    randomise(net, 1);
+    bench_randomise(net, 1);
     wcm_tensor in, target, out = {0};
     wcm_tensor_alloc(&in, bc->batch, bc->size, bc->size, wcm_net_cin(net), &err);
     wcm_tensor_alloc(&target, bc->batch, bc->size, bc->size, wcm_net_cout(net), &err);

@@ -8,9 +8,6 @@ import json, math, sys, time
 import torch
 import torch.nn as nn
 
-threads = int(sys.argv[1]) if len(sys.argv) > 1 else 2
-torch.set_num_threads(threads)
-torch.set_flush_denormal(True)  # random nets must not be timed on denormals
 
 
 class BiasFreeBN(nn.Module):
@@ -99,16 +96,20 @@ CASES = {
     'train lowpass b64 40x40': lambda: train_case(0, 1, 1, 64, 40, lowpass=True),
 }
 
-if len(sys.argv) > 2 and sys.argv[2] == '--serve':
-    built = {}  # networks are built once and timed again in later rounds
-    for line in sys.stdin:
-        name = line.strip()
-        if name not in CASES:
-            print('nan', flush=True)
-            continue
-        if name not in built:
-            built[name] = CASES[name]()
-        fn, reps = built[name]
-        print(repr(best_time(fn, reps)), flush=True)
-else:
-    print(json.dumps({name: best_time(*make()) for name, make in CASES.items()}))
+if __name__ == '__main__':  # (bench_cuda.py imports Net)
+    threads = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)  # random nets must not be timed on denormals
+    if len(sys.argv) > 2 and sys.argv[2] == '--serve':
+        built = {}  # networks are built once and timed again in later rounds
+        for line in sys.stdin:
+            name = line.strip()
+            if name not in CASES:
+                print('nan', flush=True)
+                continue
+            if name not in built:
+                built[name] = CASES[name]()
+            fn, reps = built[name]
+            print(repr(best_time(fn, reps)), flush=True)
+    else:
+        print(json.dumps({name: best_time(*make()) for name, make in CASES.items()}))

@@ -14,12 +14,22 @@
 static const wcm_backend *g_extra[MAX_BACKENDS];
 static int g_extra_count = 0;
 
-int wcm_backend_count(void) { return 2 + __atomic_load_n(&g_extra_count, __ATOMIC_ACQUIRE); }
+/* The built-in backends: the reference, the CPU, and CUDA when built in. */
+#ifdef WCM_HAVE_CUDA
+#define BUILT_IN 3
+#else
+#define BUILT_IN 2
+#endif
+
+int wcm_backend_count(void) { return BUILT_IN + __atomic_load_n(&g_extra_count, __ATOMIC_ACQUIRE); }
 
 const wcm_backend *wcm_backend_at(int i) {
     if (i == 0) return wcm_backend_reference();
     if (i == 1) return wcm_backend_cpu();
-    return i >= 2 && i < wcm_backend_count() ? g_extra[i - 2] : NULL;
+#ifdef WCM_HAVE_CUDA
+    if (i == 2) return wcm_backend_cuda();
+#endif
+    return i >= BUILT_IN && i < wcm_backend_count() ? g_extra[i - BUILT_IN] : NULL;
 }
 
 int wcm_backend_register(const wcm_backend *b) {
@@ -29,7 +39,7 @@ int wcm_backend_register(const wcm_backend *b) {
     if (k >= MAX_BACKENDS) return -1;
     g_extra[k] = b;
     __atomic_store_n(&g_extra_count, k + 1, __ATOMIC_RELEASE);
-    return k + 2;
+    return k + BUILT_IN;
 }
 
 const wcm_backend *wcm_backend_by_name(const char *name) {

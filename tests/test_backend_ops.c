@@ -8,6 +8,11 @@
  *    (relative RMS error; 0 means bit-identical),
  *  - are bit-identical for 1, 2 and 3 threads,
  *  - for ops with a backward, agree with finite differences of the forward.
+ * Backends that promise the CPU's bits for everything but convolutions
+ * (the CUDA backend, the emulated device) are also compared with the CPU
+ * backend bit for bit on every other case. A backend with no variant on
+ * this machine (CUDA without a GPU) has nothing to run; when --backend
+ * selects only such backends the test is skipped (exit 77).
  * A backend that claims an op without a case here fails the test. The test
  * registers one backend of its own, an emulated device whose memory the
  * host cannot touch (tests/emulated_device.h), so that the harness and the
@@ -394,17 +399,25 @@ static void describe(const op_case *c, char *buf, size_t size) {
 
 #include "backend_ops_grad.h"
 
-/* The reference's results, computed once per case. */
-static void **g_reference[NCASES];
+/* The reference's and the CPU's results, computed once per case. */
+static void **g_reference[NCASES], **g_cpu[NCASES];
 
 static void free_reference_cache(void) {
-    for (int i = 0; i < NCASES; i++) free_copy(g_reference[i]);
+    for (int i = 0; i < NCASES; i++) free_copy(g_reference[i]), free_copy(g_cpu[i]);
 }
+
+/* Backends whose ops other than convolutions (and the networks made of
+ * them) give the CPU backend's bits. */
+static int promises_cpu_bits(const wcm_backend *b) {
+    return !strcmp(wcm_backend_name(b), "cuda") || !strcmp(wcm_backend_name(b), "emulated-device");
+}
+
+static int convolution_based(wcm_op_id op) { return op <= WCM_OP_CONV_BACKWARD_WEIGHTS || op == WCM_OP_NET_FORWARD; }
 
 /* Case i on ctx[t] (the same backend, variant and Winograd setting with t +
  * 1 threads) against the reference, across thread counts, and by finite
  * differences. */
-static void check_case(wcm_context *ref_ctx, wcm_context **ctx, int i, const char *label) {
+static void check_case(wcm_context *ref_ctx, wcm_context *cpu_ctx, wcm_context **ctx, int i, const char *label) {
     const op_case *c = &cases[i];
     const layout l = layout_of(c);
     wcm_error err;
@@ -426,6 +439,11 @@ static void check_case(wcm_context *ref_ctx, wcm_context **ctx, int i, const cha
     else CHECK(e <= c->tol, "%s: rel RMS error %.2e against the reference (<= %.0e)", label, e, c->tol);
     CHECK(bit_identical(&l, got[0], got[1]) && bit_identical(&l, got[0], got[2]), "%s: 1, 2 and 3 threads bit-identical",
           label);
+    if (cpu_ctx && !convolution_based(c->op)) {
+        if (!g_cpu[i]) g_cpu[i] = run_copy(cpu_ctx, i, &err, &rc);
+        if (!g_cpu[i]) CHECK(0, "%s: the CPU backend failed: %s", label, err.msg);
+        else CHECK(bit_identical(&l, got[1], g_cpu[i]), "%s: bit-identical to the CPU backend", label);
+    }
     for (int t = 0; t < 3; t++) free_copy(got[t]);
     if (c->grad) grad_check(ctx[0], c, label); /* one thread: many small ops */
 }
@@ -493,13 +511,16 @@ int main(int argc, char **argv) {
     }
     CHECK(wcm_backend_register(emulated_device()) >= 2, "emulated device registered beside the built-in backends");
     const wcm_backend *ref = wcm_backend_reference();
-    wcm_context *ref_ctx;
-    if (make_ctx(&ref_ctx, ref, -1, 0, -1)) return 1;
+    wcm_context *ref_ctx, *cpu_ctx;
+    if (make_ctx(&ref_ctx, ref, -1, 0, -1) || make_ctx(&cpu_ctx, wcm_backend_cpu(), -1, 1, -1)) return 1;
     if (perf) printf("%-58s %-22s %12s\n", "case", "backend", "best s");
+    int runnable = 0;
     for (int bi = 0; bi < wcm_backend_count(); bi++) {
         const wcm_backend *b = wcm_backend_at(bi);
         if (!selected(only_backend, wcm_backend_name(b))) continue;
         if (!perf) check_coverage(b);
+        runnable += wcm_backend_variant_count(b);
+        if (!wcm_backend_variant_count(b)) printf("--- %s: no variant on this machine (no device), nothing to run ---\n", wcm_backend_name(b));
         for (int v = 0; v < wcm_backend_variant_count(b); v++) {
             printf("--- %s, variant %s ---\n", wcm_backend_name(b), wcm_backend_variant_name(b, v));
             for (int i = 0; i < NCASES; i++) {
@@ -521,7 +542,7 @@ int main(int argc, char **argv) {
                         snprintf(who, sizeof who, "%s/%s", wcm_backend_name(b), wcm_backend_variant_name(b, v));
                         printf("%-58s %-22s %12.6f\n", label, who, best_time(ctx[1], i));
                     } else {
-                        check_case(ref_ctx, ctx, i, label);
+                        check_case(ref_ctx, promises_cpu_bits(b) ? cpu_ctx : NULL, ctx, i, label);
                     }
                     for (int t = 0; t < 3; t++) wcm_context_free(ctx[t]);
                 }
@@ -530,6 +551,8 @@ int main(int argc, char **argv) {
     }
     free_reference_cache();
     wcm_context_free(ref_ctx);
+    wcm_context_free(cpu_ctx);
+    if (!runnable) SKIP("no selected backend has a variant on this machine (%s)", only_backend ? only_backend : "all");
     if (perf) return 0;
     return t_done("test_backend_ops");
 }

@@ -2,8 +2,10 @@
  * manifest.json of the golden directory ($WCM_GOLDEN_DIR, default
  * ../shared/golden) must match max|out - golden| <= 1e-4 * max(1, max|golden|),
  * through the library, through `wcm forward` on the .pt, and through
- * `wcm forward` on the imported .safetensors. Cases are discovered. */
+ * `wcm forward` on the imported .safetensors. Cases are discovered.
+ * --device cpu|cuda[:N] runs everything on that device (skips without it). */
 #include "testutil.h"
+#include "device_option.h"
 #include "json.h"
 #include "wcm/io.h"
 #include "wcm/model.h"
@@ -36,7 +38,8 @@ static double rel_err(const wcm_tensor *out, const wcm_tensor *golden) {
 static double cli_case(const char *model, const char *input, const wcm_tensor *golden, const char *tag) {
     char out[512], cmd[4096];
     snprintf(out, sizeof out, "%s/%s_out.npy", tmpdir, tag);
-    snprintf(cmd, sizeof cmd, "'%s' forward '%s' '%s' '%s' --threads 2", WCM_CLI_PATH, model, input, out);
+    snprintf(cmd, sizeof cmd, "'%s' forward '%s' '%s' '%s' --threads 2%s%s", WCM_CLI_PATH, model, input, out,
+             t_device ? " --device " : "", t_device ? t_device : "");
     if (system(cmd) != 0) return 1e9;
     wcm_tensor t;
     wcm_error err;
@@ -47,7 +50,8 @@ static double cli_case(const char *model, const char *input, const wcm_tensor *g
     return e;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    t_device_option(argc, argv);
     const char *gdir = t_golden_dir();
     char path[4096];
     snprintf(path, sizeof path, "%s/manifest.json", gdir);

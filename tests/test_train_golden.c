@@ -9,9 +9,11 @@
  *     gradient is at least 2e-2 of its tensor's max magnitude (elsewhere the
  *     sign of Adam's first step is decided by rounding noise),
  *   - running_sd after steps 1 and 3 to 1e-3 relative.
- * (Tolerances were set by running the same steps in float64.) */
+ * (Tolerances were set by running the same steps in float64.)
+ * --device cpu|cuda[:N] runs the steps on that device (skips without it). */
 #include "net_internal.h"
 #include "testutil.h"
+#include "device_option.h"
 #include "json.h"
 #include "wcm/io.h"
 #include "wcm/model.h"
@@ -198,7 +200,8 @@ static void run_case(const char *gdir, const char *name) {
     wcm_json_free(man);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    t_device_option(argc, argv);
     const char *gdir = t_golden_dir();
     DIR *d = opendir(gdir);
     if (!d) SKIP("no golden directory %s", gdir);

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wcm/backend.h"
+
 int cli_quiet = 0;
 
 cli_opt *cli_find(cli_opt *opts, int nopts, const char *name) {
@@ -134,6 +136,14 @@ int cli_global_options(int *argc, char **argv, cli_globals *g) {
             }
             continue;
         }
+        if (global_value(*argc, argv, &i, "--device", &v)) {
+            if (!v || !*v) {
+                fprintf(stderr, "wcm: error: --device expects cpu, cuda or cuda:N\n");
+                return 2;
+            }
+            g->device = v;
+            continue;
+        }
         if (!strcmp(argv[i], "--quiet")) {
             g->quiet = 1;
             continue;
@@ -143,4 +153,11 @@ int cli_global_options(int *argc, char **argv, cli_globals *g) {
     *argc = out;
     argv[out] = NULL;
     return 0;
+}
+
+int cli_apply_device(const cli_globals *g) {
+    wcm_error err;
+    if (!wcm_set_device(g->device, &err)) return 0;
+    fprintf(stderr, "wcm: error: %s\n", err.msg);
+    return 1;
 }

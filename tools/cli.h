@@ -37,15 +37,20 @@ int cli_get_int_in(const char *cmd, cli_opt *o, int lo, int hi, int *out);
 int cli_get_seed(const char *cmd, cli_opt *o, uint64_t *out);
 
 /* Options every command takes, wherever they appear: --threads N,
- * --max-pixels N and --quiet. cli_global_options removes them from argv
- * (updating *argc); it returns 0, or 2 after printing an error. */
+ * --max-pixels N, --device cpu|cuda[:N] and --quiet. cli_global_options
+ * removes them from argv (updating *argc); it returns 0, or 2 after
+ * printing an error. */
 #define CLI_MAX_PIXELS ((uint64_t)1 << 40)
 typedef struct {
     int threads;          /* 0: not given */
     uint64_t max_pixels;  /* 0: not given */
+    const char *device;   /* NULL: not given (WCM_DEVICE, else cpu) */
     int quiet;
 } cli_globals;
 int cli_global_options(int *argc, char **argv, cli_globals *g);
+/* Selects the device of --device (or WCM_DEVICE): 0, or 1 after printing
+ * why it cannot be used (CUDA not built in, no GPU, no such device). */
+int cli_apply_device(const cli_globals *g);
 /* Print "wcm CMD: error: message" and return 1. */
 int cli_error(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__)

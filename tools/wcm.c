@@ -28,6 +28,8 @@ static void print_help(void) {
            "  --max-pixels N  pixel budget: the largest image (or batch x height x width)\n"
            "                  decoded or run through a network (default %llu, from\n"
            "                  this machine's memory at %d bytes per pixel)\n"
+           "  --device D      cpu (default), cuda or cuda:N; the environment's\n"
+           "                  WCM_DEVICE when not given (see docs/cuda.md)\n"
            "  --quiet         no progress messages on stderr\n"
            "\nImages are .png, .jpg/.jpeg or .npy (chosen by extension); models are\n"
            ".safetensors (native) or the authors' PyTorch .pt files. Outputs are\n"
@@ -99,5 +101,6 @@ int main(int argc, char **argv) {
             fputs(c->usage, stdout);
             return 0;
         }
+    if (cli_apply_device(&g)) return 1;
     return c->run(argc - 1, argv + 1);
 }

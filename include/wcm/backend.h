@@ -52,6 +52,21 @@ int wcm_backend_host_visible(const wcm_backend *b);
 int wcm_backend_variant_count(const wcm_backend *b);
 const char *wcm_backend_variant_name(const wcm_backend *b, int v);
 
+/* The CUDA backend (src/cuda/, docs/cuda.md), or NULL when this wcm was
+ * built without it (WCM_CUDA=OFF, or no nvcc and cuDNN at configure time).
+ * Its variants are the devices, "cuda:0", "cuda:1", ...: none when the
+ * machine has no usable GPU (a context on it then fails to set up). */
+const wcm_backend *wcm_backend_cuda(void);
+
+/* Selects where the process computes: "cpu", "cuda" (device 0) or
+ * "cuda:N"; NULL or "" reads the WCM_DEVICE environment variable (unset or
+ * empty: cpu). Sets the default backend (wcm_set_backend) and, for CUDA,
+ * the device that contexts without a variant of their own use. Fails with
+ * WCM_ERR_ARG and a message saying why when the name is malformed, when
+ * CUDA is not built in, or when the device does not exist or no GPU is
+ * usable; the defaults are then unchanged. */
+int wcm_set_device(const char *spec, wcm_error *err);
+
 /* Process-wide default backend (NULL restores the CPU one). */
 void wcm_set_backend(const wcm_backend *b);
 const wcm_backend *wcm_get_backend(void);
