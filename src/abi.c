@@ -22,6 +22,12 @@ size_t wcm_abi_sizeof(const char *type) {
         {"wcm_synth_progress_info", sizeof(wcm_synth_progress_info)},
         {"wcm_synth_options", sizeof(wcm_synth_options)},
         {"wcm_synth_result", sizeof(wcm_synth_result)},
+        {"wcm_tiling", sizeof(wcm_tiling)},
+        {"wcm_denoise_options", sizeof(wcm_denoise_options)},
+        {"wcm_denoise_info", sizeof(wcm_denoise_info)},
+        {"wcm_jacobian_spectrum", sizeof(wcm_jacobian_spectrum)},
+        {"wcm_train_options", sizeof(wcm_train_options)},
+        {"wcm_train_progress", sizeof(wcm_train_progress)},
     };
     for (size_t i = 0; type && i < sizeof sizes / sizeof sizes[0]; i++)
         if (!strcmp(type, sizes[i].name)) return sizes[i].size;

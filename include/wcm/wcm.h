@@ -25,9 +25,14 @@
 #include "wcm/sampler.h"
 #include "wcm/inverse.h"
 #include "wcm/synth.h"
+#include "wcm/jacobian.h"
 #include "wcm/stats.h"
+#include "wcm/eval.h"
 #include "wcm/dataset.h"
 #include "wcm/train.h"
+#include "wcm/train_state.h"
+#include "wcm/comm.h"
+#include "wcm/trainer.h"
 #include "wcm/json.h"
 
 #ifdef __cplusplus

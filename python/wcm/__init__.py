@@ -19,13 +19,14 @@ from .ops import (add_noise, add_noise_255, noise_pattern, denoise, psnr, psnr_c
                   lowpass, read_image, write_image, center_crop)
 from .synth import sample, superres
 from .jacobian import Jacobian, has_jacobian, jacobian_rows, jacobian_spectrum
+from .train import train, train_options
 
 __version__ = _clib.wcm_version().decode()
 
 __all__ = ["Error", "Model", "Net", "load_model", "import_torch", "forward", "add_noise", "add_noise_255",
            "noise_pattern", "denoise", "psnr", "psnr_clamped", "haar_forward", "haar_inverse", "lowpass",
            "read_image", "write_image", "center_crop", "sample", "superres", "Jacobian", "has_jacobian",
-           "jacobian_rows", "jacobian_spectrum", "set_threads", "get_threads", "library_path"]
+           "jacobian_rows", "jacobian_spectrum", "train", "train_options", "set_threads", "get_threads", "library_path"]
 
 
 def set_threads(n):

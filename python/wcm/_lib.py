@@ -96,11 +96,23 @@ class SynthProgressInfo(ctypes.Structure):  # wcm_synth_progress_info
 SYNTH_PROGRESS_FN = ctypes.CFUNCTYPE(None, c_void_p, ctypes.POINTER(SynthProgressInfo))
 
 
+class Tiling(ctypes.Structure):  # wcm_tiling
+    _fields_ = [("memory", c_size_t), ("tile", c_int)]
+
+
+class DenoiseOptions(ctypes.Structure):  # wcm_denoise_options
+    _fields_ = [("lowpass_only", c_int), ("pad", c_int), ("tiling", Tiling)]
+
+
+class DenoiseInfo(ctypes.Structure):  # wcm_denoise_info
+    _fields_ = [("pad_bottom", c_int), ("pad_right", c_int), ("tile", c_int * (1 + MAX_LEVELS))]
+
+
 class SynthOptions(ctypes.Structure):  # wcm_synth_options
     _fields_ = [("low", SamplerParams), ("cond", SamplerParams * MAX_LEVELS), ("seed", ctypes.c_uint64),
                 ("sample_offset", ctypes.c_int64), ("rescale_low", c_int), ("rescale_max", c_double),
                 ("range_min", c_double), ("range_max", c_double), ("retries", c_int),
-                ("progress", SYNTH_PROGRESS_FN), ("progress_user", c_void_p)]
+                ("progress", SYNTH_PROGRESS_FN), ("progress_user", c_void_p), ("tiling", Tiling)]
 
 
 class SynthResult(ctypes.Structure):  # wcm_synth_result
@@ -135,6 +147,7 @@ REQUIRED = {
     "wcm_net_kind_name": (c_char_p, [c_int]),
     "wcm_net_forward": (c_int, [c_void_p, P(Tensor), P(Tensor), ERR]),
     "wcm_denoise": (c_int, [P(Model), P(Tensor), c_int, P(Tensor), ERR]),
+    "wcm_denoise_ex": (c_int, [P(Model), P(Tensor), P(DenoiseOptions), P(Tensor), P(DenoiseInfo), ERR]),
     "wcm_add_noise": (c_int, [P(Tensor), c_double, ctypes.c_uint64, ctypes.c_uint64, ERR]),
     "wcm_noise_pattern": (None, [c_int, ctypes.c_uint64, c_int, c_size_t, c_float_p]),
     "wcm_noise_apply_255": (None, [c_float_p, c_float_p, c_size_t, c_double, c_float_p]),
@@ -170,7 +183,8 @@ STRUCTS = {"wcm_error": WcmError, "wcm_tensor": Tensor, "wcm_array": Array, "wcm
            "wcm_model": Model, "wcm_sampler_params": SamplerParams, "wcm_sample_result": SampleResult,
            "wcm_progress_info": ProgressInfo, "wcm_synth_stage": SynthStage,
            "wcm_synth_progress_info": SynthProgressInfo, "wcm_synth_options": SynthOptions,
-           "wcm_synth_result": SynthResult}
+           "wcm_synth_result": SynthResult, "wcm_tiling": Tiling,
+           "wcm_denoise_options": DenoiseOptions, "wcm_denoise_info": DenoiseInfo}
 
 
 def candidates():

@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from . import _arrays
-from ._lib import Pyramid, Tensor, WcmError, check, lib, MAX_LEVELS
+from ._lib import DenoiseOptions, Pyramid, Tensor, WcmError, check, lib, MAX_LEVELS
 
 _NOISE_KINDS = {"torch": 0, "philox": 1}
 
@@ -48,16 +48,20 @@ def add_noise(x, sigma, seed=0, first_image_index=0):
     return a.reshape(np.shape(x)) if np.ndim(x) == 2 else a
 
 
-def denoise(model, noisy, lowpass_only=False):
+def denoise(model, noisy, lowpass_only=False, pad=True, memory_mb=256):
     """The denoised batch x = y - f(y) (flat model), or the multi-scale
-    cascade (sizes divisible by 2^J); lowpass_only keeps only the denoised
-    low-pass (the paper's baseline). noisy: (N, 1, H, W) or (H, W); the
-    result has the same shape."""
+    cascade, as `wcm denoise`; lowpass_only keeps only the denoised low-pass
+    (the paper's baseline). Any size: sides not divisible by 2^J are padded
+    by symmetric reflection and the result cropped back (pad=False: an
+    error); network passes over memory_mb run in exact tiles (the same
+    bits). noisy: (N, 1, H, W) or (H, W); the result has the same shape."""
     a = _arrays.as_images(noisy, "noisy")
     t, keep = _arrays.nchw_view(a)
+    o = DenoiseOptions(lowpass_only=int(bool(lowpass_only)), pad=int(bool(pad)))
+    o.tiling.memory = int(memory_mb * (1 << 20))
     out, err = Tensor(), WcmError()
-    check(lib.wcm_denoise(model._ptr, ctypes.byref(t), int(bool(lowpass_only)), ctypes.byref(out),
-                          ctypes.byref(err)), err)
+    check(lib.wcm_denoise_ex(model._ptr, ctypes.byref(t), ctypes.byref(o), ctypes.byref(out), None,
+                             ctypes.byref(err)), err)
     result = _arrays.take(out)
     return result.reshape(np.shape(noisy)) if np.ndim(noisy) == 2 else result
 

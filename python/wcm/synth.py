@@ -15,10 +15,12 @@ _PARAMS = {"h0": "h0", "sigma0": "sigma_0", "sigma_0": "sigma_0", "sigmaL": "sig
            "plateau_iters": "plateau_iters", "plateau_db": "plateau_db"}
 
 
-def _options(model, seed, params, net_params, retries, value_range, progress):
+def _options(model, seed, params, net_params, retries, value_range, progress, memory_mb=256):
     o = SynthOptions()
     lib.wcm_synth_options_default(ctypes.byref(o))
     o.seed = int(seed)
+    # Conditional passes larger than this run in exact tiles (the same bits).
+    o.tiling.memory = int(memory_mb * (1 << 20))
     o.retries = int(retries)
     if value_range is not None:
         o.range_min, o.range_max = (float(v) for v in value_range)
@@ -114,13 +116,14 @@ def sample(model, n=4, low_size=40, seed=0, rescale=True, retries=0, value_range
 
 
 def superres(model, low, seed=0, retries=0, value_range=None, net_params=None, progress=None, full=False,
-             **params):
+             memory_mb=256, **params):
     """Super-resolution by 2^J of every image of the low-resolution batch
     `low` (N, 1, h, w) (an ordinary downsampled image: the coarsest
     low-pass), as `wcm superres`. To draw K samples of one image, repeat it
-    K times (np.repeat(low, K, axis=0)). Settings as in sample()."""
+    K times (np.repeat(low, K, axis=0)). Settings as in sample(); network
+    passes over memory_mb run in exact tiles (docs/large-images.md)."""
     a = _arrays.as_images(low, "low")
     t, keep = _arrays.nchw_view(a)
-    o, state = _options(model, seed, params, net_params, retries, value_range, progress)
+    o, state = _options(model, seed, params, net_params, retries, value_range, progress, memory_mb)
     return _run(lambda opt, r, err: lib.wcm_synth_superres(model._ptr, ctypes.byref(t), opt, r, err),
                 model, o, state, full)
