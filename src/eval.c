@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 
 #include "json.h"
-#include "svgplot.h"
+#include "wcm/plot.h"
 #include "wcm/image.h"
 #include "wcm/io.h"
 
@@ -308,7 +308,7 @@ int wcm_eval_denoise_write_report(const wcm_eval_denoise_result *r, const char *
      * paper's comparison reads at a glance; low-pass-only curves are gray. */
     static const char *rf_colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
     int rf_seen[WCM_EVAL_MAX_CURVES], nrf = 0;
-    svg_series series[WCM_EVAL_MAX_CURVES];
+    wcm_plot_series series[WCM_EVAL_MAX_CURVES];
     for (int c = 0; c < r->ncurves; c++) {
         const wcm_eval_curve *cv = &r->curves[c];
         int slot = 0;
@@ -321,10 +321,10 @@ int wcm_eval_denoise_write_report(const wcm_eval_denoise_result *r, const char *
         series[c].dashed = !cv->multiscale || cv->lowpass_only;
         series[c].color = cv->lowpass_only ? "#888888" : rf_colors[slot % 8];
     }
-    svg_plot plot = {"Denoising performance", "input PSNR (dB)", "output PSNR (dB)", 1, 820, 560};
+    wcm_plot plot = {"Denoising performance", "input PSNR (dB)", "output PSNR (dB)", 1, 820, 560};
     char path[4096];
     snprintf(path, sizeof path, "%s/figure3.svg", dir);
-    rc = svg_plot_write(path, &plot, series, r->ncurves, err);
+    rc = wcm_plot_write_svg(path, &plot, series, r->ncurves, err);
     if (!rc) rc = write_html(r, dir, err);
     return rc;
 }

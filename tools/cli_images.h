@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #include "cli.h"
-#include "json.h"
+#include "wcm/json.h"
 #include "wcm/color.h"
 #include "wcm/synth.h"
 

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 
 #include "cli_images.h"
-#include "json.h"
+#include "wcm/json.h"
 #include "wcm/denoise.h"
 #include "wcm/image.h"
 #include "wcm/io.h"

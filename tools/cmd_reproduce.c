@@ -2,7 +2,7 @@
  * HTML report (SVG plots, image grids) with CSV/JSON results and, where the
  * authors' numbers are known (reference JSON files), those beside wcm's. */
 #include "cli.h"
-#include "svgplot.h"
+#include "wcm/plot.h"
 
 #include <errno.h>
 #include <math.h>
@@ -145,8 +145,8 @@ static void page_begin(wcm_json_buf *h, const char *title, const run_ctx *c) {
     wcm_json_buf_puts(h, ".</p>\n");
 }
 
-static void page_svg(wcm_json_buf *h, const svg_plot *p, const svg_series *s, int ns) {
-    char *svg = svg_plot_render(p, s, ns);
+static void page_svg(wcm_json_buf *h, const wcm_plot *p, const wcm_plot_series *s, int ns) {
+    char *svg = wcm_plot_render_svg(p, s, ns);
     if (!svg) {
         h->failed = 1;
         return;
@@ -242,19 +242,19 @@ static int exp_fig3(run_ctx *c) {
                             "Solid: wcm; dashed: the authors' numbers (50 images%s).</p>\n",
                         r.n, c->quick ? "; this quick run uses fewer, so expect small differences" : "");
     for (int kind = 0; kind < 2; kind++) {
-        svg_series s[2 * WCM_EVAL_MAX_CURVES];
+        wcm_plot_series s[2 * WCM_EVAL_MAX_CURVES];
         char labels[WCM_EVAL_MAX_CURVES][48];
         int ns = 0;
         static const char *colors[5] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"};
         for (int k = 0; k < r.ncurves; k++) {
             const wcm_eval_curve *cv = &r.curves[k];
             if (cv->lowpass_only || cv->multiscale != kind) continue;
-            s[ns++] = (svg_series){cv->name, r.noisy_psnr, cv->psnr, r.nsigmas, 0, colors[cv->model % 5]};
+            s[ns++] = (wcm_plot_series){cv->name, r.noisy_psnr, cv->psnr, r.nsigmas, 0, colors[cv->model % 5]};
             snprintf(labels[k], sizeof labels[k], "authors, RF %d", RFS[cv->model % 5]);
             if (isfinite(theirs[k][0]))
-                s[ns++] = (svg_series){labels[k], r.noisy_psnr, theirs[k], r.nsigmas, 1, colors[cv->model % 5]};
+                s[ns++] = (wcm_plot_series){labels[k], r.noisy_psnr, theirs[k], r.nsigmas, 1, colors[cv->model % 5]};
         }
-        svg_plot p = {kind ? "multi-scale (solid wcm, dashed authors)" : "flat (solid wcm, dashed authors)",
+        wcm_plot p = {kind ? "multi-scale (solid wcm, dashed authors)" : "flat (solid wcm, dashed authors)",
                       "input PSNR (dB)", "output PSNR (dB)", 1, 560, 420};
         wcm_json_buf_puts(&h, "<div style=\"display:inline-block\">");
         page_svg(&h, &p, s, ns);
@@ -460,16 +460,16 @@ static int exp_superres(run_ctx *c, int big) {
                                 "the authors' evaluation); in gray the authors' mean over the same images where known.</p>\n",
                             ni, ni == 1 ? "" : "s", big ? "celebahq/test320" : "celeba/test", size, size, levels, size >> levels,
                             size >> levels, c->seed);
-        svg_series s[3];
+        wcm_plot_series s[3];
         double xs[12], ys[12], ya[12], yb[12];
         int nms = 0;
         for (int k = 0; k < nm; k++)
             if (methods[k].multiscale) xs[nms] = methods[k].rf, ys[nms] = methods[k].mean, ya[nms] = methods[k].authors,
                                        yb[nms] = blocky_mean, nms++;
-        s[0] = (svg_series){"wcm multi-scale", xs, ys, nms, 0, "#1f77b4"};
-        s[1] = (svg_series){"authors multi-scale", xs, ya, nms, 1, "#ff7f0e"};
-        s[2] = (svg_series){"low-pass only", xs, yb, nms, 1, "#888888"};
-        svg_plot p = {"super-resolution PSNR against receptive field", "receptive field", "PSNR (dB)", 0, 620, 400};
+        s[0] = (wcm_plot_series){"wcm multi-scale", xs, ys, nms, 0, "#1f77b4"};
+        s[1] = (wcm_plot_series){"authors multi-scale", xs, ya, nms, 1, "#ff7f0e"};
+        s[2] = (wcm_plot_series){"low-pass only", xs, yb, nms, 1, "#888888"};
+        wcm_plot p = {"super-resolution PSNR against receptive field", "receptive field", "PSNR (dB)", 0, 620, 400};
         if (nms > 1) page_svg(&h, &p, s, isfinite(ya[0]) ? 3 : 1);
         wcm_json_buf_puts(&h, "<table><tr><th>method</th><th>RF</th><th>mean PSNR <span class=\"ref\">(authors)</span></th>");
         for (int i = 0; i < ni; i++) {

@@ -1,7 +1,7 @@
 /* wcm train: a thin CLI over the library trainer (wcm/trainer.h): options
  * in, progress lines, the SVG plot of the log and one line on error. */
 #include "cli.h"
-#include "svgplot.h"
+#include "wcm/plot.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -109,12 +109,12 @@ static int write_plot(const char *out, const wcm_train_progress *p, wcm_error *e
         x[i] = s->rows[i].epoch, loss[i] = s->rows[i].loss, psnr[i] = s->rows[i].psnr, tpsnr[i] = s->rows[i].test_psnr;
         base[i] = p->baseline_loss, noisy[i] = p->test_noisy_psnr;
     }
-    svg_plot p1 = {"training loss", "epoch", "loss (sum of squares / batch, log scale)", 0, 760, 400};
-    svg_plot p2 = {"PSNR of the denoised values", "epoch", "PSNR (dB)", 0, 760, 400};
-    svg_series s1[] = {{"train loss", x, loss, s->nrows, 0, NULL}, {"noisy input", x, base, s->nrows, 1, "#7f7f7f"}};
-    svg_series s2[] = {{"train", x, psnr, s->nrows, 0, NULL}, {"test", x, tpsnr, s->nrows, 1, NULL},
+    wcm_plot p1 = {"training loss", "epoch", "loss (sum of squares / batch, log scale)", 0, 760, 400};
+    wcm_plot p2 = {"PSNR of the denoised values", "epoch", "PSNR (dB)", 0, 760, 400};
+    wcm_plot_series s1[] = {{"train loss", x, loss, s->nrows, 0, NULL}, {"noisy input", x, base, s->nrows, 1, "#7f7f7f"}};
+    wcm_plot_series s2[] = {{"train", x, psnr, s->nrows, 0, NULL}, {"test", x, tpsnr, s->nrows, 1, NULL},
                        {"test, noisy input", x, noisy, s->nrows, 1, "#7f7f7f"}};
-    char *a = svg_plot_render_log(&p1, s1, 2), *b = svg_plot_render(&p2, s2, isfinite(p->test_noisy_psnr) ? 3 : 2);
+    char *a = wcm_plot_render_svg_log(&p1, s1, 2), *b = wcm_plot_render_svg(&p2, s2, isfinite(p->test_noisy_psnr) ? 3 : 2);
     free(x);
     size_t n = a && b ? strlen(a) + strlen(b) + 512 : 0;
     char *svg = n ? malloc(n) : NULL;

@@ -34,6 +34,7 @@
 #include "wcm/comm.h"
 #include "wcm/trainer.h"
 #include "wcm/json.h"
+#include "wcm/plot.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,7 +1,7 @@
 /* SVG line plots: axes with "nice" ticks, one polyline per series, legend.
  * Titles, labels and series names (file names) go through the shared HTML/XML
  * escaper. */
-#include "svgplot.h"
+#include "wcm/plot.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -23,7 +23,7 @@ static double nice_step(double range) {
  * (or nice steps within less than a decade) labelled with 10^tick. */
 #define YV(v) (log_y ? ((v) > 0 ? log10(v) : NAN) : (v))
 
-static char *render(const svg_plot *p, const svg_series *s, int ns, int log_y) {
+static char *render(const wcm_plot *p, const wcm_plot_series *s, int ns, int log_y) {
     int W = p->width ? p->width : 760, H = p->height ? p->height : 520;
     const int ml = 70, mr = 200, mt = 40, mb = 60;
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
@@ -113,11 +113,11 @@ static char *render(const svg_plot *p, const svg_series *s, int ns, int log_y) {
 
 #undef YV
 
-char *svg_plot_render(const svg_plot *p, const svg_series *s, int ns) { return render(p, s, ns, 0); }
-char *svg_plot_render_log(const svg_plot *p, const svg_series *s, int ns) { return render(p, s, ns, 1); }
+char *wcm_plot_render_svg(const wcm_plot *p, const wcm_plot_series *s, int ns) { return render(p, s, ns, 0); }
+char *wcm_plot_render_svg_log(const wcm_plot *p, const wcm_plot_series *s, int ns) { return render(p, s, ns, 1); }
 
-int svg_plot_write(const char *path, const svg_plot *p, const svg_series *s, int ns, wcm_error *err) {
-    char *text = svg_plot_render(p, s, ns);
+int wcm_plot_write_svg(const char *path, const wcm_plot *p, const wcm_plot_series *s, int ns, wcm_error *err) {
+    char *text = wcm_plot_render_svg(p, s, ns);
     if (!text) return wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
     int rc = wcm_write_file_atomic(path, text, strlen(text), err);
     free(text);
