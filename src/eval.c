@@ -125,6 +125,16 @@ static int write_example(const char *dir, const char *name, const wcm_tensor *t,
     return wcm_image_write(path, t, 0, 8, err);
 }
 
+/* Every rank's status, so that no rank waits in a sum another has left: a
+ * rank that failed keeps its own message, the others report that one did. */
+static int agree(wcm_comm *comm, int rc, wcm_error *err) {
+    if (wcm_comm_size(comm) == 1) return rc;
+    double failed = rc ? 1 : 0;
+    int crc = wcm_comm_allreduce_double(comm, &failed, 1, err);
+    if (rc || crc) return rc ? rc : crc;
+    return failed > 0 ? wcm_fail(err, WCM_ERR_IO, "Figure 3: another process failed") : WCM_OK;
+}
+
 int wcm_eval_denoise(const wcm_model *models, const char *const *names, int nmodels, const wcm_eval_denoise_options *o,
                      wcm_eval_denoise_result *r, wcm_error *err) {
     memset(r, 0, sizeof *r);
@@ -153,40 +163,55 @@ int wcm_eval_denoise(const wcm_model *models, const char *const *names, int nmod
     if (!rc && !(pattern = wcm_alloc(wcm_tensor_count(&clean) * sizeof(float))))
         rc = wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
     if (!rc) wcm_noise_pattern(o->noise, (uint64_t)o->seed, nimg, px, pattern);
+    /* This rank's images, and every image's PSNR (zero where another rank
+     * measures it) so that the sum over ranks is exact. */
+    wcm_comm *comm = o->comm ? o->comm : wcm_comm_serial();
+    int first = 0, count = 0;
+    wcm_comm_share(nimg, wcm_comm_rank(comm), wcm_comm_size(comm), &first, &count);
+    double *image_psnr = NULL;
+    if (!rc && !(image_psnr = malloc(sizeof(double) * (size_t)(nimg > 0 ? nimg : 1))))
+        rc = wcm_fail(err, WCM_ERR_NOMEM, "out of memory");
+    const char *examples = first == 0 && count > 0 ? o->examples_dir : NULL;
+    rc = agree(comm, rc, err);
     for (int s = 0; s < nsig && !rc; s++) {
         /* The same noise pattern scaled to every level, as the reference does. */
         wcm_noise_apply_255(clean.data, pattern, wcm_tensor_count(&clean), sig[s], noisy.data);
         double acc = 0;
         for (int i = 0; i < nimg; i++) acc += wcm_psnr(clean.data + i * px, noisy.data + i * px, px);
         r->noisy_psnr[s] = acc / nimg;
-        if (s == example_sigma && o->examples_dir) {
-            rc = write_example(o->examples_dir, "example_clean.png", &clean, err);
-            if (!rc) rc = write_example(o->examples_dir, "example_noisy.png", &noisy, err);
+        if (s == example_sigma && examples) {
+            rc = write_example(examples, "example_clean.png", &clean, err);
+            if (!rc) rc = write_example(examples, "example_noisy.png", &noisy, err);
         }
         for (int c = 0; c < r->ncurves && !rc; c++) {
             wcm_eval_curve *cv = &r->curves[c];
-            double sum = 0;
-            for (int b0 = 0; b0 < nimg && !rc; b0 += EVAL_BATCH) {
-                int nb = nimg - b0 < EVAL_BATCH ? nimg - b0 : EVAL_BATCH;
+            memset(image_psnr, 0, sizeof(double) * (size_t)nimg);
+            for (int b0 = first; b0 < first + count && !rc; b0 += EVAL_BATCH) {
+                int nb = first + count - b0 < EVAL_BATCH ? first + count - b0 : EVAL_BATCH;
                 batch = wcm_tensor_view(noisy.data + (size_t)b0 * px, nb, crop, crop, 1);
                 /* Crops not divisible by 2^J: padded by symmetric reflection, cropped back. */
                 const wcm_denoise_options dopt = {.lowpass_only = cv->lowpass_only, .pad = 1};
                 rc = wcm_denoise_ex(&models[cv->model], &batch, &dopt, &den, NULL, err);
                 if (rc) break;
-                for (int i = 0; i < nb; i++) sum += wcm_psnr(clean.data + (b0 + i) * px, den.data + i * px, px);
-                if (s == example_sigma && b0 == 0 && o->examples_dir) {
+                for (int i = 0; i < nb; i++) image_psnr[b0 + i] = wcm_psnr(clean.data + (b0 + i) * px, den.data + i * px, px);
+                if (s == example_sigma && b0 == 0 && examples) {
                     char name[64];
                     snprintf(name, sizeof name, "example_%d.png", c);
-                    rc = write_example(o->examples_dir, name, &den, err);
+                    rc = write_example(examples, name, &den, err);
                 }
                 wcm_tensor_free(&den);
             }
+            rc = agree(comm, rc, err);
+            if (!rc) rc = wcm_comm_allreduce_double(comm, image_psnr, (size_t)nimg, err);
+            double sum = 0;
+            for (int i = 0; i < nimg; i++) sum += image_psnr[i];
             cv->psnr[s] = sum / nimg;
             say(o, "sigma %7.2f (%d/%d)  %-28s %6.2f dB  [%.0f s]", sig[s], s + 1, nsig, cv->name, cv->psnr[s],
                 wcm_seconds() - t0);
         }
     }
     r->seconds = wcm_seconds() - t0;
+    free(image_psnr);
     wcm_free(pattern);
     wcm_tensor_free(&clean);
     wcm_tensor_free(&noisy);

@@ -1,6 +1,7 @@
 #!/bin/bash
-# wcm sample and wcm superres under mpirun (2 ranks) write the same bytes as
-# one process: every sample PNG, the grid, and superres's outputs and mean.
+# wcm sample, wcm superres and wcm eval-denoise under mpirun (2 ranks) write
+# the same bytes as one process: every sample PNG, the grid, superres's
+# outputs and mean, and the Figure-3 results and example images.
 #   $1 = wcm CLI. Skips (77) without mpirun or in a build without MPI. Uses
 # the authors' face model shipped in models/ with a small iteration cap (the
 # samples are rough; only their identity matters here).
@@ -35,5 +36,14 @@ r=$(same_files "$TMP/s1" "$TMP/s2"); s=$?
 check $s "superres --samples 3 on 2 ranks = 1 process ($r; out, out_1..3, out_mean, out_lowpass)"
 p1=$(grep -o "mean of 3 samples [0-9.]* dB" "$TMP/s1.log"); p2=$(grep -o "mean of 3 samples [0-9.]* dB" "$TMP/s2.log")
 [ -n "$p1" ] && [ "$p1" = "$p2" ]; check $? "superres PSNR lines agree ($p1 / $p2)"
+# Figure 3 on the five samples (20x20; 3 images on rank 0, 2 on rank 1).
+mkdir -p "$TMP/faces" && cp "$TMP"/one/sample_00?.png "$TMP/faces/"
+EV="--images $TMP/faces --n 5 --crop 20 --sigmas 10,40 --quiet"
+OMP_NUM_THREADS=2 "$CLI" eval-denoise $EV --out "$TMP/e1" "$MODEL" > /dev/null 2>&1
+$MPI "$CLI" eval-denoise $EV --out "$TMP/e2" "$MODEL" > "$TMP/e2.log" 2>&1
+cmp -s "$TMP/e1/results.csv" "$TMP/e2/results.csv" && [ "$(wc -l < "$TMP/e1/results.csv")" = 5 ]
+check $? "eval-denoise --n 5 on 2 ranks: results.csv identical ($(sed -n 2p "$TMP/e1/results.csv"))"
+r=$(same_files "$TMP/e1" "$TMP/e2"); s=$?
+check $s "eval-denoise example images identical ($r)"
 echo "cli_mpi_sampling: $([ $fail = 0 ] && echo passed || echo FAILED)"
 exit $fail

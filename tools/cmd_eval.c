@@ -73,11 +73,17 @@ static int run_eval(int argc, char **argv) {
         names[nmodels] = stems[nmodels];
         if ((rc = wcm_model_load(pos[nmodels], &models[nmodels], &err))) break;
     }
+    /* Under mpirun the ranks share the images; rank 0 writes the report. */
+    int rank = 0;
+    if (!rc && !(rc = wcm_comm_world(&o.comm, &err))) {
+        rank = wcm_comm_rank(o.comm);
+        if (rank) cli_quiet = 1;
+    }
     wcm_eval_denoise_result r;
     if (!rc) rc = wcm_eval_denoise(models, names, nmodels, &o, &r, &err);
     if (!rc) {
-        rc = wcm_eval_denoise_write_report(&r, o.examples_dir, &err);
-        if (!rc)
+        if (rank == 0) rc = wcm_eval_denoise_write_report(&r, o.examples_dir, &err);
+        if (!rc && rank == 0)
             printf("eval-denoise: %d images, %d noise levels, %d curves in %.1f s -> "
                    "%s/{results.csv,results.json,figure3.svg,report.html}\n",
                    r.n, r.nsigmas, r.ncurves, r.seconds, o.examples_dir);
@@ -95,7 +101,10 @@ const cli_command cmd_eval_denoise = {
     "crop x crop, converts to gray, adds Gaussian noise at every level (the same\n"
     "seeded noise pattern scaled to each sigma) and measures the mean PSNR of\n"
     "every model (name = file stem) and, for each multi-scale model, of its\n"
-    "low-pass-only baseline (name STEM:lowpass-only).\n\n"
+    "low-pass-only baseline (name STEM:lowpass-only). Crops not divisible by\n"
+    "2^J are padded by symmetric reflection and the results cropped back.\n"
+    "Under mpirun the processes share the images; the results are the same\n"
+    "bits as one process's, written by rank 0.\n\n"
     "  --images DIR   image folder (.png .jpg .jpeg .npy; other files are skipped and counted)\n"
     "  --out DIR      output folder: results.csv (model,sigma255,psnr_noisy,psnr_denoised),\n"
     "                 results.json, figure3.svg, report.html and example PNGs\n"

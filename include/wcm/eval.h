@@ -8,6 +8,7 @@
 #ifndef WCM_EVAL_H
 #define WCM_EVAL_H
 
+#include "wcm/comm.h"
 #include "wcm/denoise.h"
 
 #ifdef __cplusplus
@@ -32,6 +33,12 @@ typedef struct {
     /* Progress lines (may be NULL), e.g. "skipped 2 non-image entries". */
     void (*progress)(void *user, const char *line);
     void *progress_user;
+    /* NULL: one process. Otherwise every rank calls wcm_eval_denoise with the
+     * same options; the images are shared out in contiguous parts, and every
+     * rank returns the whole result, equal bit for bit to one process's (the
+     * per-image PSNRs are gathered, then averaged in image order). Only the
+     * rank holding image 0 (rank 0) writes the examples. */
+    wcm_comm *comm;
 } wcm_eval_denoise_options;
 
 typedef struct {
