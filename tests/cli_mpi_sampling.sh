@@ -1,7 +1,8 @@
 #!/bin/bash
-# wcm sample, wcm superres and wcm eval-denoise under mpirun (2 ranks) write
+# wcm sample, superres, eval-denoise and denoise under mpirun (2 ranks) write
 # the same bytes as one process: every sample PNG, the grid, superres's
-# outputs and mean, and the Figure-3 results and example images.
+# outputs and mean, the Figure-3 results and example images, and a folder's
+# denoised images with its summary (timings aside).
 #   $1 = wcm CLI. Skips (77) without mpirun or in a build without MPI. Uses
 # the authors' face model shipped in models/ with a small iteration cap (the
 # samples are rough; only their identity matters here).
@@ -45,5 +46,18 @@ cmp -s "$TMP/e1/results.csv" "$TMP/e2/results.csv" && [ "$(wc -l < "$TMP/e1/resu
 check $? "eval-denoise --n 5 on 2 ranks: results.csv identical ($(sed -n 2p "$TMP/e1/results.csv"))"
 r=$(same_files "$TMP/e1" "$TMP/e2"); s=$?
 check $s "eval-denoise example images identical ($r)"
+# A folder of 5 faces and one corrupt file (3 items on rank 0, 3 on rank 1).
+printf 'not a png' > "$TMP/faces/zz_corrupt.png"
+DN="--sigma 25 --seed 4 --quiet"
+OMP_NUM_THREADS=2 "$CLI" denoise "$MODEL" "$TMP/faces" "$TMP/d1" $DN > "$TMP/d1.log" 2>&1; s1=$?
+$MPI "$CLI" denoise "$MODEL" "$TMP/faces" "$TMP/d2" $DN > "$TMP/d2.log" 2>&1; s2=$?
+r=$(same_files "$TMP/d1" "$TMP/d2"); s=$?
+check $s "denoise of a folder on 2 ranks: images identical ($r)"
+[ $s1 = 1 ] && [ $s2 != 0 ]; check $? "both report the corrupt file (exit $s1 and $s2)"
+no_seconds() { cut -d, -f1-8,10- "$1"; } # column 9 is the time
+[ "$(no_seconds "$TMP/d1/summary.csv")" = "$(no_seconds "$TMP/d2/summary.csv")" ] && [ "$(wc -l < "$TMP/d1/summary.csv")" = 7 ]
+check $? "summary.csv identical but for the seconds ($(wc -l < "$TMP/d2/summary.csv") lines)"
+m1=$(grep -o "mean PSNR [0-9.]* dB" "$TMP/d1.log"); m2=$(grep -o "mean PSNR [0-9.]* dB" "$TMP/d2.log")
+[ -n "$m1" ] && [ "$m1" = "$m2" ]; check $? "mean PSNR lines agree ($m1 / $m2)"
 echo "cli_mpi_sampling: $([ $fail = 0 ] && echo passed || echo FAILED)"
 exit $fail

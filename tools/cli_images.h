@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "cli.h"
+#include "wcm/comm.h"
 #include "wcm/json.h"
 #include "wcm/color.h"
 #include "wcm/synth.h"
@@ -40,13 +41,20 @@ void cli_eta_step(cli_eta *e, const char *cmd, const char *item);
 
 /* A folder command: every image of in_dir (sorted by name) processed in
  * turn, a row of summary.csv and an entry of log.json's "images" each, a
- * progress line with ETA after each, failures reported and counted. */
+ * progress line with ETA after each, failures reported and counted. Under
+ * mpirun each rank processes a contiguous share of the images (items
+ * [index, end)); rank 0 gathers the rows and entries in image order and
+ * writes the reports, so every file equals one process's. */
 typedef struct {
     const char *cmd, *out_dir;
     char **paths;
-    int count, skipped, failed, index, csv_fields;
-    wcm_json_buf csv, log; /* the caller appends its fields and the log's head */
+    int count, skipped, failed, index, end, csv_fields;
+    wcm_json_buf csv, log; /* the caller appends its fields and the log's head (rank 0) */
     cli_eta eta;
+    wcm_comm *comm;
+    double *value, *has_value; /* per image: a figure to average (e.g. PSNR), and whether it has one */
+    size_t log_items_at;       /* where this rank's entries start in log (after the caller's head) */
+    int items_started;
 } cli_folder;
 /* out_dir created, images listed, the CSV header written (csv_header: the
  * fields after "file", comma-separated). 0, or 1 after printing why (also
@@ -56,11 +64,15 @@ int cli_folder_begin(cli_folder *f, const char *cmd, const char *in_dir, const c
 void cli_folder_item(cli_folder *f);
 /* The item failed with err: reported on stderr, empty CSV fields and the error. */
 void cli_folder_item_failed(cli_folder *f, const wcm_error *err);
+/* The item's figure for the summary line's mean. */
+void cli_folder_item_value(cli_folder *f, double v);
 /* The item is done (CSV line and log entry closed, progress line). */
 void cli_folder_item_done(cli_folder *f);
 /* Closes the log, writes summary.csv and log.json, frees; prints
- * "VERB n of m images into OUT_DIR" plus `extra`. Returns the exit status. */
-int cli_folder_end(cli_folder *f, const char *verb, const char *extra);
+ * "VERB n of m images into OUT_DIR", plus ", mean LABEL" of the items'
+ * values when value_label is given and any item has one. Returns the exit
+ * status. */
+int cli_folder_end(cli_folder *f, const char *verb, const char *value_label);
 
 /* `wcm superres MODEL IN_DIR OUT_DIR`: every image of in_dir (the
  * low-resolution input, or with from_hr the high-resolution reference whose

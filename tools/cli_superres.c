@@ -79,7 +79,7 @@ int cli_superres_folder(const char *cmd, const char *model_path, const wcm_model
                         (double)so->tiling.memory / (1 << 20));
     wcm_json_buf_string(&f.log, in_dir);
     wcm_json_buf_puts(&f.log, ",\n \"images\": [");
-    while (f.index < f.count) {
+    while (f.index < f.end) {
         char out[4096];
         cli_output_name(out, sizeof out, out_dir, cli_basename(f.paths[f.index]));
         superres_result res;
@@ -103,5 +103,5 @@ int cli_superres_folder(const char *cmd, const char *model_path, const wcm_model
         }
         cli_folder_item_done(&f);
     }
-    return cli_folder_end(&f, "super-resolved", "");
+    return cli_folder_end(&f, "super-resolved", NULL);
 }

@@ -182,9 +182,7 @@ static int run_folder(denoise_run *r, const char *const *pos, cli_opt *opts) {
     wcm_json_buf_puts(&f.log, " \"input\": ");
     wcm_json_buf_string(&f.log, in_dir);
     wcm_json_buf_puts(&f.log, ",\n \"images\": [");
-    double psnr_sum = 0;
-    int psnr_count = 0;
-    while (f.index < f.count) {
+    while (f.index < f.end) {
         const char *name = cli_basename(f.paths[f.index]);
         char out[4096], noisy[4096], clean[4096];
         cli_output_name(out, sizeof out, out_dir, name);
@@ -201,15 +199,13 @@ static int run_folder(denoise_run *r, const char *const *pos, cli_opt *opts) {
             wcm_json_buf_puts(&f.csv, ",");
             wcm_json_buf_number_fmt(&f.csv, "%.4f", res.psnr_denoised);
             wcm_json_buf_printf(&f.csv, ",%.3f,ok", res.seconds);
-            if (!isnan(res.psnr_denoised)) psnr_sum += res.psnr_denoised, psnr_count++;
+            if (!isnan(res.psnr_denoised)) cli_folder_item_value(&f, res.psnr_denoised);
             wcm_json_buf_puts(&f.log, ", ");
             json_info(&f.log, r, &res);
         }
         cli_folder_item_done(&f);
     }
-    char extra[64] = "";
-    if (psnr_count) snprintf(extra, sizeof extra, ", mean PSNR %.2f dB", psnr_sum / psnr_count);
-    return cli_folder_end(&f, "denoised", extra);
+    return cli_folder_end(&f, "denoised", "PSNR");
 }
 
 static int run_denoise(int argc, char **argv) {
