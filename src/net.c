@@ -25,23 +25,6 @@ static int rule_rf(int rf) {
     return 2 * n3 + 1;
 }
 
-const char *wcm_net_kind_name(wcm_net_kind kind) {
-    switch (kind) {
-    case WCM_NET_FLAT: return "flat";
-    case WCM_NET_CONDITIONAL: return "conditional";
-    case WCM_NET_LOWPASS: return "lowpass";
-    }
-    return "unknown";
-}
-
-int wcm_net_kind_parse(const char *s, wcm_net_kind *kind) {
-    if (!strcmp(s, "flat")) *kind = WCM_NET_FLAT;
-    else if (!strcmp(s, "conditional")) *kind = WCM_NET_CONDITIONAL;
-    else if (!strcmp(s, "lowpass") || !strcmp(s, "low")) *kind = WCM_NET_LOWPASS;
-    else return WCM_ERR_ARG;
-    return WCM_OK;
-}
-
 /* Lay out layers given kernel sizes; allocates the parameter blocks. */
 int wcm_net_build(wcm_net **out, wcm_net_kind kind, int nominal_rf, const int *kernels, int nlayers, int cin,
                      int cout, wcm_error *err) {

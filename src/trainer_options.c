@@ -187,7 +187,17 @@ int wcm_train_options_from_checkpoint(const char *path, wcm_train_options *o, wc
     int rc = wcm_safetensors_read(path, &l, err);
     for (int i = 0; !rc && i < l.meta_count; i++) rc = wcm_array_list_set_meta(meta, l.meta_keys[i], l.meta_vals[i], err);
     wcm_array_list_free(&l);
-    const char *kind = rc ? NULL : wcm_array_list_get_meta(meta, "wcm.train.kind");
+    if (!rc) rc = wcm_train_options_from_meta(meta, o, err);
+    if (rc) {
+        wcm_array_list_free(meta);
+        return wcm_fail_context(err, rc, "%s", path);
+    }
+    return WCM_OK;
+}
+
+int wcm_train_options_from_meta(const wcm_array_list *meta, wcm_train_options *o, wcm_error *err) {
+    int rc = WCM_OK;
+    const char *kind = wcm_array_list_get_meta(meta, "wcm.train.kind");
     if (!rc && (!kind || wcm_net_kind_parse(kind, &o->kind)))
         rc = wcm_fail(err, WCM_ERR_FORMAT, "no wcm.train.kind: not a checkpoint of wcm train");
     static const char *const on_off[][2] = {{"none", "uniform"}, {"batch", "frozen"}, {"reference", "warmup"}};
@@ -230,9 +240,5 @@ int wcm_train_options_from_checkpoint(const char *path, wcm_train_options *o, wc
         if (data) o->data = data;
         if (test) o->test_dir = *test ? test : NULL;
     }
-    if (rc) {
-        wcm_array_list_free(meta);
-        return wcm_fail_context(err, rc, "%s", path);
-    }
-    return WCM_OK;
+    return rc;
 }

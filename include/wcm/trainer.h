@@ -77,6 +77,10 @@ void wcm_train_options_default(wcm_train_options *o);
  * receives the checkpoint's metadata: keep it until the run is over, then
  * wcm_array_list_free it. */
 int wcm_train_options_from_checkpoint(const char *path, wcm_train_options *o, wcm_array_list *meta, wcm_error *err);
+/* The same from metadata already read (the "wcm.train.*" keys); every value
+ * is parsed and range-checked, a bad one refused by name. Strings point into
+ * meta. */
+int wcm_train_options_from_meta(const wcm_array_list *meta, wcm_train_options *o, wcm_error *err);
 
 typedef enum {
     WCM_TRAIN_INFO,    /* message: a line about the run */
