@@ -4,6 +4,7 @@
  * sum_k J[p][k] y_k = D(y)[p], residual = identity - denoiser, the whole
  * Jacobian against the rows mode, the spectrum of matrices with known
  * eigenvalues, the figure tiles and the refusals. */
+#include "random_net.h"
 #include "testutil.h"
 
 #include "wcm/backend.h"
@@ -11,22 +12,6 @@
 #include "wcm/jacobian.h"
 
 static wcm_error err;
-
-/* A network with reference-initialised weights and gammas 1, so that the
- * activations keep their scale through the layers (reference gammas are
- * tiny, which would make f nearly zero and the checks weak). */
-static wcm_net *random_net(wcm_net_kind kind, int rf, uint64_t seed) {
-    wcm_net *net;
-    REQUIRE_OK(wcm_net_create(&net, kind, rf, &err), &err);
-    wcm_net_init_reference(net, seed);
-    for (int l = 0; l < wcm_net_nlayers(net); l++) {
-        const wcm_layer *L = wcm_net_layer(net, l);
-        if (L->bn)
-            for (int c = 0; c < L->cout; c++) L->gamma[c] = 1.0f;
-    }
-    wcm_net_invalidate(net);
-    return net;
-}
 
 static void single_model(wcm_model *m, wcm_net *net) {
     memset(m, 0, sizeof *m);

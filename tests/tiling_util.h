@@ -2,6 +2,7 @@
 #ifndef WCM_TILING_UTIL_H
 #define WCM_TILING_UTIL_H
 
+#include "random_net.h"
 #include "testutil.h"
 #include "wcm/backend.h"
 #include "wcm/denoise.h"
@@ -12,23 +13,6 @@ static inline void random_image(wcm_tensor *t, int n, int h, int w, int c, unsig
     wcm_error err;
     REQUIRE_OK(wcm_tensor_alloc(t, n, h, w, c, &err), &err);
     for (size_t i = 0; i < wcm_tensor_count(t); i++) t->data[i] = t_rand(&seed);
-}
-
-static inline wcm_net *random_net(wcm_net_kind kind, int rf, uint64_t seed) {
-    wcm_error err;
-    wcm_net *net;
-    REQUIRE_OK(wcm_net_create(&net, kind, rf, &err), &err);
-    wcm_net_init_reference(net, seed);
-    /* Gammas of 1 keep the activations of the Kaiming-initialised layers
-     * near 1 (the reference's tiny gammas shrink them to denormals, where
-     * rounding differences would vanish). */
-    for (int l = 0; l < wcm_net_nlayers(net); l++) {
-        const wcm_layer *L = wcm_net_layer(net, l);
-        if (L->bn)
-            for (int c = 0; c < L->cout; c++) L->gamma[c] = 1.0f;
-    }
-    wcm_net_invalidate(net);
-    return net;
 }
 
 static inline double max_diff(const wcm_tensor *a, const wcm_tensor *b) {
