@@ -91,7 +91,14 @@ int main(int argc, char **argv) {
     if (len <= 0) SKIP("cannot find this program's path");
     self[len] = 0;
     t_write_images(data, NIMG, SIZE, 0.05);
-    const char *mpirun = "mpirun --allow-run-as-root --oversubscribe -x OMP_NUM_THREADS=1";
+    /* Under AddressSanitizer the ranks run without leak checking: Open MPI's
+     * components leak at finalize and are unloaded before LeakSanitizer
+     * reports, so their stacks cannot be suppressed by name. (The one-process
+     * runs above and below keep the check.) */
+    char mpirun[512] = "mpirun --allow-run-as-root --oversubscribe -x OMP_NUM_THREADS=1";
+    const char *asan = getenv("ASAN_OPTIONS");
+    if (asan && !strchr(asan, '\'') && strlen(asan) < 300)
+        snprintf(mpirun + strlen(mpirun), sizeof mpirun - strlen(mpirun), " -x 'ASAN_OPTIONS=%s:detect_leaks=0'", asan);
     double t0 = wcm_seconds();
     CHECK(sh("OMP_NUM_THREADS=1 '%s' --child '%s' '%s/one.safetensors' %d", self, dir, dir, STEPS) == 0,
           "1 process, 50 steps of batch 8 (%.1f s)", wcm_seconds() - t0);
