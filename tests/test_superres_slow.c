@@ -6,6 +6,9 @@
  * images do not match; the mean does), the low-pass-only PSNR must match, and
  * every output's coarsest low-pass must equal the input to 1e-5. */
 #include "testutil.h"
+
+#include <sys/wait.h>
+
 #include "testjson.h"
 #include "wcm/io.h"
 
@@ -29,15 +32,20 @@ int main(void) {
     const wcm_json *images = wcm_json_get(want, "images");
     int n = (int)wcm_json_count(images);
     double sum = 0, sum_low = 0, worst_consistency = 0, t0 = wcm_seconds();
-    int done = 0;
+    int done = 0, diverged = 0;
     for (int i = 0; i < n; i++) {
         double t1 = wcm_seconds();
         snprintf(cmd, sizeof cmd, "'%s' superres --quiet %s/ms320.safetensors %s/data/celebahq/test320/%s %s/sr%d.png --from-highres --seed %d",
                  WCM_CLI_PATH, tmp, shared, wcm_json_string(wcm_json_at(images, i)), tmp, i, i);
-        if (system(cmd) != 0) {
-            CHECK(0, "superres of %s", wcm_json_string(wcm_json_at(images, i)));
+        /* Exit status 3: a sample failed a health check (diverged) but the
+         * images were written; the authors' mean includes such samples too
+         * (their sampler blows up on some of these faces), so it counts. */
+        const int status = system(cmd), code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        if (code != 0 && code != 3) {
+            CHECK(0, "superres of %s (exit status %d)", wcm_json_string(wcm_json_at(images, i)), code);
             continue;
         }
+        diverged += code == 3;
         snprintf(cmd, sizeof cmd, "%s/sr%d_log.json", tmp, i);
         wcm_json *log = t_load_json(cmd);
         double p = NAN, pl = NAN, c = 1;
@@ -58,8 +66,8 @@ int main(void) {
     wcm_json_number(wcm_json_get(r, "psnr_sample"), &want_mean);
     wcm_json_number(wcm_json_get(r, "psnr_blocky"), &want_low);
     double mean = sum / done, mean_low = sum_low / done;
-    CHECK(done == n, "%d of %d images super-resolved in %.1f s (%.1f s per image)", done, n, wcm_seconds() - t0,
-          (wcm_seconds() - t0) / (done ? done : 1));
+    CHECK(done == n, "%d of %d images super-resolved in %.1f s (%.1f s per image; %d flagged diverged, images kept)",
+          done, n, wcm_seconds() - t0, (wcm_seconds() - t0) / (done ? done : 1), diverged);
     CHECK(fabs(mean - want_mean) <= 0.5, "mean PSNR of the samples %.2f dB, authors %.2f dB (|diff| %.2f <= 0.5)", mean,
           want_mean, fabs(mean - want_mean));
     CHECK(fabs(mean_low - want_low) <= 0.01, "low-pass-only PSNR %.3f dB, authors %.3f dB", mean_low, want_low);
