@@ -121,6 +121,42 @@ class SynthResult(ctypes.Structure):  # wcm_synth_result
                 ("complete", c_int), ("seconds", c_double)]
 
 
+class JacobianSpectrum(ctypes.Structure):  # wcm_jacobian_spectrum
+    _fields_ = [("n", c_int), ("trace", c_double), ("eig_min", c_double), ("eig_max", c_double),
+                ("asymmetry", c_double), ("frobenius", c_double)]
+
+
+TRAIN_EVAL_LEVELS = 3  # WCM_TRAIN_EVAL_LEVELS
+
+
+class TrainOptions(ctypes.Structure):  # wcm_train_options
+    _fields_ = [("kind", c_int), ("rf", c_int), ("scale", c_int), ("levels", c_int),
+                ("data", c_char_p), ("test_dir", c_char_p), ("test_fraction", c_double),
+                ("crop", c_int), ("celeba_crop", c_int), ("resize", c_int), ("patch", c_int),
+                ("max_images", c_int), ("max_test_images", c_int), ("cache_dir", c_char_p), ("no_cache", c_int),
+                ("batch", c_int), ("accumulate", c_int), ("epochs", c_int), ("lr", c_double),
+                ("lr_schedule", c_int), ("lr_halve_every", c_int), ("warmup_steps", c_int),
+                ("noise", c_int), ("intensity", c_int), ("bn_frozen", c_int), ("bn_running_warmup", c_int),
+                ("flip", c_int), ("ema", c_double), ("seed", ctypes.c_uint64),
+                ("output", c_char_p), ("resume", c_int), ("force", c_int), ("init", c_char_p),
+                ("minutes", c_double), ("save_minutes", c_double), ("save_every", c_int),
+                ("max_steps", ctypes.c_longlong), ("comm", c_void_p)]
+
+
+class TrainProgress(ctypes.Structure):  # wcm_train_progress
+    _fields_ = [("event", c_int), ("message", c_char_p), ("epoch", c_int), ("epochs", c_int),
+                ("batch", c_int), ("nbatches", c_int), ("step", ctypes.c_longlong),
+                ("total_steps", ctypes.c_longlong), ("loss", c_double), ("psnr", c_double),
+                ("step_loss", c_double), ("comm_seconds", c_double), ("lr", c_double),
+                ("images_per_s", c_double), ("eta_s", c_double), ("seconds", c_double),
+                ("row", c_void_p), ("test_psnr", c_double), ("test_noisy_psnr", c_double),
+                ("sigma255", c_double * TRAIN_EVAL_LEVELS), ("level_psnr", c_double * TRAIN_EVAL_LEVELS),
+                ("level_noisy_psnr", c_double * TRAIN_EVAL_LEVELS), ("output_ratio", c_double),
+                ("collapsed", c_int), ("baseline_loss", c_double), ("state", c_void_p), ("stopped", c_int)]
+
+
+TRAIN_CALLBACK = ctypes.CFUNCTYPE(c_int, ctypes.POINTER(TrainProgress), c_void_p)
+
 P = ctypes.POINTER
 ERR = P(WcmError)
 
@@ -176,7 +212,10 @@ OPTIONAL = {
     "wcm_jacobian_value": (c_float_p, [c_void_p]),
     "wcm_jacobian_rows": (c_int, [c_void_p, P(c_int), c_int, c_float_p, ERR]),
     "wcm_jacobian_full": (c_int, [c_void_p, c_float_p, ERR]),
-    "wcm_jacobian_spectrum_compute": (c_int, [c_float_p, c_int, P(c_double), c_void_p, ERR]),
+    "wcm_jacobian_spectrum_compute": (c_int, [c_float_p, c_int, P(c_double), P(JacobianSpectrum), ERR]),
+    # include/wcm/trainer.h
+    "wcm_train_options_default": (None, [P(TrainOptions)]),
+    "wcm_train_run": (c_int, [P(TrainOptions), TRAIN_CALLBACK, c_void_p, ERR]),
 }
 
 STRUCTS = {"wcm_error": WcmError, "wcm_tensor": Tensor, "wcm_array": Array, "wcm_pyramid": Pyramid,
@@ -185,6 +224,9 @@ STRUCTS = {"wcm_error": WcmError, "wcm_tensor": Tensor, "wcm_array": Array, "wcm
            "wcm_synth_progress_info": SynthProgressInfo, "wcm_synth_options": SynthOptions,
            "wcm_synth_result": SynthResult, "wcm_tiling": Tiling,
            "wcm_denoise_options": DenoiseOptions, "wcm_denoise_info": DenoiseInfo}
+# Structs of the OPTIONAL APIs: checked when the library knows them.
+OPTIONAL_STRUCTS = {"wcm_jacobian_spectrum": JacobianSpectrum, "wcm_train_options": TrainOptions,
+                    "wcm_train_progress": TrainProgress}
 
 
 def candidates():
@@ -229,9 +271,9 @@ def load():
             continue
         _declare(lib, REQUIRED, True)
         _declare(lib, OPTIONAL, False)
-        for name, struct in STRUCTS.items():
+        for name, struct in list(STRUCTS.items()) + list(OPTIONAL_STRUCTS.items()):
             want = lib.wcm_abi_sizeof(name.encode())
-            if want != ctypes.sizeof(struct):
+            if want != ctypes.sizeof(struct) and (want or name in STRUCTS):
                 raise OSError(f"{path}: {name} is {want} bytes in the library, {ctypes.sizeof(struct)} in the "
                               "wcm Python package: they come from different versions")
         lib.path = path

@@ -6,14 +6,9 @@ import ctypes
 import numpy as np
 
 from . import _arrays
-from ._lib import WcmError, check, has, lib
+from ._lib import JacobianSpectrum as Spectrum, WcmError, check, has, lib
 
 RESIDUAL, LOWPASS_ONLY = 1, 2  # WCM_JACOBIAN_RESIDUAL, WCM_JACOBIAN_LOWPASS_ONLY
-
-
-class Spectrum(ctypes.Structure):  # wcm_jacobian_spectrum
-    _fields_ = [("n", ctypes.c_int), ("trace", ctypes.c_double), ("eig_min", ctypes.c_double),
-                ("eig_max", ctypes.c_double), ("asymmetry", ctypes.c_double), ("frobenius", ctypes.c_double)]
 
 
 def has_jacobian():

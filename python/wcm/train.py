@@ -13,53 +13,12 @@ them); what is not given keeps the library's default, as in the CLI."""
 import ctypes
 import math
 
-from ._lib import WcmError, check, lib
-
-c_int, c_double, c_char_p, c_void_p = ctypes.c_int, ctypes.c_double, ctypes.c_char_p, ctypes.c_void_p
-EVAL_LEVELS = 3  # WCM_TRAIN_EVAL_LEVELS
+from ._lib import TRAIN_CALLBACK, TrainOptions, WcmError, check, has, lib
 
 KINDS = {"flat": 0, "conditional": 1, "lowpass": 2}  # wcm_net_kind
 NOISE_LAWS = {"quadratic": 0, "uniform": 1, "log-uniform": 2}  # wcm_noise_law
 LR_SCHEDULES = {"step": 0, "cosine": 1}  # wcm_lr_schedule
 EVENTS = ("info", "warning", "step", "epoch")  # wcm_train_event
-
-
-class TrainOptions(ctypes.Structure):  # wcm_train_options
-    _fields_ = [("kind", c_int), ("rf", c_int), ("scale", c_int), ("levels", c_int),
-                ("data", c_char_p), ("test_dir", c_char_p), ("test_fraction", c_double),
-                ("crop", c_int), ("celeba_crop", c_int), ("resize", c_int), ("patch", c_int),
-                ("max_images", c_int), ("max_test_images", c_int), ("cache_dir", c_char_p), ("no_cache", c_int),
-                ("batch", c_int), ("accumulate", c_int), ("epochs", c_int), ("lr", c_double),
-                ("lr_schedule", c_int), ("lr_halve_every", c_int), ("warmup_steps", c_int),
-                ("noise", c_int), ("intensity", c_int), ("bn_frozen", c_int), ("bn_running_warmup", c_int),
-                ("flip", c_int), ("ema", c_double), ("seed", ctypes.c_uint64),
-                ("output", c_char_p), ("resume", c_int), ("force", c_int), ("init", c_char_p),
-                ("minutes", c_double), ("save_minutes", c_double), ("save_every", c_int),
-                ("max_steps", ctypes.c_longlong), ("comm", c_void_p)]
-
-
-class TrainProgress(ctypes.Structure):  # wcm_train_progress
-    _fields_ = [("event", c_int), ("message", c_char_p), ("epoch", c_int), ("epochs", c_int),
-                ("batch", c_int), ("nbatches", c_int), ("step", ctypes.c_longlong),
-                ("total_steps", ctypes.c_longlong), ("loss", c_double), ("psnr", c_double),
-                ("step_loss", c_double), ("comm_seconds", c_double), ("lr", c_double),
-                ("images_per_s", c_double), ("eta_s", c_double), ("seconds", c_double),
-                ("row", c_void_p), ("test_psnr", c_double), ("test_noisy_psnr", c_double),
-                ("sigma255", c_double * EVAL_LEVELS), ("level_psnr", c_double * EVAL_LEVELS),
-                ("level_noisy_psnr", c_double * EVAL_LEVELS), ("output_ratio", c_double),
-                ("collapsed", c_int), ("baseline_loss", c_double), ("state", c_void_p), ("stopped", c_int)]
-
-
-CALLBACK = ctypes.CFUNCTYPE(c_int, ctypes.POINTER(TrainProgress), c_void_p)
-
-for name, struct in (("wcm_train_options", TrainOptions), ("wcm_train_progress", TrainProgress)):
-    if lib.wcm_abi_sizeof(name.encode()) != ctypes.sizeof(struct):
-        raise OSError(f"{lib.path}: {name} is {lib.wcm_abi_sizeof(name.encode())} bytes in the library, "
-                      f"{ctypes.sizeof(struct)} in the wcm Python package: they come from different versions")
-lib.wcm_train_options_default.restype = None
-lib.wcm_train_options_default.argtypes = [ctypes.POINTER(TrainOptions)]
-lib.wcm_train_run.restype = c_int
-lib.wcm_train_run.argtypes = [ctypes.POINTER(TrainOptions), CALLBACK, c_void_p, ctypes.POINTER(WcmError)]
 
 _ENUMS = {"kind": KINDS, "noise": NOISE_LAWS, "lr_schedule": LR_SCHEDULES}
 _FLAGS = {"no_cache", "intensity", "bn_frozen", "bn_running_warmup", "flip", "resume", "force"}
@@ -83,9 +42,15 @@ def _progress_dict(p):
     return d
 
 
+def _require():
+    if not has("wcm_train_run"):
+        raise NotImplementedError(f"{lib.path} has no trainer API (include/wcm/trainer.h): rebuild a newer wcm")
+
+
 def train_options(**settings):
     """The wcm_train_options of a run: the library's defaults with the given
     fields replaced (kind and noise by name: "conditional", "log-uniform")."""
+    _require()
     o = TrainOptions()
     lib.wcm_train_options_default(ctypes.byref(o))
     keep = []  # the bytes the char pointers point at live as long as o
@@ -125,7 +90,7 @@ def train(progress=None, **settings):
             failure.append(e)
             return 1
 
-    callback = CALLBACK(report)
+    callback = TRAIN_CALLBACK(report)
     err = WcmError()
     rc = lib.wcm_train_run(ctypes.byref(o), callback, None, ctypes.byref(err))
     if failure:
