@@ -8,6 +8,8 @@
 #include "trainer_internal.h"
 #include "wcm/trainer.h"
 
+#include "fuzz_meta.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,21 +43,10 @@ static int same(const wcm_train_options *a, const wcm_train_options *b) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    char *text = malloc(size + 1);
-    if (!text) return 0;
-    memcpy(text, data, size);
-    text[size] = 0;
     wcm_array_list meta;
     wcm_array_list_init(&meta);
     wcm_error err;
-    char *line = text, key[64];
-    for (size_t k = 0; k < sizeof keys / sizeof *keys && line; k++) {
-        char *next = memchr(line, '\n', (size_t)(text + size - line));
-        if (next) *next++ = 0;
-        snprintf(key, sizeof key, "wcm.train.%s", keys[k]);
-        if (wcm_array_list_set_meta(&meta, key, line, &err)) abort();
-        line = next;
-    }
+    fuzz_meta_from_lines(data, size, "wcm.train.", keys, sizeof keys / sizeof *keys, &meta);
     wcm_train_options o, back;
     defaults(&o);
     if (wcm_train_options_from_meta(&meta, &o, &err) == WCM_OK && wcm_train_options_resolve(&o, &err) == WCM_OK) {
@@ -75,6 +66,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         wcm_array_list_free(&again);
     }
     wcm_array_list_free(&meta);
-    free(text);
     return 0;
 }

@@ -5,6 +5,8 @@
  * round trip unchanged and render its CSV log. */
 #include "wcm/train_state.h"
 
+#include "fuzz_meta.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,20 +20,10 @@ static const char *const keys[] = {"wcm.train.epoch", "wcm.train.batch_in_epoch"
 static int same_number(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    char *text = malloc(size + 1);
-    if (!text) return 0;
-    memcpy(text, data, size);
-    text[size] = 0;
     wcm_array_list meta;
     wcm_array_list_init(&meta);
     wcm_error err;
-    char *line = text;
-    for (size_t k = 0; k < sizeof keys / sizeof *keys && line; k++) {
-        char *next = strchr(line, '\n');
-        if (next) *next++ = 0;
-        if (wcm_array_list_set_meta(&meta, keys[k], line, &err)) abort();
-        line = next;
-    }
+    fuzz_meta_from_lines(data, size, "", keys, sizeof keys / sizeof *keys, &meta);
     wcm_train_state s, back;
     if (wcm_train_state_from_meta(&meta, &s, &err) == WCM_OK) {
         if (s.nrows != s.epoch || s.batch < 0 || s.step < 0) abort();
@@ -56,6 +48,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         wcm_train_state_free(&s);
     }
     wcm_array_list_free(&meta);
-    free(text);
     return 0;
 }
