@@ -100,6 +100,7 @@ static const char *const op_names[WCM_OP_COUNT] = {
     [WCM_OP_RESCALE] = "rescale",
     [WCM_OP_REDUCE] = "reduce",
     [WCM_OP_CHANNEL_REDUCE] = "channel_reduce",
+    [WCM_OP_CHANNEL_PARTIALS] = "channel_partials",
     [WCM_OP_HAAR_SPLIT] = "haar_split",
     [WCM_OP_HAAR_MERGE] = "haar_merge",
     [WCM_OP_CHANNELS] = "channels",
@@ -136,6 +137,7 @@ int wcm_backend_claims(const wcm_backend *b, wcm_op_id op) {
         case WCM_OP_RESCALE: return b->rescale != NULL;
         case WCM_OP_REDUCE: return b->reduce != NULL;
         case WCM_OP_CHANNEL_REDUCE: return b->channel_reduce != NULL;
+        case WCM_OP_CHANNEL_PARTIALS: return b->channel_partials != NULL;
         case WCM_OP_HAAR_SPLIT: return b->haar_split != NULL;
         case WCM_OP_HAAR_MERGE: return b->haar_merge != NULL;
         case WCM_OP_CHANNELS: return b->channels != NULL;
@@ -303,6 +305,16 @@ int wcm_op_channel_reduce(wcm_context *ctx, wcm_reduce_kind kind, size_t m, int 
     if (kind == WCM_REDUCE_SUMSQ && !center) return wcm_fail(err, WCM_ERR_ARG, "channel reduce: sums of squares need centers");
     if (c < 1) return wcm_fail(err, WCM_ERR_SHAPE, "channel reduce: %d channels", c);
     DISPATCH(ctx, WCM_OP_CHANNEL_REDUCE, channel_reduce, kind, m, c, x, center, chunk, result);
+}
+
+int wcm_op_channel_partials(wcm_context *ctx, wcm_reduce_kind kind, size_t m, int c, const float *x,
+                            const double *center, size_t part, double *parts, wcm_error *err) {
+    if (kind != WCM_REDUCE_SUM && kind != WCM_REDUCE_SUMSQ)
+        return wcm_fail(err, WCM_ERR_ARG, "channel partials: only sums and sums of squares per channel");
+    if (kind == WCM_REDUCE_SUMSQ && !center) return wcm_fail(err, WCM_ERR_ARG, "channel partials: sums of squares need centers");
+    if (c < 1) return wcm_fail(err, WCM_ERR_SHAPE, "channel partials: %d channels", c);
+    if (part < 1) return wcm_fail(err, WCM_ERR_SHAPE, "channel partials: parts of %zu pixels", part);
+    DISPATCH(ctx, WCM_OP_CHANNEL_PARTIALS, channel_partials, kind, m, c, x, center, part, parts);
 }
 
 int wcm_op_haar_split(wcm_context *ctx, int n, int h, int w, const float *x, float *out, wcm_error *err) {

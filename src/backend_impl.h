@@ -167,6 +167,8 @@ struct wcm_backend {
                   size_t chunk, double *result);
     int (*channel_reduce)(wcm_context *ctx, wcm_reduce_kind kind, size_t m, int c, const float *x, const double *center,
                           size_t chunk, double *result);
+    int (*channel_partials)(wcm_context *ctx, wcm_reduce_kind kind, size_t m, int c, const float *x, const double *center,
+                            size_t part, double *parts);
 
     int (*haar_split)(wcm_context *ctx, int n, int h, int w, const float *x, float *out);
     int (*haar_merge)(wcm_context *ctx, int n, int h, int w, const float *low, const float *coeffs, int c, float *out);

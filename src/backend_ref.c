@@ -324,6 +324,13 @@ static int ref_channel_reduce(wcm_context *ctx, wcm_reduce_kind kind, size_t m, 
     return WCM_OK;
 }
 
+static int ref_channel_partials(wcm_context *ctx, wcm_reduce_kind kind, size_t m, int c, const float *x,
+                                const double *center, size_t part, double *parts) {
+    for (size_t p0 = 0, k = 0; p0 < m; p0 += part, k++)
+        ref_channel_reduce(ctx, kind, (m - p0 < part ? m - p0 : part), c, x + p0 * c, center, 0, parts + k * c);
+    return WCM_OK;
+}
+
 static int ref_haar_split(wcm_context *ctx, int n, int h, int w, const float *x, float *out) {
     (void)ctx;
     static const int sign[4][4] = {{1, 1, 1, 1}, {1, 1, -1, -1}, {1, -1, 1, -1}, {1, -1, -1, 1}};
@@ -435,6 +442,7 @@ static const wcm_backend reference_backend = {
     .rescale = ref_rescale,
     .reduce = ref_reduce,
     .channel_reduce = ref_channel_reduce,
+    .channel_partials = ref_channel_partials,
     .haar_split = ref_haar_split,
     .haar_merge = ref_haar_merge,
     .channels = ref_channels,

@@ -113,6 +113,16 @@ int wcm_comm_allreduce_double(wcm_comm *c, double *x, size_t n, wcm_error *err) 
 #endif
 }
 
+int wcm_comm_allreduce_int64(wcm_comm *c, int64_t *x, size_t n, wcm_error *err) {
+    if (!c || !c->mpi || c->size == 1) return WCM_OK;
+#ifdef WCM_HAVE_MPI
+    return allreduce(x, n, MPI_INT64_T, sizeof *x, err);
+#else
+    (void)x, (void)n, (void)err;
+    return WCM_OK;
+#endif
+}
+
 int wcm_comm_allreduce_float(wcm_comm *c, float *x, size_t n, wcm_error *err) {
     if (!c || !c->mpi || c->size == 1) return WCM_OK;
 #ifdef WCM_HAVE_MPI

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "net_internal.h"
+#include "train_exact.h"
 #include "trainer_internal.h"
 #include "wcm/io.h"
 
@@ -47,6 +48,7 @@ struct wcm_trainer_memory {
     /* Data parallelism: the batch statistics summed over ranks, on the host. */
     double *dist_mean;    /* nlayers * 64 */
     double dist_pixels;   /* pixels of the whole batch */
+    wcm_exact_state *exact; /* t->exact: the exact sums' buffers */
 };
 
 static wcm_context *trainer_ctx(const wcm_trainer *t) { return wcm_ctx(t->ctx); }
@@ -101,6 +103,7 @@ void wcm_trainer_free(wcm_trainer *t) {
         wcm_buffer_free(t->memory->stats);
         wcm_buffer_free(t->memory->values);
         free(t->memory->dist_mean);
+        wcm_exact_free(t->memory->exact);
         free(t->memory);
     }
     free(t);
@@ -199,6 +202,12 @@ static double running_momentum(const wcm_trainer *t) {
     return cumulative > WCM_BN_MOMENTUM ? cumulative : WCM_BN_MOMENTUM;
 }
 
+static int exact_supported(const wcm_trainer *t, wcm_error *err) {
+    if (!t->exact || t->memory->host_visible) return WCM_OK;
+    return wcm_fail(err, WCM_ERR_ARG, "exact sums need a host-visible backend (the CPU); the %s backend is not",
+                    wcm_backend_name(wcm_context_backend(trainer_ctx(t))));
+}
+
 static int distributed(const wcm_trainer *t) { return wcm_comm_size(t->comm) > 1 && !t->bn_frozen; }
 
 /* Batch statistics over every rank's part: per-channel sums of this rank's
@@ -279,8 +288,11 @@ static int forward_layers(wcm_trainer *t, wcm_context *ctx, const wcm_tensor *in
             rc = wcm_op_bn_running(ctx, WCM_BN_RUNNING_LOAD, L->cout, sd, running, NULL, 0, err);
             continue;
         }
-        rc = distributed(t) ? distributed_bn_stats(t, ctx, l, dst, pixels, err)
-                            : wcm_op_bn_stats(ctx, dst, pixels, L->cout, mean, sd, err);
+        if (t->exact)
+            rc = wcm_exact_bn_stats(&t->memory->exact, t, ctx, l, dst, in->n, (size_t)in->h * in->w, err);
+        else
+            rc = distributed(t) ? distributed_bn_stats(t, ctx, l, dst, pixels, err)
+                                : wcm_op_bn_stats(ctx, dst, pixels, L->cout, mean, sd, err);
         if (!rc && t->update_running_sd)
             rc = wcm_op_bn_running(ctx, WCM_BN_RUNNING_UPDATE, L->cout, sd, running, NULL, running_momentum(t), err);
     }
@@ -296,6 +308,7 @@ int wcm_train_forward(wcm_trainer *t, const wcm_tensor *in, wcm_tensor *out, wcm
     if (in->n < 1 || in->h < 1 || in->w < 1) return wcm_fail(err, WCM_ERR_SHAPE, "empty training batch");
     wcm_context *ctx = trainer_ctx(t);
     int rc = check_residency(t, ctx, err);
+    if (!rc) rc = exact_supported(t, err);
     if (!rc) rc = ensure_activations(t, ctx, (size_t)in->n * in->h * in->w, err);
     if (rc) return rc;
     t->n = in->n, t->h = in->h, t->w = in->w;
@@ -367,12 +380,16 @@ int wcm_train_backward(wcm_trainer *t, const wcm_tensor *in, const float *dout, 
     if (!rc) rc = wcm_tensor_stage(ctx, in, &in_copy, &x, err);
     if (rc) return rc;
     const float *dz = dout;
+    const size_t hw = (size_t)in->h * in->w;
+    if (t->exact) wcm_exact_weights_begin(t->memory->exact, t);
     int cur = 1; /* scratch[cur] holds dLoss/d(layer output) once past the last layer */
     for (int l = net->nlayers - 1; l >= 0 && !rc; l--) {
         const wcm_layer *L = &net->layers[l];
         float *gw = t->grad + (L->weight - net->params);
         if (l < net->nlayers - 1) dz = t->scratch[cur];
-        if (L->bn && distributed(t)) {
+        if (L->bn && t->exact) {
+            rc = wcm_exact_bn_backward(&t->memory->exact, t, ctx, l, t->z[l], t->scratch[cur], in->n, hw, err);
+        } else if (L->bn && distributed(t)) {
             rc = distributed_bn_backward(t, ctx, l, t->z[l], t->scratch[cur], pixels, t->grad + (L->gamma - net->params),
                                          err);
         } else if (L->bn) {
@@ -385,11 +402,13 @@ int wcm_train_backward(wcm_trainer *t, const wcm_tensor *in, const float *dout, 
         const float *a = x->data;
         if (!rc && l > 0) rc = layer_input(t, ctx, l, pixels, other, &a, err);
         const wcm_conv_shape s = {in->n, in->h, in->w, L->cin, L->cout, L->k};
-        if (!rc) rc = wcm_op_conv_backward_weights(ctx, &s, a, dz, gw, 0, err);
+        if (!rc) rc = t->exact ? wcm_exact_weight_grad(&t->memory->exact, t, ctx, l, &s, a, dz, err)
+                               : wcm_op_conv_backward_weights(ctx, &s, a, dz, gw, 0, err);
         if (rc || l == 0) break;
         rc = wcm_op_conv_backward_data(ctx, &s, dz, param_at(t, L->weight), other, err); /* `a` is no longer needed */
         cur = 1 - cur;
     }
+    if (!rc && t->exact) rc = wcm_exact_finish(&t->memory->exact, t, err);
     wcm_tensor_free(&in_copy);
     return rc;
 }
@@ -416,10 +435,42 @@ int wcm_train_gradient(wcm_trainer *t, const wcm_tensor *in, const wcm_tensor *t
     return rc;
 }
 
+/* A rank without images in exact mode: the exact sums' collectives of a
+ * forward and backward, in their order (the weight gradient's bound gathers
+ * and the final integer sum included), so t->grad is the group's gradient. */
+static int participate_exact(wcm_trainer *t, wcm_context *ctx, wcm_error *err) {
+    wcm_net *net = t->net;
+    wcm_exact_state **s = &t->memory->exact;
+    int rc = exact_supported(t, err);
+    if (!rc) rc = values_to_backend(t, ctx, err);
+    for (int l = 0; !rc && l < net->nlayers; l++) {
+        const wcm_layer *L = &net->layers[l];
+        if (!L->bn || t->bn_frozen) continue;
+        rc = wcm_exact_bn_stats(s, t, ctx, l, NULL, 0, 0, err);
+        if (!rc && t->update_running_sd)
+            rc = wcm_op_bn_running(ctx, WCM_BN_RUNNING_UPDATE, L->cout, t->bn_sd + (size_t)l * WCM_CHANNELS,
+                                   running_at(t, L->running_sd), NULL, running_momentum(t), err);
+    }
+    if (!rc && t->update_running_sd && !t->bn_frozen) {
+        t->running_updates++;
+        rc = values_to_host(t, ctx, 0, err);
+        wcm_net_invalidate(net);
+    }
+    wcm_exact_weights_begin(*s, t);
+    for (int l = net->nlayers - 1; !rc && l >= 0; l--) {
+        const wcm_layer *L = &net->layers[l];
+        const wcm_conv_shape none = {0, 0, 0, L->cin, L->cout, L->k};
+        if (L->bn) rc = wcm_exact_bn_backward(s, t, ctx, l, NULL, NULL, 0, 0, err);
+        if (!rc) rc = wcm_exact_weight_grad(s, t, ctx, l, &none, NULL, NULL, err);
+    }
+    return rc ? rc : wcm_exact_finish(s, t, err);
+}
+
 int wcm_train_participate(wcm_trainer *t, wcm_error *err) {
     wcm_context *ctx = trainer_ctx(t);
     wcm_net *net = t->net;
     int rc = wcm_op_fill(ctx, net->nparams, t->grad, 0.0f, err);
+    if (!rc && t->exact) return participate_exact(t, ctx, err);
     if (rc || !distributed(t)) return rc;
     rc = values_to_backend(t, ctx, err);
     for (int l = 0; !rc && l < net->nlayers; l++) {

@@ -138,26 +138,43 @@ static int load_data(run_state *r, wcm_error *err) {
 
 /* ---- the network: fresh, from --init, or resumed ------------------------ */
 
-/* --init: the weights and batch-norm buffers of a single-network model of the same architecture. */
+/* --init MODEL[:NET]: the weights and batch-norm buffers of a network of the same
+ * architecture: a single-network model, or the net "low" / "0".."J-1" of a
+ * multi-scale model (":NET" is split off only when MODEL itself does not exist). */
 static int init_from_model(run_state *r, int *bn_was_frozen, wcm_error *err) {
+    char path[4096];
+    const char *which = NULL;
+    if (snprintf(path, sizeof path, "%s", r->o.init) >= (int)sizeof path)
+        return wcm_fail(err, WCM_ERR_ARG, "--init: path too long");
+    char *colon = strrchr(path, ':');
+    if (colon && !file_exists(path) && colon[1]) {
+        *colon = 0;
+        which = colon + 1;
+    }
     wcm_model m;
-    int rc = wcm_model_load(r->o.init, &m, err);
+    int rc = wcm_model_load(path, &m, err);
     if (rc) return rc;
-    wcm_net *src = m.multiscale ? NULL : m.net, *net = r->net;
+    wcm_net *src = which ? wcm_model_get_net(&m, which) : (m.multiscale ? NULL : m.net), *net = r->net;
     int ok = src && wcm_net_get_kind(src) == wcm_net_get_kind(net) && wcm_net_nparams(src) == wcm_net_nparams(net) &&
              wcm_net_nrunning(src) == wcm_net_nrunning(net) && wcm_net_nominal_rf(src) == wcm_net_nominal_rf(net);
     if (ok) {
         memcpy(wcm_net_params(net), wcm_net_params(src), wcm_net_nparams(net) * sizeof(float));
         memcpy(wcm_net_running_sd(net), wcm_net_running_sd(src), wcm_net_nrunning(net) * sizeof(float));
         const char *bn = wcm_array_list_get_meta(&m.meta, "wcm.train.batch_norm");
-        *bn_was_frozen = bn && !strcmp(bn, "frozen");
+        /* A net of an assembled model carries the running_sd it is used with:
+         * frozen fine-tuning keeps them rather than recalibrating. */
+        *bn_was_frozen = m.multiscale || (bn && !strcmp(bn, "frozen"));
         wcm_net_invalidate(net);
         say(r, WCM_TRAIN_INFO, "initialised from %s", r->o.init);
     }
+    const int multiscale = m.multiscale;
     wcm_model_free(&m);
-    return ok ? WCM_OK
-              : wcm_fail(err, WCM_ERR_ARG, "--init %s: not a single %s network of this architecture", r->o.init,
-                         wcm_net_kind_name(wcm_net_get_kind(net)));
+    if (ok) return WCM_OK;
+    if (multiscale && !which)
+        return wcm_fail(err, WCM_ERR_ARG, "--init %s: a multi-scale model; name one of its networks as %s:low, %s:0, ...",
+                        r->o.init, r->o.init, r->o.init);
+    return wcm_fail(err, WCM_ERR_ARG, "--init %s: not a single %s network of this architecture", r->o.init,
+                    wcm_net_kind_name(wcm_net_get_kind(net)));
 }
 
 /* With an EMA, the checkpoint's "net.*" hold the average (what every other
@@ -277,6 +294,7 @@ static int setup_network(run_state *r, wcm_error *err) {
         if (resumed && (rc = load_resume_arrays(r, err))) return rc;
     }
     t->bn_frozen = o->bn_frozen;
+    t->exact = o->exact_sums;
     t->running_warmup = o->bn_running_warmup;
     t->comm = r->comm;
     if (resumed) r->saved_step = r->s.step;
@@ -438,25 +456,30 @@ double wcm_ema_update(float *ema, const float *x, size_t n, double d, long long 
 
 /* The step's batch (global positions first .. first + G - 1 of the epoch
  * order) split over ranks, then micro-batches; sums the gradient, loss, PSNR
- * and zero-output loss over all parts; one Adam step. */
+ * and zero-output loss over all parts; one Adam step. With exact sums each
+ * micro-batch's gradient is already that of all ranks' parts (the "group"),
+ * the same on every rank, so only the micro-batches are added. */
 static int train_step(run_state *r, int first, int G, double lr, double *loss, double *psnr, wcm_error *err) {
     wcm_trainer *t = r->t;
     const int K = r->o.accumulate;
     const size_t np = wcm_net_nparams(r->net);
-    const int whole = K == 1 && r->size == 1; /* the gradient stays where backward left it */
+    /* the gradient stays where backward left it */
+    const int whole = K == 1 && (r->size == 1 || t->exact);
     int rfirst, rcount, rc = WCM_OK;
     wcm_comm_share(G, r->rank, r->size, &rfirst, &rcount);
     double sums[3] = {0}; /* loss, PSNR x images, zero-output loss */
     t->loss_batch = G;
     if (!whole) memset(r->grad_sum, 0, np * sizeof(float));
     for (int k = 0; k < K && !rc; k++) {
-        int mf, mc, anywhere = 0;
+        int mf, mc, anywhere = 0, before = 0;
         for (int q = 0; q < r->size; q++) { /* micro-batch k on rank q (every rank knows every share) */
             int qf, qc, kf, kc;
             wcm_comm_share(G, q, r->size, &qf, &qc);
             wcm_comm_share(qc, k, K, &kf, &kc);
             anywhere += kc;
+            before += q < r->rank ? kc : 0;
         }
+        t->group_images = anywhere, t->group_first = before;
         if (!anywhere) continue; /* a small last batch: no rank has this micro-batch */
         wcm_comm_share(rcount, k, K, &mf, &mc);
         if (!mc) {
@@ -484,14 +507,12 @@ static int train_step(run_state *r, int first, int G, double lr, double *loss, d
         }
     }
     if (rc) return rc;
-    if (!whole) {
-        const double c0 = seconds_now();
-        rc = wcm_comm_allreduce_float(r->comm, r->grad_sum, np, err);
-        if (!rc) rc = wcm_comm_allreduce_double(r->comm, sums, 3, err);
-        r->comm_seconds += seconds_now() - c0;
-        if (!rc) rc = wcm_memcpy_to_backend(wcm_ctx(t->ctx), t->grad, r->grad_sum, np * sizeof(float), err);
-        if (rc) return rc;
-    }
+    const double c0 = seconds_now();
+    if (!whole && !t->exact) rc = wcm_comm_allreduce_float(r->comm, r->grad_sum, np, err);
+    if (!rc) rc = wcm_comm_allreduce_double(r->comm, sums, 3, err);
+    r->comm_seconds += seconds_now() - c0;
+    if (!rc && !whole) rc = wcm_memcpy_to_backend(wcm_ctx(t->ctx), t->grad, r->grad_sum, np * sizeof(float), err);
+    if (rc) return rc;
     *loss = sums[0], *psnr = sums[1] / G;
     r->baseline_sum += sums[2], r->baseline_steps++;
     if (!isfinite(*loss) || !wcm_trainer_grad_finite(t)) return WCM_ERR_NUMERIC; /* message by the caller */

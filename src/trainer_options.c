@@ -101,6 +101,7 @@ int wcm_train_options_to_meta(const wcm_train_options *o, int noise_high, wcm_ar
     PUT("batch_norm", "%s", o->bn_frozen ? "frozen" : "batch");
     PUT("bn_running", "%s", o->bn_running_warmup ? "warmup" : "reference");
     PUT("flip", "%d", o->flip);
+    PUT("sums", "%s", o->exact_sums ? "exact" : "fast");
     PUT("ema", "%.17g", o->ema);
     PUT("seed", "%llu", (unsigned long long)o->seed);
     PUT("epochs", "%d", o->epochs);
@@ -222,6 +223,8 @@ int wcm_train_options_from_meta(const wcm_array_list *meta, wcm_train_options *o
     if (!rc) rc = get_name(meta, "batch_norm", on_off[1], 2, &frozen, err);
     if (!rc) rc = get_name(meta, "bn_running", on_off[2], 2, &warm, err); /* absent: the reference (older runs) */
     if (!rc) rc = get_int(meta, "flip", 0, 1, &o->flip, err);
+    static const char *const sums[] = {"fast", "exact"};
+    if (!rc) rc = get_name(meta, "sums", sums, 2, &o->exact_sums, err); /* absent: fast (older runs) */
     if (!rc) rc = get_double(meta, "ema", 0, 0.999999999, &o->ema, err);
     if (!rc) rc = get_int(meta, "epochs", 0, WCM_TRAIN_MAX_EPOCH, &o->epochs, err);
     if (!rc) rc = get_int(meta, "max_images", 0, BIG, &o->max_images, err);

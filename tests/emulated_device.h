@@ -114,6 +114,10 @@ static int emu_channel_reduce(wcm_context *c, wcm_reduce_kind k, size_t m, int c
                               size_t chunk, double *result) {
     return CPU->channel_reduce(c, k, m, ch, R(x), center, chunk, result);
 }
+static int emu_channel_partials(wcm_context *c, wcm_reduce_kind k, size_t m, int ch, const float *x, const double *center,
+                                size_t part, double *parts) {
+    return CPU->channel_partials(c, k, m, ch, R(x), center, part, parts);
+}
 static int emu_haar_split(wcm_context *c, int n, int h, int w, const float *x, float *o) {
     return CPU->haar_split(c, n, h, w, R(x), R(o));
 }
@@ -169,6 +173,7 @@ static const wcm_backend *emulated_device(void) {
     b.rescale = emu_rescale;
     b.reduce = emu_reduce;
     b.channel_reduce = emu_channel_reduce;
+    b.channel_partials = emu_channel_partials;
     b.haar_split = emu_haar_split;
     b.haar_merge = emu_haar_merge;
     b.channels = emu_channels;

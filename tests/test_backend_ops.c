@@ -115,6 +115,8 @@ static const op_case cases[] = {
     {WCM_OP_REDUCE, {70001, 512}, WCM_REDUCE_NONFINITE, 0, NO_GRAD},
     {WCM_OP_CHANNEL_REDUCE, {2 * 13 * 17, 64, 1024}, WCM_REDUCE_SUM, 1e-12, NO_GRAD},
     {WCM_OP_CHANNEL_REDUCE, {3001, 3, 1000}, WCM_REDUCE_SUMSQ, 1e-12, NO_GRAD},
+    {WCM_OP_CHANNEL_PARTIALS, {5 * 13 * 17, 64, 13 * 17}, WCM_REDUCE_SUM, 1e-12, NO_GRAD},
+    {WCM_OP_CHANNEL_PARTIALS, {3001, 3, 1000}, WCM_REDUCE_SUMSQ, 1e-12, NO_GRAD},
     /* image ops: n, h, w (, c, factor); channels: pixels, count, src_c, src_off, dst_c, dst_off */
     {WCM_OP_HAAR_SPLIT, {2, 14, 18}, 0, 1e-7, NO_GRAD},
     {WCM_OP_HAAR_SPLIT, {1, 160, 160}, 0, 1e-7, NO_GRAD},
@@ -204,6 +206,11 @@ static layout layout_of(const op_case *c) {
         case WCM_OP_RESCALE: add(&l, m, 0, OUT, ANY); break;
         case WCM_OP_REDUCE: add(&l, m, 0, IN, c->mode == WCM_REDUCE_NONFINITE ? SPRINKLED : ANY), add(&l, m, 0, IN, ANY), add(&l, 2, 1, HOST_OUT, ANY); break;
         case WCM_OP_CHANNEL_REDUCE: add(&l, m * ch, 0, IN, OFFSET), add(&l, ch, 1, HOST_IN, ANY), add(&l, ch, 1, HOST_OUT, ANY); break;
+        case WCM_OP_CHANNEL_PARTIALS: {
+            const size_t parts = (m + (size_t)c->s[2] - 1) / (size_t)c->s[2];
+            add(&l, m * ch, 0, IN, OFFSET), add(&l, ch, 1, HOST_IN, ANY), add(&l, parts * ch, 1, HOST_OUT, ANY);
+            break;
+        }
         case WCM_OP_HAAR_SPLIT: add(&l, (size_t)c->s[0] * c->s[1] * c->s[2], 0, IN, ANY), add(&l, (size_t)c->s[0] * c->s[1] * c->s[2], 0, OUT, ANY); break;
         case WCM_OP_HAAR_MERGE: {
             const size_t px = (size_t)c->s[0] * c->s[1] * c->s[2];
@@ -297,6 +304,8 @@ static int run_case(wcm_context *ctx, const op_case *c, void **p, wcm_error *err
             return wcm_op_reduce(ctx, (wcm_reduce_kind)c->mode, m, f[0], f[1], 0.1, (size_t)c->s[1], d[2], err);
         case WCM_OP_CHANNEL_REDUCE:
             return wcm_op_channel_reduce(ctx, (wcm_reduce_kind)c->mode, m, ch, f[0], d[1], (size_t)c->s[2], d[2], err);
+        case WCM_OP_CHANNEL_PARTIALS:
+            return wcm_op_channel_partials(ctx, (wcm_reduce_kind)c->mode, m, ch, f[0], d[1], (size_t)c->s[2], d[2], err);
         case WCM_OP_HAAR_SPLIT: return wcm_op_haar_split(ctx, c->s[0], c->s[1], c->s[2], f[0], f[1], err);
         case WCM_OP_HAAR_MERGE: return wcm_op_haar_merge(ctx, c->s[0], c->s[1], c->s[2], f[0], f[1], c->s[3], f[2], err);
         case WCM_OP_CHANNELS:

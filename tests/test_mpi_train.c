@@ -8,9 +8,12 @@
  *  - a 2-rank run stopped at step 30 and resumed on 1 rank continues the
  *    2-rank run (step 31 within 1e-5) and stays with the 1-process run;
  *  - 2 ranks with 3 micro-batches each (some parts empty in the last batch)
- *    still run and stay close.
+ *    still run and stay close;
+ *  - with exact sums (--sums exact), 2 and 3 ranks (parts of 3, 3, 2 and of
+ *    2, 1, 1) give the same bits as 1 process over the 50 steps, and so does
+ *    a 2-rank run resumed on 1 rank.
  * The program is its own worker: `test_mpi_train --child DIR OUT STEPS
- * [ACCUMULATE]` trains and writes the per-step losses to OUT.steps. */
+ * [ACCUMULATE [EXACT]]` trains and writes the per-step losses to OUT.steps. */
 #include "testutil.h"
 #include "train_fixtures.h"
 
@@ -31,7 +34,7 @@ static int write_losses(const wcm_train_progress *p, void *user) {
     return 0;
 }
 
-static int child(const char *dir, const char *out, long long steps, int accumulate) {
+static int child(const char *dir, const char *out, long long steps, int accumulate, int exact) {
     wcm_error err;
     wcm_comm *comm;
     if (wcm_comm_world(&comm, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
@@ -43,7 +46,7 @@ static int child(const char *dir, const char *out, long long steps, int accumula
     wcm_train_options_default(&o);
     o.kind = WCM_NET_CONDITIONAL, o.rf = 5, o.levels = 2, o.data = data, o.crop = SIZE, o.patch = 8, o.batch = 8;
     o.epochs = 100, o.lr = 1e-4, o.seed = 3, o.test_fraction = 0.1, o.cache_dir = cache, o.output = out, o.max_steps = steps;
-    o.accumulate = accumulate, o.comm = comm, o.resume = 1, o.save_minutes = 0;
+    o.accumulate = accumulate, o.comm = comm, o.resume = 1, o.save_minutes = 0, o.exact_sums = exact;
     FILE *f = wcm_comm_rank(comm) == 0 ? fopen(losses, "a") : NULL;
     int rc = wcm_train_run(&o, f ? write_losses : NULL, f, &err);
     if (f) fclose(f);
@@ -79,7 +82,8 @@ static int sh(const char *fmt, ...) {
 }
 
 int main(int argc, char **argv) {
-    if (argc >= 5 && !strcmp(argv[1], "--child")) return child(argv[2], argv[3], atoll(argv[4]), argc > 5 ? atoi(argv[5]) : 1);
+    if (argc >= 5 && !strcmp(argv[1], "--child"))
+        return child(argv[2], argv[3], atoll(argv[4]), argc > 5 ? atoi(argv[5]) : 1, argc > 6 ? atoi(argv[6]) : 0);
     if (!wcm_comm_have_mpi()) SKIP("this build has no MPI (-DWCM_MPI=OFF or no MPI found)");
     if (sh("command -v mpirun > /dev/null 2>&1")) SKIP("no mpirun on PATH");
     t_temp_dir("mpi_train");
@@ -155,6 +159,34 @@ int main(int argc, char **argv) {
     int n4 = read_losses(t_at("acc.safetensors"), l4);
     CHECK(c == 0 && n4 == 10 && isfinite(l4[9]), "2 ranks x 3 micro-batches (empty parts take part): 10 steps, "
           "last loss %.6g (1 process, one batch: %.6g; batch statistics per micro-batch differ)", l4[9], l1[9]);
+    /* Exact sums: the same bits whatever the split. */
+    int e1 = sh("OMP_NUM_THREADS=2 '%s' --child '%s' '%s/x1.safetensors' %d 1 1", self, dir, dir, STEPS);
+    int e2 = sh("%s -np 2 '%s' --child '%s' '%s/x2.safetensors' %d 1 1 > '%s/x2.log' 2>&1", mpirun, self, dir, dir, STEPS, dir);
+    int e3 = sh("%s -np 3 '%s' --child '%s' '%s/x3.safetensors' %d 1 1 > '%s/x3.log' 2>&1", mpirun, self, dir, dir, STEPS, dir);
+    double x1[STEPS] = {0}, x2[STEPS] = {0}, x3[STEPS] = {0};
+    int m1 = read_losses(t_at("x1.safetensors"), x1), m2 = read_losses(t_at("x2.safetensors"), x2),
+        m3 = read_losses(t_at("x3.safetensors"), x3);
+    double wx2 = 0, wx3 = 0;
+    for (int i = 0; i < STEPS; i++) {
+        wx2 = fmax(wx2, fabs(x2[i] - x1[i]) / fabs(x1[i]));
+        wx3 = fmax(wx3, fabs(x3[i] - x1[i]) / fabs(x1[i]));
+    }
+    snprintf(one, sizeof one, "%s", t_at("x1.safetensors"));
+    snprintf(twof, sizeof twof, "%s", t_at("x2.safetensors"));
+    const double px2 = t_params_diff(one, twof);
+    snprintf(twof, sizeof twof, "%s", t_at("x3.safetensors"));
+    const double px3 = t_params_diff(one, twof);
+    CHECK(!e1 && !e2 && !e3 && m1 == STEPS && m2 == STEPS && m3 == STEPS && wx2 <= 1e-12 && wx3 <= 1e-12 && px2 == 0 &&
+              px3 == 0,
+          "exact sums, %d steps: 2 and 3 ranks (1 thread each) against 1 process (2 threads): losses within %.2g and %.2g "
+          "relative (the reported loss adds the ranks' parts), parameters identical (differences %g, %g)",
+          STEPS, wx2, wx3, px2, px3);
+    int r1 = sh("%s -np 2 '%s' --child '%s' '%s/xr.safetensors' 30 1 1 > '%s/xr.log' 2>&1", mpirun, self, dir, dir, dir);
+    int r2 = r1 ? -1 : sh("OMP_NUM_THREADS=1 '%s' --child '%s' '%s/xr.safetensors' %d 1 1", self, dir, dir, STEPS);
+    snprintf(twof, sizeof twof, "%s", t_at("xr.safetensors"));
+    const double pxr = t_params_diff(one, twof);
+    CHECK(!r1 && !r2 && pxr == 0, "exact sums: 2 ranks to step 30, resumed on 1 rank to step %d: parameters identical to "
+          "the 1-process run (difference %g)", STEPS, pxr);
     if (!getenv("WCM_KEEP_TMP")) t_temp_dir_remove();
     else printf("kept %s\n", t_dir);
     return t_done("test_mpi_train");

@@ -34,7 +34,7 @@ enum {
     O_KIND, O_RF, O_SCALE, O_LEVELS, O_DATA, O_TEST, O_TEST_FRACTION, O_CROP, O_CELEBA, O_RESIZE, O_PATCH, O_BATCH,
     O_EPOCHS, O_LR, O_HALVE, O_NOISE, O_SEED, O_O, O_OUTPUT, O_RESUME, O_FORCE, O_MAX_IMAGES, O_MAX_TEST, O_MINUTES,
     O_SAVE_MINUTES, O_SAVE_EVERY, O_STEPS, O_CACHE, O_NO_CACHE, O_INIT, O_INTENSITY, O_BATCH_NORM, O_BN_RUNNING,
-    O_ACCUMULATE, O_EMA, O_FLIP, O_LR_SCHEDULE, O_WARMUP, O_COUNT
+    O_ACCUMULATE, O_EMA, O_FLIP, O_LR_SCHEDULE, O_WARMUP, O_SUMS, O_COUNT
 };
 
 /* The given options over *o (the defaults, or a resumed run's own). */
@@ -56,11 +56,11 @@ static int apply_options(cli_opt *opt, wcm_train_options *o) {
     o->save_every = (int)save_every, o->max_steps = (long long)steps;
     static const char *const noise[] = {"quadratic", "uniform", "log-uniform"}, *const schedule[] = {"step", "cosine"},
                              *const intensity[] = {"none", "uniform"}, *const bn[] = {"batch", "frozen"},
-                             *const running[] = {"reference", "warmup"};
+                             *const running[] = {"reference", "warmup"}, *const sums[] = {"fast", "exact"};
     int n = (int)o->noise, sch = (int)o->lr_schedule;
     if (parse_name(&opt[O_NOISE], noise, 3, &n) || parse_name(&opt[O_LR_SCHEDULE], schedule, 2, &sch) ||
         parse_name(&opt[O_INTENSITY], intensity, 2, &o->intensity) || parse_name(&opt[O_BATCH_NORM], bn, 2, &o->bn_frozen) ||
-        parse_name(&opt[O_BN_RUNNING], running, 2, &o->bn_running_warmup))
+        parse_name(&opt[O_BN_RUNNING], running, 2, &o->bn_running_warmup) || parse_name(&opt[O_SUMS], sums, 2, &o->exact_sums))
         return 1;
     o->noise = (wcm_noise_law)n, o->lr_schedule = (wcm_lr_schedule)sch;
     if (opt[O_INTENSITY].set && o->kind == WCM_NET_CONDITIONAL)
@@ -203,6 +203,7 @@ static int run_train(int argc, char **argv) {
         [O_BN_RUNNING] = {"bn-running", 1, 0, 0}, [O_ACCUMULATE] = {"accumulate", 1, 0, 0},
         [O_EMA] = {"ema", 1, 0, 0},           [O_FLIP] = {"flip", 0, 0, 0},
         [O_LR_SCHEDULE] = {"lr-schedule", 1, 0, 0}, [O_WARMUP] = {"warmup", 1, 0, 0},
+        [O_SUMS] = {"sums", 1, 0, 0},
     };
     const char *pos[1];
     int npos;
@@ -329,10 +330,15 @@ const cli_command cmd_train = {
     "                        the net is used; a fresh run first sets running_sd from\n"
     "                        16 batches, unless --init names a net trained frozen;\n"
     "                        for fine-tuning with --init)\n"
+    "  --sums MODE           fast (default) or exact: every sum over the batch (batch\n"
+    "                        statistics, gradients) built from per-image terms added\n"
+    "                        exactly, so a step gives the same bits on any number of\n"
+    "                        processes (mpirun) and threads (CPU; docs/training.md)\n"
     "  --seed S              seed of the initialisation, order, patches and noise (default 0)\n"
     "  -o, --output FILE     the model / checkpoint (.safetensors)\n"
     "  --resume              continue the run stored in FILE with its options\n"
-    "  --init MODEL          start from the weights of MODEL (same architecture), with a\n"
+    "  --init MODEL[:NET]    start from the weights of MODEL (same architecture; NET picks\n"
+    "                        low, 0, 1, ... of a multi-scale model), with a\n"
     "                        fresh optimiser: fine-tuning, e.g. at a lower --lr\n"
     "  --force               overwrite an existing FILE instead of refusing\n"
     "  --max-images N        use only the first N images of DIR (by name)\n"

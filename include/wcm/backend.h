@@ -170,6 +170,7 @@ typedef enum {
     WCM_OP_FILL_UNIFORM,
     WCM_OP_FILL_NORMAL_TORCH,
     WCM_OP_NET_FORWARD,
+    WCM_OP_CHANNEL_PARTIALS,
     WCM_OP_COUNT
 } wcm_op_id;
 
@@ -293,6 +294,13 @@ int wcm_op_reduce(wcm_context *ctx, wcm_reduce_kind kind, size_t n, const float 
  * (center in host memory). */
 int wcm_op_channel_reduce(wcm_context *ctx, wcm_reduce_kind kind, size_t m, int c, const float *x,
                           const double *center, size_t chunk, double *result, wcm_error *err);
+/* The same sums per part of `part` pixels, not added up: parts[k * c + ch]
+ * sums pixels [k * part, min(m, (k + 1) * part)) in pixel order, for the
+ * ceil(m / part) parts (host memory). With part = the pixels of one image,
+ * the per-image sums that make a batch's statistics independent of how the
+ * batch is split (the trainer's exact sums). */
+int wcm_op_channel_partials(wcm_context *ctx, wcm_reduce_kind kind, size_t m, int c, const float *x,
+                            const double *center, size_t part, double *parts, wcm_error *err);
 
 /* Haar (docs/model.md §2): x [n][h][w][1] (even h, w) -> out [n][h/2][w/2][4] =
  * [(a+b+c+d), (a+b-c-d), (a-b+c-d), (a-b-c+d)] * 0.25f per 2x2 block a b / c d;

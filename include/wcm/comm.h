@@ -9,13 +9,15 @@
  * any other way is serial, so the MPI build behaves like the serial one
  * outside mpirun.
  *
- * Collectives must be called by every rank in the same order. Sums over
- * ranks are MPI's (deterministic for a given number of ranks; not
- * necessarily equal, bit for bit, to a single process's sum). */
+ * Collectives must be called by every rank in the same order. Floating-point
+ * sums over ranks are MPI's (deterministic for a given number of ranks; not
+ * necessarily equal, bit for bit, to a single process's sum); the trainer's
+ * exact sums use integer sums and sums of disjoint rows instead. */
 #ifndef WCM_COMM_H
 #define WCM_COMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "wcm/common.h"
 
@@ -40,6 +42,8 @@ const char *wcm_comm_name(const wcm_comm *c); /* "serial" or "mpi" */
 /* In place: x[i] = the sum over ranks of x[i]. */
 int wcm_comm_allreduce_double(wcm_comm *c, double *x, size_t n, wcm_error *err);
 int wcm_comm_allreduce_float(wcm_comm *c, float *x, size_t n, wcm_error *err);
+/* Integer sums are exact, so their result does not depend on the order. */
+int wcm_comm_allreduce_int64(wcm_comm *c, int64_t *x, size_t n, wcm_error *err);
 /* bytes of buf from rank `root` to every rank. */
 int wcm_comm_broadcast(wcm_comm *c, void *buf, size_t bytes, int root, wcm_error *err);
 int wcm_comm_barrier(wcm_comm *c, wcm_error *err);

@@ -63,6 +63,17 @@ typedef struct wcm_trainer {
      * empty call wcm_train_participate instead of the gradient. */
     wcm_comm *comm;
     int loss_batch;           /* the loss divides by this (the whole batch); 0: the batch given */
+    /* Exact sums (0 by default; a host-visible backend): every sum over the
+     * batch (batch statistics, gamma and weight gradients) is made of
+     * per-image terms, each computed on its own, added in image order or in
+     * 64-bit fixed point, so a step gives the same bits however the batch is
+     * split over ranks and threads. t->grad is then the gradient of the whole
+     * group (all ranks' images), the same on every rank: nothing is left for
+     * the caller to sum. group_images: images of the group over all ranks,
+     * group_first: this rank's first among them (0, 0: this rank's batch
+     * alone). */
+    int exact;
+    int group_images, group_first;
 
     /* Activations of the last training forward (owned, in the context's memory; grown on demand). */
     size_t pixel_cap;         /* n*h*w the buffers hold */

@@ -58,6 +58,7 @@ typedef struct {
     int bn_frozen;             /* batch norm divides by fixed running_sd in training */
     int bn_running_warmup;     /* running_sd starts from the first batch's sd (1); 0: from 1, the reference */
     int flip;                  /* random left-right flips */
+    int exact_sums;            /* sums over the batch exact: the same bits on any number of ranks (wcm_trainer.exact) */
     double ema;                /* decay of an exponential moving average of the weights (0: none) */
     uint64_t seed;
     /* run control */

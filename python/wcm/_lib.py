@@ -137,7 +137,7 @@ class TrainOptions(ctypes.Structure):  # wcm_train_options
                 ("batch", c_int), ("accumulate", c_int), ("epochs", c_int), ("lr", c_double),
                 ("lr_schedule", c_int), ("lr_halve_every", c_int), ("warmup_steps", c_int),
                 ("noise", c_int), ("intensity", c_int), ("bn_frozen", c_int), ("bn_running_warmup", c_int),
-                ("flip", c_int), ("ema", c_double), ("seed", ctypes.c_uint64),
+                ("flip", c_int), ("exact_sums", c_int), ("ema", c_double), ("seed", ctypes.c_uint64),
                 ("output", c_char_p), ("resume", c_int), ("force", c_int), ("init", c_char_p),
                 ("minutes", c_double), ("save_minutes", c_double), ("save_every", c_int),
                 ("max_steps", ctypes.c_longlong), ("comm", c_void_p)]

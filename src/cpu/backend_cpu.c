@@ -287,6 +287,7 @@ static const wcm_backend cpu_backend = {
     .rescale = wcm_cpu_rescale,
     .reduce = wcm_cpu_reduce,
     .channel_reduce = wcm_cpu_channel_reduce,
+    .channel_partials = wcm_cpu_channel_partials,
     .haar_split = wcm_cpu_haar_split,
     .haar_merge = wcm_cpu_haar_merge,
     .channels = wcm_cpu_channels,

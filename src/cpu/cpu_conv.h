@@ -327,6 +327,8 @@ int wcm_cpu_reduce(wcm_context *ctx, wcm_reduce_kind kind, size_t n, const float
                    size_t chunk, double *result);
 int wcm_cpu_channel_reduce(wcm_context *ctx, wcm_reduce_kind kind, size_t m, int c, const float *x,
                            const double *center, size_t chunk, double *result);
+int wcm_cpu_channel_partials(wcm_context *ctx, wcm_reduce_kind kind, size_t m, int c, const float *x,
+                             const double *center, size_t part, double *parts);
 int wcm_cpu_haar_split(wcm_context *ctx, int n, int h, int w, const float *x, float *out);
 int wcm_cpu_haar_merge(wcm_context *ctx, int n, int h, int w, const float *low, const float *coeffs, int c, float *out);
 int wcm_cpu_channels(wcm_context *ctx, wcm_channels_mode mode, size_t pixels, int count, const float *src, int src_c,

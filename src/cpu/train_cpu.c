@@ -84,6 +84,18 @@ int wcm_cpu_channel_reduce(wcm_context *ctx, wcm_reduce_kind kind, size_t m, int
                         center, NULL, NULL, result);
 }
 
+int wcm_cpu_channel_partials(wcm_context *ctx, wcm_reduce_kind kind, size_t m, int c, const float *x,
+                             const double *center, size_t part, double *parts) {
+    (void)ctx;
+    const size_t nparts = chunks_of(m, part);
+    memset(parts, 0, sizeof(double) * nparts * (size_t)c);
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < nparts; k++)
+        sum_pixels(kind == WCM_REDUCE_SUM ? SUM_X : SUM_SQDEV, x, NULL, k * part, (k + 1) * part < m ? (k + 1) * part : m,
+                   c, center, NULL, NULL, parts + k * (size_t)c);
+    return WCM_OK;
+}
+
 int wcm_cpu_bn_stats(wcm_context *ctx, const float *x, size_t m, int c, double *mean, double *sd) {
     int rc = channel_sums(ctx, SUM_X, x, NULL, m, c, REDUCE_CHUNK, NULL, NULL, NULL, mean);
     if (rc) return rc;
