@@ -21,6 +21,7 @@ static const char *const keys[] = {
     "kind",       "rf",          "scale",      "levels",    "crop",           "celeba_crop",    "resize",
     "patch",      "batch_size",  "accumulate", "lr",        "lr_schedule",    "lr_halve_every", "warmup_steps",
     "noise",      "intensity",   "batch_norm", "bn_running", "flip",          "ema",            "epochs",
+    "sums",
     "max_images", "max_test_images", "test_fraction", "seed", "data",         "test"};
 
 static void defaults(wcm_train_options *o) {
@@ -36,6 +37,7 @@ static int same(const wcm_train_options *a, const wcm_train_options *b) {
            a->lr_schedule == b->lr_schedule && a->lr_halve_every == b->lr_halve_every &&
            a->warmup_steps == b->warmup_steps && a->noise == b->noise && a->intensity == b->intensity &&
            a->bn_frozen == b->bn_frozen && a->bn_running_warmup == b->bn_running_warmup && a->flip == b->flip &&
+           a->exact_sums == b->exact_sums &&
            a->ema == b->ema && a->epochs == b->epochs && a->max_images == b->max_images &&
            a->max_test_images == b->max_test_images && a->test_fraction == b->test_fraction && a->seed == b->seed &&
            !strcmp(a->data, b->data) && !strcmp(a->test_dir ? a->test_dir : "", b->test_dir ? b->test_dir : "") &&

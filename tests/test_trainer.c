@@ -229,6 +229,52 @@ static void check_accumulated_gradient(void) {
     wcm_dataset_close(&ds);
 }
 
+/* Exact sums (batch statistics): the gradient of a batch of 8 equals the
+ * ordinary one to float rounding, and is the same bits on 1, 2 and 3 threads. */
+static void check_exact_gradient(void) {
+    wcm_error err;
+    wcm_dataset ds = {0};
+    wcm_dataset_options dopt = {SIZE, 0, 0, 0, NULL, 1};
+    REQUIRE_OK(wcm_dataset_open(&ds, data_dir, &dopt, &err), &err);
+    wcm_net *net;
+    wcm_trainer *t;
+    REQUIRE_OK(wcm_net_create(&net, WCM_NET_CONDITIONAL, 5, &err), &err);
+    REQUIRE_OK(wcm_trainer_create(&t, net, &err), &err);
+    wcm_net_init_reference(net, 4);
+    int ids[8] = {0, 2, 4, 6, 8, 10, 1, 3};
+    wcm_batch_spec spec = {WCM_NET_CONDITIONAL, 0, 2, 0, 0, 255, 0, 0, 7, 1, 0};
+    wcm_tensor x = {0}, y = {0};
+    REQUIRE_OK(wcm_make_batch(&ds, &spec, ids, 8, 12, &x, &y, &err), &err);
+    t->update_running_sd = 0;
+    const size_t np = wcm_net_nparams(net);
+    float *fast = malloc(np * sizeof(float)), *exact[3];
+    double loss;
+    REQUIRE_OK(wcm_train_gradient(t, &x, &y, &loss, NULL, &err), &err);
+    memcpy(fast, t->grad, np * sizeof(float));
+    t->exact = 1;
+    int same = 1;
+    for (int k = 0; k < 3; k++) {
+        wcm_set_threads(k + 1);
+        exact[k] = malloc(np * sizeof(float));
+        REQUIRE_OK(wcm_train_gradient(t, &x, &y, &loss, NULL, &err), &err);
+        memcpy(exact[k], t->grad, np * sizeof(float));
+        same &= !memcmp(exact[k], exact[0], np * sizeof(float));
+    }
+    wcm_set_threads(2);
+    double worst = 0, big = 0;
+    for (size_t i = 0; i < np; i++)
+        worst = fmax(worst, fabs((double)exact[0][i] - fast[i])), big = fmax(big, fabs((double)fast[i]));
+    CHECK(big > 0 && worst <= 1e-5 * big, "exact sums: gradient of a batch of 8 (batch statistics) within %.2g of the "
+          "largest of the ordinary gradient", worst / big);
+    CHECK(same, "exact sums: the gradient on 1, 2 and 3 threads is the same bits");
+    free(fast);
+    for (int k = 0; k < 3; k++) free(exact[k]);
+    wcm_tensor_free(&x), wcm_tensor_free(&y);
+    wcm_trainer_free(t);
+    wcm_net_free(net);
+    wcm_dataset_close(&ds);
+}
+
 static void check_batches(void) {
     wcm_error err;
     wcm_dataset ds = {0};
@@ -297,6 +343,7 @@ int main(void) {
     t_write_images(data_dir, NIMG, SIZE, 0.1);
     check_batches();
     check_accumulated_gradient();
+    check_exact_gradient();
     check_runs();
     check_ema_and_accumulation();
     t_temp_dir_remove();

@@ -21,7 +21,7 @@ LR_SCHEDULES = {"step": 0, "cosine": 1}  # wcm_lr_schedule
 EVENTS = ("info", "warning", "step", "epoch")  # wcm_train_event
 
 _ENUMS = {"kind": KINDS, "noise": NOISE_LAWS, "lr_schedule": LR_SCHEDULES}
-_FLAGS = {"no_cache", "intensity", "bn_frozen", "bn_running_warmup", "flip", "resume", "force"}
+_FLAGS = {"no_cache", "intensity", "bn_frozen", "bn_running_warmup", "flip", "exact_sums", "resume", "force"}
 
 
 def _nan_to_none(v):
