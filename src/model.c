@@ -5,6 +5,7 @@
 #include "wcm/io.h"
 
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -202,7 +203,29 @@ void wcm_model_describe(const wcm_model *m, char *buf, size_t size) {
 }
 
 /* One network from a file: a PyTorch .pt (torch_only) or any single-network model. */
+/* PATH:NET (NET = low, 0, 1, ...) when PATH:NET itself is no file: one net of a multi-scale model. */
+static int load_net_of_model(const char *spec, wcm_net **net, wcm_error *err) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", spec) >= (int)sizeof path) return wcm_fail(err, WCM_ERR_ARG, "path too long");
+    char *colon = strrchr(path, ':');
+    *colon = 0;
+    wcm_model part;
+    int rc = wcm_model_load(path, &part, err);
+    if (rc) return rc;
+    wcm_net *n = part.multiscale ? wcm_model_get_net(&part, colon + 1) : NULL;
+    if (n == part.low) part.low = NULL;
+    for (int j = 0; j < part.levels; j++)
+        if (n == part.cond[j]) part.cond[j] = NULL;
+    wcm_model_free(&part);
+    if (!n) return wcm_fail(err, WCM_ERR_ARG, "%s: no network '%s' (a multi-scale model has low, 0 .. J-1)", path, colon + 1);
+    *net = n;
+    return WCM_OK;
+}
+
 static int load_single_net(const char *path, int torch_only, wcm_net **net, wcm_error *err) {
+    const char *colon = strrchr(path, ':');
+    struct stat st;
+    if (!torch_only && colon && colon[1] && stat(path, &st) != 0) return load_net_of_model(path, net, err);
     if (torch_only) return wcm_net_load_torch(path, net, err);
     wcm_model part;
     int rc = wcm_model_load(path, &part, err);

@@ -161,6 +161,21 @@ expect_fail "D12 train --cache under a file" "$T/t.safetensors" train --kind fla
 expect_fail "D12 denoise --sigma 1e308 (PSNR -inf, exit 0 before)" "$T/s.png" denoise "$T/flat.safetensors" "$T/img32.npy" "$T/s.png" --sigma 1e308
 write_npy "$T/huge.npy" 8 8 $HUGE
 expect_fail "D12 superres of 3e38 values (said ok, deviation inf)" "$T/sr.png" superres "$MS" "$T/huge.npy" "$T/sr.png" --max-iters 3 --quiet
+# MODEL:NET picks one network of a multi-scale model (bundle, train --init); a missing one is refused by name.
+"$WCM" bundle -o "$T/rebundled.safetensors" --low "$MS:low" "$MS:0" "$MS:1" --quiet > /dev/null 2>&1
+G="$SRC/docs/gallery/face160_0.png"
+"$WCM" denoise "$MS" "$G" "$T/a.png" --sigma 25 --quiet > /dev/null &&
+  "$WCM" denoise "$T/rebundled.safetensors" "$G" "$T/b.png" --sigma 25 --quiet > /dev/null
+if cmp -s "$T/a.png" "$T/b.png"; then ok "bundle MODEL:low MODEL:0 MODEL:1 rebuilds the model (denoised images identical)"
+else bad "bundle of MODEL:NET parts denoises differently"; fi
+rm -f "$T/a.png" "$T/b.png"
+mkdir -p "$T/tiny" && for k in 1 2 3 4; do write_npy "$T/tiny/$k.npy" 16 16 0000003f; done
+if "$WCM" train --kind conditional --rf 13 --levels 2 --scale 0 --data "$T/tiny" --crop 0 --no-cache --batch 2 --steps 1 \
+     --batch-norm frozen --init "$MS:0" -o "$T/ft.safetensors" 2>&1 | grep -q "initialised from $MS:0"; then
+  ok "train --init MODEL:0 starts from the model's finest conditional net"
+else bad "train --init MODEL:0"; fi
+rm -f "$T"/ft.*
+expect_fail "bundle of a network the model lacks" "$T/bad.safetensors" bundle -o "$T/bad.safetensors" --low "$MS:low" "$MS:0" "$MS:5"
 [ "$(temporaries "$T")" -eq 0 ] && ok "no temporary anywhere in the test folder" || bad "temporaries left: $(ls "$T" | grep tmp)"
 
 echo "cli_hardening: $((checks-fails)) passed, $fails failed"

@@ -164,5 +164,6 @@ const cli_command cmd_bundle = {
     "bundle", "assemble a multi-scale model from separately trained networks",
     "usage: wcm bundle -o MODEL.safetensors [--half] --low LOW COND0 COND1 ...\n\n"
     "Each input is a single-network model (.safetensors from `wcm train`, or a\n"
-    "PyTorch .pt). COND0 is the finest scale. The result is one safetensors file.\n",
+    "PyTorch .pt), or MODEL:NET, one network (low, 0, 1, ...) of a multi-scale\n"
+    "model. COND0 is the finest scale. The result is one safetensors file.\n",
     run_bundle};
