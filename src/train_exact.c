@@ -92,7 +92,10 @@ static int gather_rows(wcm_exact_state *s, const wcm_trainer *t, int n, int widt
     if (rc) return rc;
     memset(s->table, 0, sizeof(double) * (size_t)group * width);
     if (n) memcpy(s->table + (size_t)first * width, s->local, sizeof(double) * (size_t)n * width);
-    return wcm_comm_allreduce_double(t->comm, s->table, (size_t)group * width, err);
+    const double t0 = wcm_seconds();
+    rc = wcm_comm_allreduce_double(t->comm, s->table, (size_t)group * width, err);
+    ((wcm_trainer *)t)->exact_comm_seconds += wcm_seconds() - t0;
+    return rc;
 }
 
 /* out[k] = sum over the group's rows, in image order. */
@@ -230,7 +233,9 @@ int wcm_exact_finish(wcm_exact_state **sp, wcm_trainer *t, wcm_error *err) {
     const wcm_net *net = t->net;
     int rc = state(sp, t, err);
     wcm_exact_state *s = *sp;
+    const double t0 = wcm_seconds();
     if (!rc) rc = wcm_comm_allreduce_int64(t->comm, s->acc, net->nparams, err);
+    t->exact_comm_seconds += wcm_seconds() - t0;
     if (rc) return rc;
     for (int l = 0; l < net->nlayers; l++) {
         const wcm_layer *L = &net->layers[l];

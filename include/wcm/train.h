@@ -74,6 +74,7 @@ typedef struct wcm_trainer {
      * alone). */
     int exact;
     int group_images, group_first;
+    double exact_comm_seconds; /* exact sums: time spent in their collectives (this process) */
 
     /* Activations of the last training forward (owned, in the context's memory; grown on demand). */
     size_t pixel_cap;         /* n*h*w the buffers hold */
