@@ -298,21 +298,26 @@ int wcm_op_reduce(wcm_context *ctx, wcm_reduce_kind kind, size_t n, const float 
     DISPATCH(ctx, WCM_OP_REDUCE, reduce, kind, n, x, y, center, chunk, result);
 }
 
+/* The arguments both per-channel sums share. */
+static int bad_channel_sums(const char *op, wcm_reduce_kind kind, int c, const double *center, wcm_error *err) {
+    if (kind != WCM_REDUCE_SUM && kind != WCM_REDUCE_SUMSQ)
+        return wcm_fail(err, WCM_ERR_ARG, "%s: only sums and sums of squares per channel", op);
+    if (kind == WCM_REDUCE_SUMSQ && !center) return wcm_fail(err, WCM_ERR_ARG, "%s: sums of squares need centers", op);
+    if (c < 1) return wcm_fail(err, WCM_ERR_SHAPE, "%s: %d channels", op, c);
+    return WCM_OK;
+}
+
 int wcm_op_channel_reduce(wcm_context *ctx, wcm_reduce_kind kind, size_t m, int c, const float *x,
                           const double *center, size_t chunk, double *result, wcm_error *err) {
-    if (kind != WCM_REDUCE_SUM && kind != WCM_REDUCE_SUMSQ)
-        return wcm_fail(err, WCM_ERR_ARG, "channel reduce: only sums and sums of squares per channel");
-    if (kind == WCM_REDUCE_SUMSQ && !center) return wcm_fail(err, WCM_ERR_ARG, "channel reduce: sums of squares need centers");
-    if (c < 1) return wcm_fail(err, WCM_ERR_SHAPE, "channel reduce: %d channels", c);
+    int bad = bad_channel_sums("channel reduce", kind, c, center, err);
+    if (bad) return bad;
     DISPATCH(ctx, WCM_OP_CHANNEL_REDUCE, channel_reduce, kind, m, c, x, center, chunk, result);
 }
 
 int wcm_op_channel_partials(wcm_context *ctx, wcm_reduce_kind kind, size_t m, int c, const float *x,
                             const double *center, size_t part, double *parts, wcm_error *err) {
-    if (kind != WCM_REDUCE_SUM && kind != WCM_REDUCE_SUMSQ)
-        return wcm_fail(err, WCM_ERR_ARG, "channel partials: only sums and sums of squares per channel");
-    if (kind == WCM_REDUCE_SUMSQ && !center) return wcm_fail(err, WCM_ERR_ARG, "channel partials: sums of squares need centers");
-    if (c < 1) return wcm_fail(err, WCM_ERR_SHAPE, "channel partials: %d channels", c);
+    int bad = bad_channel_sums("channel partials", kind, c, center, err);
+    if (bad) return bad;
     if (part < 1) return wcm_fail(err, WCM_ERR_SHAPE, "channel partials: parts of %zu pixels", part);
     DISPATCH(ctx, WCM_OP_CHANNEL_PARTIALS, channel_partials, kind, m, c, x, center, part, parts);
 }

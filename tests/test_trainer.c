@@ -180,18 +180,25 @@ static void check_ema_and_accumulation(void) {
           "of the largest parameter", worst);
 }
 
+/* The pieces of the gradient checks: the image folder, a fresh net of `kind`
+ * and rf with the reference initialisation (seed), and its trainer. */
+static void open_fixture(wcm_net_kind kind, int rf, uint64_t seed, wcm_dataset *ds, wcm_net **net, wcm_trainer **t) {
+    wcm_error err;
+    wcm_dataset_options dopt = {SIZE, 0, 0, 0, NULL, 1};
+    REQUIRE_OK(wcm_dataset_open(ds, data_dir, &dopt, &err), &err);
+    REQUIRE_OK(wcm_net_create(net, kind, rf, &err), &err);
+    REQUIRE_OK(wcm_trainer_create(t, *net, &err), &err);
+    wcm_net_init_reference(*net, seed);
+}
+
 /* The gradient of 2 micro-batches of 4 (the loss divided by 8) summed
  * equals the gradient of the batch of 8 (frozen batch norm). */
 static void check_accumulated_gradient(void) {
     wcm_error err;
     wcm_dataset ds = {0};
-    wcm_dataset_options dopt = {SIZE, 0, 0, 0, NULL, 1};
-    REQUIRE_OK(wcm_dataset_open(&ds, data_dir, &dopt, &err), &err);
     wcm_net *net;
     wcm_trainer *t;
-    REQUIRE_OK(wcm_net_create(&net, WCM_NET_FLAT, 5, &err), &err);
-    REQUIRE_OK(wcm_trainer_create(&t, net, &err), &err);
-    wcm_net_init_reference(net, 3);
+    open_fixture(WCM_NET_FLAT, 5, 3, &ds, &net, &t);
     int ids[8] = {0, 2, 4, 6, 8, 10, 1, 3};
     wcm_batch_spec spec = {WCM_NET_FLAT, 0, 2, 8, 1, 255, 1, 0, 7, 1, 0};
     wcm_tensor x = {0}, y = {0};
@@ -234,13 +241,9 @@ static void check_accumulated_gradient(void) {
 static void check_exact_gradient(void) {
     wcm_error err;
     wcm_dataset ds = {0};
-    wcm_dataset_options dopt = {SIZE, 0, 0, 0, NULL, 1};
-    REQUIRE_OK(wcm_dataset_open(&ds, data_dir, &dopt, &err), &err);
     wcm_net *net;
     wcm_trainer *t;
-    REQUIRE_OK(wcm_net_create(&net, WCM_NET_CONDITIONAL, 5, &err), &err);
-    REQUIRE_OK(wcm_trainer_create(&t, net, &err), &err);
-    wcm_net_init_reference(net, 4);
+    open_fixture(WCM_NET_CONDITIONAL, 5, 4, &ds, &net, &t);
     int ids[8] = {0, 2, 4, 6, 8, 10, 1, 3};
     wcm_batch_spec spec = {WCM_NET_CONDITIONAL, 0, 2, 0, 0, 255, 0, 0, 7, 1, 0};
     wcm_tensor x = {0}, y = {0};
