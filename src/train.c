@@ -337,11 +337,13 @@ static int host_bn_sd(wcm_trainer *t, wcm_context *ctx, double **copy, const dou
 }
 
 int wcm_train_bn_accumulate(wcm_trainer *t, const wcm_tensor *in, double *acc, wcm_error *err) {
-    int frozen = t->bn_frozen, update = t->update_running_sd;
-    t->bn_frozen = 0, t->update_running_sd = 0;
+    /* Every rank passes the whole batch: its statistics are this process's own. */
+    int frozen = t->bn_frozen, update = t->update_running_sd, group = t->group_images, first = t->group_first;
+    wcm_comm *comm = t->comm;
+    t->bn_frozen = 0, t->update_running_sd = 0, t->comm = NULL, t->group_images = t->group_first = 0;
     wcm_tensor out = {0};
     int rc = wcm_train_forward(t, in, &out, err);
-    t->bn_frozen = frozen, t->update_running_sd = update;
+    t->bn_frozen = frozen, t->update_running_sd = update, t->comm = comm, t->group_images = group, t->group_first = first;
     wcm_tensor_free(&out);
     if (rc) return rc;
     double *copy;

@@ -13,7 +13,7 @@
  *    2, 1, 1) give the same bits as 1 process over the 50 steps, and so does
  *    a 2-rank run resumed on 1 rank.
  * The program is its own worker: `test_mpi_train --child DIR OUT STEPS
- * [ACCUMULATE [EXACT]]` trains and writes the per-step losses to OUT.steps. */
+ * [ACCUMULATE [EXACT]]` (EXACT 2: also frozen batch norm) trains and writes the per-step losses to OUT.steps. */
 #include "testutil.h"
 #include "train_fixtures.h"
 
@@ -46,7 +46,8 @@ static int child(const char *dir, const char *out, long long steps, int accumula
     wcm_train_options_default(&o);
     o.kind = WCM_NET_CONDITIONAL, o.rf = 5, o.levels = 2, o.data = data, o.crop = SIZE, o.patch = 8, o.batch = 8;
     o.epochs = 100, o.lr = 1e-4, o.seed = 3, o.test_fraction = 0.1, o.cache_dir = cache, o.output = out, o.max_steps = steps;
-    o.accumulate = accumulate, o.comm = comm, o.resume = 1, o.save_minutes = 0, o.exact_sums = exact;
+    o.accumulate = accumulate, o.comm = comm, o.resume = 1, o.save_minutes = 0, o.exact_sums = exact > 0;
+    o.bn_frozen = exact == 2; /* frozen batch norm: running_sd first set from batches every rank passes whole */
     FILE *f = wcm_comm_rank(comm) == 0 ? fopen(losses, "a") : NULL;
     int rc = wcm_train_run(&o, f ? write_losses : NULL, f, &err);
     if (f) fclose(f);
@@ -187,6 +188,13 @@ int main(int argc, char **argv) {
     const double pxr = t_params_diff(one, twof);
     CHECK(!r1 && !r2 && pxr == 0, "exact sums: 2 ranks to step 30, resumed on 1 rank to step %d: parameters identical to "
           "the 1-process run (difference %g)", STEPS, pxr);
+    /* Exact sums with frozen batch norm (its calibration runs whole batches on every rank). */
+    int f1 = sh("OMP_NUM_THREADS=1 '%s' --child '%s' '%s/f1.safetensors' 10 1 2", self, dir, dir);
+    int f2 = sh("%s -np 2 '%s' --child '%s' '%s/f2.safetensors' 10 1 2 > '%s/f2.log' 2>&1", mpirun, self, dir, dir, dir);
+    snprintf(one, sizeof one, "%s", t_at("f1.safetensors"));
+    snprintf(twof, sizeof twof, "%s", t_at("f2.safetensors"));
+    const double pf = f1 || f2 ? 1 : t_params_diff(one, twof);
+    CHECK(!f1 && !f2 && pf == 0, "exact sums, frozen batch norm: 2 ranks equal 1 process after 10 steps (difference %g)", pf);
     if (!getenv("WCM_KEEP_TMP")) t_temp_dir_remove();
     else printf("kept %s\n", t_dir);
     return t_done("test_mpi_train");

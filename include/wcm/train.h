@@ -102,7 +102,8 @@ int wcm_train_forward(wcm_trainer *t, const wcm_tensor *in, wcm_tensor *out, wcm
 /* Population statistics for frozen batch norm: a training-mode forward of
  * `in` (batch statistics, running_sd untouched, whatever bn_frozen says) that
  * adds each batch-norm layer's sd_c^2 (= var_c + 1e-5) to acc[l * 64 + c]
- * (acc: nlayers * 64 doubles, zeroed by the caller). */
+ * (acc: nlayers * 64 doubles, zeroed by the caller). Local to this process:
+ * under a communicator, each rank passes the whole batch. */
 int wcm_train_bn_accumulate(wcm_trainer *t, const wcm_tensor *in, double *acc, wcm_error *err);
 /* running_sd = sqrt(acc / batches) in every batch-norm layer. */
 void wcm_train_bn_set_running(wcm_trainer *t, const double *acc, int batches);
