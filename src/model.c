@@ -5,9 +5,9 @@
 #include "wcm/io.h"
 
 #include <stdio.h>
-#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void wcm_model_set_context(wcm_model *m, wcm_context *ctx) {
     if (m->net) wcm_net_set_context(m->net, ctx);
@@ -202,33 +202,44 @@ void wcm_model_describe(const wcm_model *m, char *buf, size_t size) {
 #undef APPEND
 }
 
-/* One network from a file: a PyTorch .pt (torch_only) or any single-network model. */
-/* PATH:NET (NET = low, 0, 1, ...) when PATH:NET itself is no file: one net of a multi-scale model. */
-static int load_net_of_model(const char *spec, wcm_net **net, wcm_error *err) {
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s", spec) >= (int)sizeof path) return wcm_fail(err, WCM_ERR_ARG, "path too long");
+int wcm_model_split_net_spec(const char *spec, char *path, size_t size, const char **which, wcm_error *err) {
+    *which = NULL;
+    if (snprintf(path, size, "%s", spec) >= (int)size) return wcm_fail(err, WCM_ERR_ARG, "path too long: %.80s...", spec);
     char *colon = strrchr(path, ':');
-    *colon = 0;
+    struct stat st;
+    if (colon && colon[1] && stat(spec, &st) != 0) {
+        *colon = 0;
+        *which = colon + 1;
+    }
+    return WCM_OK;
+}
+
+/* Network `which` of the multi-scale model at path, taken out of it. */
+static int load_net_of_model(const char *path, const char *which, wcm_net **net, wcm_error *err) {
     wcm_model part;
     int rc = wcm_model_load(path, &part, err);
     if (rc) return rc;
-    wcm_net *n = part.multiscale ? wcm_model_get_net(&part, colon + 1) : NULL;
+    wcm_net *n = part.multiscale ? wcm_model_get_net(&part, which) : NULL;
     if (n == part.low) part.low = NULL;
     for (int j = 0; j < part.levels; j++)
         if (n == part.cond[j]) part.cond[j] = NULL;
     wcm_model_free(&part);
-    if (!n) return wcm_fail(err, WCM_ERR_ARG, "%s: no network '%s' (a multi-scale model has low, 0 .. J-1)", path, colon + 1);
+    if (!n) return wcm_fail(err, WCM_ERR_ARG, "%s: no network '%s' (a multi-scale model has low, 0 .. J-1)", path, which);
     *net = n;
     return WCM_OK;
 }
 
-static int load_single_net(const char *path, int torch_only, wcm_net **net, wcm_error *err) {
-    const char *colon = strrchr(path, ':');
-    struct stat st;
-    if (!torch_only && colon && colon[1] && stat(path, &st) != 0) return load_net_of_model(path, net, err);
-    if (torch_only) return wcm_net_load_torch(path, net, err);
+/* One network from a file: a PyTorch .pt (torch_only), any single-network
+ * model, or MODEL:NET (wcm_model_split_net_spec). */
+static int load_single_net(const char *spec, int torch_only, wcm_net **net, wcm_error *err) {
+    if (torch_only) return wcm_net_load_torch(spec, net, err);
+    char path[4096];
+    const char *which;
+    int rc = wcm_model_split_net_spec(spec, path, sizeof path, &which, err);
+    if (rc) return rc;
+    if (which) return load_net_of_model(path, which, net, err);
     wcm_model part;
-    int rc = wcm_model_load(path, &part, err);
+    rc = wcm_model_load(path, &part, err);
     if (rc) return rc;
     if (part.multiscale) {
         wcm_model_free(&part);

@@ -143,16 +143,11 @@ static int load_data(run_state *r, wcm_error *err) {
  * multi-scale model (":NET" is split off only when MODEL itself does not exist). */
 static int init_from_model(run_state *r, int *bn_was_frozen, wcm_error *err) {
     char path[4096];
-    const char *which = NULL;
-    if (snprintf(path, sizeof path, "%s", r->o.init) >= (int)sizeof path)
-        return wcm_fail(err, WCM_ERR_ARG, "--init: path too long");
-    char *colon = strrchr(path, ':');
-    if (colon && !file_exists(path) && colon[1]) {
-        *colon = 0;
-        which = colon + 1;
-    }
+    const char *which;
+    int rc = wcm_model_split_net_spec(r->o.init, path, sizeof path, &which, err);
+    if (rc) return rc;
     wcm_model m;
-    int rc = wcm_model_load(path, &m, err);
+    rc = wcm_model_load(path, &m, err);
     if (rc) return rc;
     wcm_net *src = which ? wcm_model_get_net(&m, which) : (m.multiscale ? NULL : m.net), *net = r->net;
     int ok = src && wcm_net_get_kind(src) == wcm_net_get_kind(net) && wcm_net_nparams(src) == wcm_net_nparams(net) &&

@@ -46,6 +46,10 @@ int wcm_model_assemble_new(const char *low, const char *const *conds, int n, int
 void wcm_model_destroy(wcm_model *m);
 /* Network by name: "low", "0".."J-1", or "net"/"" for a single model. NULL if absent. */
 wcm_net *wcm_model_get_net(const wcm_model *m, const char *which);
+/* "MODEL:NET" names network NET (low, 0, 1, ...) of a multi-scale model:
+ * when spec is no existing file and ends in ":NET", path receives MODEL and
+ * *which points at NET (inside path); otherwise path = spec, *which = NULL. */
+int wcm_model_split_net_spec(const char *spec, char *path, size_t size, const char **which, wcm_error *err);
 /* Multi-line human readable summary. */
 void wcm_model_describe(const wcm_model *m, char *buf, size_t size);
 
