@@ -158,6 +158,7 @@ int wcm_set_stats_compute(const wcm_tensor *images, const wcm_stats_binning *b, 
     const size_t hw = (size_t)images->h * images->w;
     char *finite = malloc((size_t)images->n);
     if (!finite) return wcm_fail(err, WCM_ERR_NOMEM, "sample statistics: out of memory");
+    double stripe_sq[2] = {0, 0}; /* sums of squares, for the standard errors */
     for (int i = 0; i < images->n; i++) {
         const float *x = images->data + i * hw;
         finite[i] = (char)wcm_image_finite(images, i);
@@ -176,6 +177,7 @@ int wcm_set_stats_compute(const wcm_tensor *images, const wcm_stats_binning *b, 
         rc = wcm_stripe_ratio(images, i, &sh, &sv, err);
         if (rc) break;
         s->stripe_h += sh, s->stripe_v += sv;
+        stripe_sq[0] += sh * sh, stripe_sq[1] += sv * sv;
     }
     wcm_pyramid p;
     memset(&p, 0, sizeof p);
@@ -202,6 +204,13 @@ int wcm_set_stats_compute(const wcm_tensor *images, const wcm_stats_binning *b, 
     free(finite);
     if (!rc && s->images) rc = wcm_radial_spectrum_compute(images, b->spectrum_bands, &s->spectrum, err);
     if (rc) return rc;
+    s->stripe_h_se = s->stripe_v_se = NAN;
+    if (s->images > 1) {
+        /* Sample variance from the sums; clamped at 0 against rounding. */
+        const double n = s->images, vh = (stripe_sq[0] - s->stripe_h * s->stripe_h / n) / (n - 1),
+                     vv = (stripe_sq[1] - s->stripe_v * s->stripe_v / n) / (n - 1);
+        s->stripe_h_se = sqrt(fmax(vh, 0.0) / n), s->stripe_v_se = sqrt(fmax(vv, 0.0) / n);
+    }
     if (s->images) {
         s->stripe_h /= s->images, s->stripe_v /= s->images;
         for (int j = 0; j < b->levels; j++)
@@ -237,6 +246,7 @@ int wcm_set_stats_compare(const wcm_set_stats *samples, const wcm_set_stats *rea
     for (int k = 0; k < c->spectrum_bands; k++)
         c->spectrum_db[k] = none ? NAN : 10.0 * log10(samples->spectrum.power[k] / real->spectrum.power[k]);
     c->stripe_h = samples->stripe_h, c->stripe_v = samples->stripe_v;
+    c->stripe_h_se = samples->stripe_h_se, c->stripe_v_se = samples->stripe_v_se;
     c->stripe_h_real = real->stripe_h, c->stripe_v_real = real->stripe_v;
     return WCM_OK;
 }

@@ -217,6 +217,33 @@ static void stripe_checks(void) {
     CHECK(fabs(h - expect) < 1e-5 && v == 1.0, "ramp with 2-periodic stripes: horizontal ratio %.6f = (g - 2e) / (g + 2e) = %.6f, vertical %.1f",
           h, expect, v);
     wcm_tensor_free(&t);
+
+    /* Two images with stripes e1, e2: the set's mean ratio is the mean of the
+     * two, its standard error (sample sd / sqrt 2) is |r1 - r2| / 2. */
+    const double e2 = 0.0005;
+    REQUIRE_OK(wcm_tensor_alloc(&t, 2, 16, 24, 1, &err), &err);
+    for (int i = 0; i < 2; i++)
+        for (int r = 0; r < 16; r++)
+            for (int c = 0; c < 24; c++)
+                t.data[(i * 16 + r) * 24 + c] = (float)(0.3 + g * c + (i ? e2 : e) * (c % 2 ? -1 : 1));
+    const double r1 = (g - 2 * e) / (g + 2 * e), r2 = (g - 2 * e2) / (g + 2 * e2);
+    wcm_stats_options o;
+    wcm_stats_options_default(&o);
+    o.levels = 2;
+    wcm_stats_binning b;
+    REQUIRE_OK(wcm_stats_binning_from_real(&t, &o, &b, &err), &err);
+    wcm_set_stats *st = malloc(sizeof *st);
+    if (!st) exit(1);
+    REQUIRE_OK(wcm_set_stats_compute(&t, &b, st, &err), &err);
+    CHECK(fabs(st->stripe_h - (r1 + r2) / 2) < 1e-5 && fabs(st->stripe_h_se - fabs(r1 - r2) / 2) < 1e-5 &&
+              st->stripe_v_se == 0.0,
+          "two striped ramps: mean ratio %.6f = %.6f, standard error %.6f = |r1 - r2| / 2 = %.6f, rows' 0", st->stripe_h,
+          (r1 + r2) / 2, st->stripe_h_se, fabs(r1 - r2) / 2);
+    wcm_tensor one = wcm_tensor_view(t.data, 1, 16, 24, 1);
+    REQUIRE_OK(wcm_set_stats_compute(&one, &b, st, &err), &err);
+    CHECK(isnan(st->stripe_h_se) && isnan(st->stripe_v_se), "one image: no standard error (NaN)");
+    free(st);
+    wcm_tensor_free(&t);
 }
 
 static void nearest_checks(void) {

@@ -151,14 +151,17 @@ static int photo_square(demo *d, const wcm_tensor *photo, int size, wcm_tensor *
     return rc;
 }
 
-/* Mean of image k of a batch of 1-channel images. */
-static double stripe_mean(const wcm_tensor *faces, int n, demo *d) {
-    double sum = 0;
+/* Mean horizontal stripe ratio of the first n images of a batch of 1-channel
+ * images, and its standard error in *se (NaN for n < 2). */
+static double stripe_mean(const wcm_tensor *faces, int n, double *se, demo *d) {
+    double sum = 0, sq = 0;
+    *se = NAN;
     for (int k = 0; k < n; k++) {
         double hr = NAN;
         if (wcm_stripe_ratio(faces, k, &hr, NULL, &d->err)) return NAN;
-        sum += hr;
+        sum += hr, sq += hr * hr;
     }
+    if (n > 1) *se = sqrt(fmax(sq - sum * sum / n, 0.0) / (n - 1) / n);
     return sum / n;
 }
 
@@ -303,7 +306,7 @@ static int run_demo(int argc, char **argv) {
     }
 
     /* 4. The wcm-trained model: samples (same seed) and its measured gap. */
-    double stripes_authors = NAN, stripes_wcm = NAN, psnr_wcm = NAN;
+    double stripes_authors = NAN, stripes_wcm = NAN, psnr_wcm = NAN, se_authors = NAN, se_wcm = NAN;
     wcm_tensor den_wcm = {0};
     if (!rc && have_wcm) {
         cli_progress("[%d/%d] the model trained by wcm: %d faces of %dx%d\n", ++step, nsteps, n, size160, size160);
@@ -313,9 +316,9 @@ static int run_demo(int argc, char **argv) {
         if (!rc) rc = wcm_denoise(&mwcm, &noisy, 0, &den_wcm, &d.err);
         if (!rc) rc = save(&d, "denoise_wcm_model.png", &den_wcm, 0);
         if (!rc && real) psnr_wcm = wcm_psnr(clean.data, den_wcm.data, (size_t)size160 * size160);
-        if (!rc) stripes_wcm = stripe_mean(wcm_synth_final(&synwcm), n, &d);
+        if (!rc) stripes_wcm = stripe_mean(wcm_synth_final(&synwcm), n, &se_wcm, &d);
     }
-    if (!rc) stripes_authors = stripe_mean(wcm_synth_final(&syn160), n, &d);
+    if (!rc) stripes_authors = stripe_mean(wcm_synth_final(&syn160), n, &se_authors, &d);
     double total = wcm_seconds() - t_start;
 
     /* The page. */
@@ -408,8 +411,9 @@ static int run_demo(int argc, char **argv) {
             snprintf(c2, sizeof c2, real ? "authors' model: %.2f dB" : "authors' model", psnr_ms);
             wcm_json_buf_printf(&h, "</div>\n<p>The gap, measured in this run: stripe ratio of the samples (mean absolute "
                     "difference of horizontal neighbours inside a 2x2 block over that across blocks; natural "
-                    "images give 1.00): wcm-trained %.3f, authors' %.3f.%s</p>\n<div>",
-                stripes_wcm, stripes_authors,
+                    "images give 1.00; &plusmn; its standard error over the %d samples): wcm-trained %.3f &plusmn; "
+                    "%.3f, authors' %.3f &plusmn; %.3f.%s</p>\n<div>",
+                n, stripes_wcm, se_wcm, stripes_authors, se_authors,
                 real ? " Denoising the photo at &sigma; = 50:" : " Denoising the same noisy face:");
             figure(&h, "denoise_multiscale.png", c2);
             figure(&h, "denoise_wcm_model.png", c1);
@@ -459,8 +463,9 @@ static int run_demo(int argc, char **argv) {
             printf("denoising at sigma %.0f: noisy %.2f dB -> multi-scale %.2f dB, low-pass only %.2f dB\n", DEMO_SIGMA255,
                    psnr_noisy, psnr_ms, psnr_lp);
         if (have_wcm) {
-            printf("wcm-trained model: samples in %.1f s, stripe ratio %.3f (authors' model %.3f, natural images 1.00)",
-                   t_wcm, stripes_wcm, stripes_authors);
+            printf("wcm-trained model: samples in %.1f s, stripe ratio %.3f ± %.3f (authors' model %.3f ± %.3f, "
+                   "natural images 1.00)",
+                   t_wcm, stripes_wcm, se_wcm, stripes_authors, se_authors);
             if (real) printf("; denoising %.2f dB (authors' %.2f dB)", psnr_wcm, psnr_ms);
             printf("\n");
         }

@@ -250,7 +250,8 @@ static void print_tables(const sample_set *sets, int nsets, const sample_set *re
         printf("| %s | %d | %d%s | %.4f |", name, x->count, x->diverged, x->from_log ? "" : "*", x->cmp.pixel_kl);
         for (int j = 0; j < b->levels; j++)
             printf(" %.3f / %.3f / %.3f |", x->cmp.band_kl[j][0], x->cmp.band_kl[j][1], x->cmp.band_kl[j][2]);
-        printf(" %.4f | %.3f | %.3f |", x->cmp.low_kl, x->cmp.stripe_h, x->cmp.stripe_v);
+        printf(" %.4f | %.3f ± %.3f | %.3f ± %.3f |", x->cmp.low_kl, x->cmp.stripe_h, x->cmp.stripe_h_se, x->cmp.stripe_v,
+               x->cmp.stripe_v_se);
         if (with_train) {
             double mean, max;
             nn_summary(x, &mean, &max);
@@ -324,6 +325,10 @@ static void json_set(wcm_json_buf *j, const sample_set *s, const wcm_stats_binni
     json_num(j, "stripe_h", s->cmp.stripe_h);
     wcm_json_buf_puts(j, ", ");
     json_num(j, "stripe_v", s->cmp.stripe_v);
+    wcm_json_buf_puts(j, ", ");
+    json_num(j, "stripe_h_se", s->cmp.stripe_h_se);
+    wcm_json_buf_puts(j, ", ");
+    json_num(j, "stripe_v_se", s->cmp.stripe_v_se);
     wcm_json_buf_puts(j, ",\n   \"per_sample\": [");
     for (int k = 0; k < s->count; k++) {
         wcm_json_buf_puts(j, k ? ",\n    {\"file\": " : "\n    {\"file\": ");
@@ -393,7 +398,7 @@ static int write_outputs(const char *dir, const sample_set *sets, int nsets, con
     wcm_json_buf_puts(&csv, "set,images,diverged,diverged_fraction,pixel_kl,low_kl");
     for (int l = 0; l < b->levels; l++) wcm_json_buf_printf(&csv, ",kl_level%d_h,kl_level%d_v,kl_level%d_d", l, l, l);
     for (int k = 0; k < sp->bands; k++) wcm_json_buf_printf(&csv, ",spectrum_db_%.4g_%.4g", sp->lo[k], sp->hi[k]);
-    wcm_json_buf_puts(&csv, ",stripe_h,stripe_v,nearest_train_psnr_mean,nearest_train_psnr_max\n");
+    wcm_json_buf_puts(&csv, ",stripe_h,stripe_v,nearest_train_psnr_mean,nearest_train_psnr_max,stripe_h_se,stripe_v_se\n");
     wcm_json_buf_puts(&per, "set,file,status,stripe_h,stripe_v,nearest_train_psnr,nearest_train\n");
     for (int s = 0; s < nsets; s++) {
         const sample_set *x = &sets[s];
@@ -408,8 +413,8 @@ static int write_outputs(const char *dir, const sample_set *sets, int nsets, con
             for (int band = 0; band < 3; band++) wcm_json_buf_printf(&csv, ",%.6g", x->cmp.band_kl[l][band]);
         for (int k = 0; k < sp->bands; k++) wcm_json_buf_printf(&csv, ",%.6g", x->cmp.spectrum_db[k]);
         if (with_train) nn_summary(x, &mean, &max);
-        wcm_json_buf_printf(&csv, ",%.6g,%.6g,%.6g,%.6g\n", x->cmp.stripe_h, x->cmp.stripe_v, with_train ? mean : NAN,
-                            with_train ? max : NAN);
+        wcm_json_buf_printf(&csv, ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", x->cmp.stripe_h, x->cmp.stripe_v,
+                            with_train ? mean : NAN, with_train ? max : NAN, x->cmp.stripe_h_se, x->cmp.stripe_v_se);
         for (int k = 0; k < x->count; k++) {
             csv_quoted(&per, name);
             wcm_json_buf_printf(&per, ",%s,%s,%.6g,%.6g,%.6g,%s\n", base_name(x->paths[k]), state_names[x->state[k]],
@@ -535,7 +540,8 @@ const cli_command cmd_eval_samples = {
     "    10 log10(P_samples / P_real) in dB per octave band of spatial frequency;\n"
     "  - the stripe ratios: mean |horizontal difference| at even columns over odd\n"
     "    columns, and the same for rows (1 for natural images; 2-periodic stripes\n"
-    "    move it);\n"
+    "    move it), averaged over the samples, with its standard error (the sd over\n"
+    "    the samples / sqrt(n): compare two sets by it, not by the means alone);\n"
     "  - diverged samples: from SAMPLES_DIR/log.json when `wcm sample` wrote the\n"
     "    folder (a sample diverged or skipped at any net), else the samples that\n"
     "    are not finite or leave [-0.5, 1.5] (use --npy samples: PNGs are clipped);\n"

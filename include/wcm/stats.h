@@ -145,6 +145,8 @@ typedef struct {
     double band_std[WCM_MAX_LEVELS][3];  /* root mean square of the coefficients */
     wcm_radial_spectrum spectrum;
     double stripe_h, stripe_v;           /* mean stripe ratios over the images */
+    double stripe_h_se, stripe_v_se;     /* their standard errors: sd over the images / sqrt(images);
+                                            NaN below 2 images */
 } wcm_set_stats;
 
 /* images: 1 channel, b->h x b->w. */
@@ -158,6 +160,7 @@ typedef struct {
     int spectrum_bands;
     double spectrum_db[WCM_STATS_MAX_FREQ_BANDS]; /* 10 log10(P_samples / P_real) */
     double stripe_h, stripe_v;             /* the samples' mean stripe ratios */
+    double stripe_h_se, stripe_v_se;       /* and their standard errors (NaN below 2 samples) */
     double stripe_h_real, stripe_v_real;   /* the real images' */
 } wcm_stats_comparison;
 
