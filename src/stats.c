@@ -34,6 +34,13 @@ int wcm_stripe_ratio(const wcm_tensor *t, int index, double *horizontal, double 
     return WCM_OK;
 }
 
+double wcm_standard_error(double sum, double sum_sq, int n) {
+    if (n < 2) return NAN;
+    /* Sample variance from the sums, clamped at 0 against rounding. */
+    const double var = (sum_sq - sum * sum / n) / (n - 1);
+    return sqrt(fmax(var, 0.0) / n);
+}
+
 /* Histograms and KL divergence ----------------------------------------------- */
 
 int wcm_binning_index(const wcm_binning *b, double x) {
@@ -204,13 +211,8 @@ int wcm_set_stats_compute(const wcm_tensor *images, const wcm_stats_binning *b, 
     free(finite);
     if (!rc && s->images) rc = wcm_radial_spectrum_compute(images, b->spectrum_bands, &s->spectrum, err);
     if (rc) return rc;
-    s->stripe_h_se = s->stripe_v_se = NAN;
-    if (s->images > 1) {
-        /* Sample variance from the sums; clamped at 0 against rounding. */
-        const double n = s->images, vh = (stripe_sq[0] - s->stripe_h * s->stripe_h / n) / (n - 1),
-                     vv = (stripe_sq[1] - s->stripe_v * s->stripe_v / n) / (n - 1);
-        s->stripe_h_se = sqrt(fmax(vh, 0.0) / n), s->stripe_v_se = sqrt(fmax(vv, 0.0) / n);
-    }
+    s->stripe_h_se = wcm_standard_error(s->stripe_h, stripe_sq[0], s->images);
+    s->stripe_v_se = wcm_standard_error(s->stripe_v, stripe_sq[1], s->images);
     if (s->images) {
         s->stripe_h /= s->images, s->stripe_v /= s->images;
         for (int j = 0; j < b->levels; j++)

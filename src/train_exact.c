@@ -85,7 +85,7 @@ int wcm_exact_group(const wcm_trainer *t, int n, int *images, int *first, wcm_er
 
 /* table[group x width] = every rank's rows (this rank's `local`, n rows, at
  * row `first`); the ranks' sum of disjoint rows is an exact gather. */
-static int gather_rows(wcm_exact_state *s, const wcm_trainer *t, int n, int width, wcm_error *err) {
+static int gather_rows(wcm_exact_state *s, wcm_trainer *t, int n, int width, wcm_error *err) {
     int group, first;
     int rc = wcm_exact_group(t, n, &group, &first, err);
     if (!rc) rc = grow((void **)&s->table, &s->table_cap, (size_t)group * width, sizeof(double), err);
@@ -94,7 +94,7 @@ static int gather_rows(wcm_exact_state *s, const wcm_trainer *t, int n, int widt
     if (n) memcpy(s->table + (size_t)first * width, s->local, sizeof(double) * (size_t)n * width);
     const double t0 = wcm_seconds();
     rc = wcm_comm_allreduce_double(t->comm, s->table, (size_t)group * width, err);
-    ((wcm_trainer *)t)->exact_comm_seconds += wcm_seconds() - t0;
+    t->exact_comm_seconds += wcm_seconds() - t0;
     return rc;
 }
 

@@ -161,7 +161,7 @@ static double stripe_mean(const wcm_tensor *faces, int n, double *se, demo *d) {
         if (wcm_stripe_ratio(faces, k, &hr, NULL, &d->err)) return NAN;
         sum += hr, sq += hr * hr;
     }
-    if (n > 1) *se = sqrt(fmax(sq - sum * sum / n, 0.0) / (n - 1) / n);
+    *se = wcm_standard_error(sum, sq, n);
     return sum / n;
 }
 

@@ -53,6 +53,10 @@ extern "C" {
  * Either output may be NULL. Needs h, w >= 3. */
 int wcm_stripe_ratio(const wcm_tensor *t, int index, double *horizontal, double *vertical, wcm_error *err);
 
+/* Standard error of the mean of n values (sample sd / sqrt(n)) from their sum
+ * and sum of squares; NaN for n < 2. */
+double wcm_standard_error(double sum, double sum_sq, int n);
+
 /* Non-zero when every value of image `index` of a batch is finite. */
 int wcm_image_finite(const wcm_tensor *t, int index);
 
